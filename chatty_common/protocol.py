@@ -1,0 +1,202 @@
+"""A Wyoming event reader with explicit limits, and a handler base class that uses it.
+
+The ``wyoming`` library's reader trusts ``data_length`` and ``payload_length``:
+a client that announces a gigabyte makes the server wait for (and buffer) a
+gigabyte. Chatty's servers read every event through :func:`read_event`, which
+rejects anything over :class:`EventLimits` before reading it, and turn every
+problem into an ``error`` event followed by a clean close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from wyoming.error import Error
+from wyoming.event import Event, async_write_event
+from wyoming.server import AsyncEventHandler
+
+_LOGGER = logging.getLogger(__name__)
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+@dataclass(frozen=True)
+class EventLimits:
+    """Largest parts of one incoming event that a server accepts."""
+
+    max_line_bytes: int = 64 * KIB
+    """The JSON header line (asyncio's stream limit is the same 64 KiB)."""
+
+    max_data_bytes: int = 1 * MIB
+    """The additional JSON data announced by ``data_length``."""
+
+    max_payload_bytes: int = 1 * MIB
+    """The binary payload announced by ``payload_length`` (32 s of 16 kHz audio)."""
+
+
+DEFAULT_LIMITS = EventLimits()
+
+
+class RequestError(Exception):
+    """A client's request cannot be served; sent to it as an ``error`` event."""
+
+    def __init__(self, text: str, code: str = "bad-request") -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
+
+
+class ClientGone(Exception):
+    """The client closed the connection in the middle of an event."""
+
+
+def _length(header: dict[str, Any], key: str, limit: int) -> int:
+    value = header.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(f"{key} must be a whole number, got {value!r}", "protocol-error")
+    if value < 0:
+        raise RequestError(f"{key} must not be negative, got {value}", "protocol-error")
+    if value > limit:
+        raise RequestError(f"{key} {value} is over this server's limit of {limit} bytes", "too-large")
+    return value
+
+
+async def _read_exactly(reader: asyncio.StreamReader, count: int) -> bytes:
+    try:
+        return await reader.readexactly(count)
+    except asyncio.IncompleteReadError as err:
+        raise ClientGone(f"connection closed after {len(err.partial)} of {count} bytes") from err
+
+
+async def read_event(reader: asyncio.StreamReader, limits: EventLimits = DEFAULT_LIMITS) -> Event | None:
+    """Read one event; None at a clean end of stream.
+
+    Raises :class:`RequestError` for a malformed or oversized event and
+    :class:`ClientGone` when the stream ends inside an event.
+    """
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as err:
+        if not err.partial.strip():
+            return None
+        raise ClientGone("connection closed inside an event header") from err
+    except asyncio.LimitOverrunError as err:
+        raise RequestError(
+            f"event header line is longer than {limits.max_line_bytes} bytes", "too-large"
+        ) from err
+
+    if len(line) > limits.max_line_bytes:
+        raise RequestError(f"event header line is longer than {limits.max_line_bytes} bytes", "too-large")
+
+    try:
+        header = json.loads(line)
+    except ValueError as err:
+        raise RequestError(f"event header is not valid JSON: {err}", "protocol-error") from err
+    if not isinstance(header, dict):
+        raise RequestError("event header must be a JSON object", "protocol-error")
+
+    event_type = header.get("type")
+    if not isinstance(event_type, str) or not event_type:
+        raise RequestError("event header has no 'type' string", "protocol-error")
+
+    data = header.get("data")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RequestError("event 'data' must be a JSON object", "protocol-error")
+
+    data_length = _length(header, "data_length", limits.max_data_bytes)
+    payload_length = _length(header, "payload_length", limits.max_payload_bytes)
+
+    if data_length:
+        data_bytes = await _read_exactly(reader, data_length)
+        try:
+            extra = json.loads(data_bytes)
+        except ValueError as err:
+            raise RequestError(f"event data is not valid JSON: {err}", "protocol-error") from err
+        if not isinstance(extra, dict):
+            raise RequestError("event data must be a JSON object", "protocol-error")
+        data.update(extra)
+
+    payload = await _read_exactly(reader, payload_length) if payload_length else None
+    return Event(type=event_type, data=data, payload=payload)
+
+
+class LimitedEventHandler(AsyncEventHandler):
+    """Base class for Chatty's per-connection handlers.
+
+    Reads events through :func:`read_event`. Outgoing events go through one
+    ordered outbox (:meth:`send`), so events produced by background work (a
+    partial transcript, a synthesized sentence) never overtake or interleave
+    with the replies of ``handle_event``. A :class:`RequestError`, raised by
+    the reader or by ``handle_event``, is sent as an ``error`` event and the
+    connection is closed; an unexpected exception is logged, reported as an
+    internal error, and also closes only this connection. The server keeps
+    serving everyone else.
+    """
+
+    limits: EventLimits = DEFAULT_LIMITS
+    close_timeout: float = 5.0
+    """Seconds to let queued events reach the client before closing."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        super().__init__(reader, writer)
+        self._outbox: asyncio.Queue[Event] = asyncio.Queue()
+        self._client_gone = False
+
+    def send(self, event: Event) -> None:
+        """Queue an event for the client, after everything queued before it."""
+        self._outbox.put_nowait(event)
+
+    async def _send_loop(self) -> None:
+        while True:
+            event = await self._outbox.get()
+            try:
+                if not self._client_gone:
+                    await async_write_event(event, self.writer)
+            except (ConnectionError, RuntimeError) as err:
+                _LOGGER.debug("Could not write to client: %s", err)
+                self._client_gone = True
+            finally:
+                self._outbox.task_done()
+
+    async def run(self) -> None:
+        self._is_running = True
+        sender = asyncio.create_task(self._send_loop(), name="wyoming event sender")
+        try:
+            while self._is_running:
+                try:
+                    event = await read_event(self.reader, self.limits)
+                    if event is None:
+                        break
+                    if not await self.handle_event(event):
+                        break
+                except RequestError as err:
+                    _LOGGER.info("Rejected a client request: %s", err.text)
+                    self.send(Error(text=err.text, code=err.code).event())
+                    break
+                except (ClientGone, ConnectionError) as err:
+                    _LOGGER.debug("Client went away: %s", err)
+                    self._client_gone = True
+                    break
+                except Exception:
+                    _LOGGER.exception("Unexpected error while handling a client")
+                    self.send(
+                        Error(text="internal server error (see the server log)", code="internal").event()
+                    )
+                    break
+        finally:
+            await self.disconnect()
+            try:
+                await asyncio.wait_for(self._outbox.join(), self.close_timeout)
+            except TimeoutError:
+                _LOGGER.debug("Client did not take its last events in time")
+            sender.cancel()
+            self.writer.close()

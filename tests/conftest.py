@@ -1,0 +1,111 @@
+"""Fixtures: real servers started as subprocesses on free loopback ports, and the spoken test clips."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from wyoming.event import read_event
+
+CLIPS_DIR = Path(__file__).parent / "data" / "clips"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words without punctuation, for comparing transcripts."""
+    return re.sub(r"[^\w' ]+", " ", text.lower()).split()
+
+
+class ServerProcess:
+    """A Chatty server running as its own process, as users run it."""
+
+    def __init__(self, module: str, args: list[str], log_path: Path) -> None:
+        self.port = free_port()
+        self.uri = f"tcp://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", module, "--uri", self.uri, *args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2.0) as sock:
+                    sock.sendall(b'{"type": "describe"}\n')
+                    event = read_event(sock.makefile("rb"))
+                if event is not None and event.type == "info":
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"server did not answer describe within {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def clips() -> dict[str, str]:
+    """Clip file name -> the words spoken in it."""
+    manifest = json.loads((CLIPS_DIR / "clips.json").read_text())
+    return {name: text for name, text in manifest.items() if not name.startswith("_")}
+
+
+@pytest.fixture(scope="session")
+def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Start a server module with extra arguments; every server is stopped at the end."""
+    started: list[ServerProcess] = []
+
+    def _start(module: str, *args: str, ready: bool = True) -> ServerProcess:
+        folder = tmp_path_factory.mktemp(module)
+        server = ServerProcess(module, [*args], folder / "server.log")
+        started.append(server)
+        if ready:
+            server.wait_ready()
+        return server
+
+    yield _start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def stt_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stt-data")
+
+
+@pytest.fixture(scope="session")
+def stt_server(start_server, stt_data_dir: Path) -> ServerProcess:
+    """The STT server with its defaults (bundled tiny.en, offline)."""
+    return start_server("wyoming_chatty_stt", "--data-dir", str(stt_data_dir))

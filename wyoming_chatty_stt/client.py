@@ -1,0 +1,129 @@
+"""Stream a WAV file to a Wyoming STT server the way a satellite would, and time the answer.
+
+``python -m wyoming_chatty_stt.client FILE.wav --uri tcp://127.0.0.1:10300``
+prints the transcript and how long after ``audio-stop`` it arrived. The
+benchmark, the demo and the tests use :func:`stream_wav`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wyoming.asr import Transcribe, Transcript
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncClient
+from wyoming.error import Error
+from wyoming.event import Event
+
+
+@dataclass
+class StreamResult:
+    """What the server sent back, with the time of each event after ``audio-start``."""
+
+    events: list[tuple[float, Event]] = field(default_factory=list)
+    audio_stop_at: float = 0.0
+
+    @property
+    def transcript(self) -> str | None:
+        for _, event in self.events:
+            if Transcript.is_type(event.type):
+                return Transcript.from_event(event).text
+        return None
+
+    @property
+    def error(self) -> str | None:
+        for _, event in self.events:
+            if Error.is_type(event.type):
+                return Error.from_event(event).text
+        return None
+
+    @property
+    def latency(self) -> float | None:
+        """Seconds from ``audio-stop`` to the final ``transcript``."""
+        for at, event in self.events:
+            if Transcript.is_type(event.type):
+                return at - self.audio_stop_at
+        return None
+
+    @property
+    def types(self) -> list[str]:
+        return [event.type for _, event in self.events]
+
+
+def read_wav(path: str | Path) -> tuple[bytes, int, int, int]:
+    """PCM bytes, rate, width and channels of a WAV file."""
+    with wave.open(str(path), "rb") as wav:
+        return wav.readframes(wav.getnframes()), wav.getframerate(), wav.getsampwidth(), wav.getnchannels()
+
+
+async def stream_wav(
+    uri: str,
+    path: str | Path,
+    *,
+    language: str | None = None,
+    realtime: bool = True,
+    trailing_silence: float = 0.7,
+    samples_per_chunk: int = 1024,
+    timeout: float = 60.0,
+) -> StreamResult:
+    """Send the file (plus trailing silence) as audio chunks, paced at real time if asked,
+    then ``audio-stop``; collect events until ``transcript-stop``, ``error`` or close."""
+    pcm, rate, width, channels = read_wav(path)
+    frame = width * channels
+    pcm += bytes(int(trailing_silence * rate) * frame)
+    step = samples_per_chunk * frame
+    result = StreamResult()
+    async with AsyncClient.from_uri(uri) as client:
+        started = time.monotonic()
+
+        async def collect() -> None:
+            while True:
+                event = await client.read_event()
+                if event is None:
+                    return
+                result.events.append((time.monotonic() - started, event))
+                if event.type in ("transcript-stop", "error"):
+                    return
+
+        reader = asyncio.create_task(collect())
+        try:
+            await client.write_event(Transcribe(language=language).event())
+            await client.write_event(AudioStart(rate, width, channels, timestamp=0).event())
+            for offset in range(0, len(pcm), step):
+                if reader.done():  # the server answered early (an error) or hung up
+                    break
+                await client.write_event(AudioChunk(rate, width, channels, pcm[offset : offset + step]).event())
+                if realtime:
+                    due = started + (offset + step) / (rate * frame)
+                    await asyncio.sleep(max(0.0, due - time.monotonic()))
+            result.audio_stop_at = time.monotonic() - started
+            if not reader.done():
+                await client.write_event(AudioStop().event())
+            await asyncio.wait_for(reader, timeout)
+        finally:
+            reader.cancel()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Transcribe a WAV file with a Wyoming STT server.")
+    parser.add_argument("wav", help="16-bit PCM WAV file")
+    parser.add_argument("--uri", default="tcp://127.0.0.1:10300")
+    parser.add_argument("--language")
+    parser.add_argument("--fast", action="store_true", help="send as fast as possible, not at real time")
+    args = parser.parse_args()
+    result = asyncio.run(stream_wav(args.uri, args.wav, language=args.language, realtime=not args.fast))
+    if result.error:
+        raise SystemExit(f"error: {result.error}")
+    print(result.transcript)
+    if result.latency is not None:
+        print(f"transcript {result.latency * 1000:.0f} ms after audio-stop")
+
+
+if __name__ == "__main__":
+    main()

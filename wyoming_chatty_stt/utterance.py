@@ -1,0 +1,252 @@
+"""One utterance, from ``audio-start`` to ``audio-stop``: buffer, speech tracking, speculative decodes.
+
+While audio streams in, the utterance
+
+* decodes what it has about once a second while the user speaks, and turns
+  the words two successive decodes agree on into partial text;
+* starts a full-quality decode as soon as speech has been followed by a short
+  silence (``endpoint_silence``), which is usually long before the client
+  (HA waits for 0.7 s of silence) sends ``audio-stop``.
+
+At ``audio-stop`` that decode is the answer if no speech came after the audio
+it covered; otherwise the utterance decodes again. Audio is converted to
+16 kHz mono float32 on arrival and kept in a bounded buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from chatty_common.audio import PcmFormat, PcmToFloat
+from chatty_common.protocol import RequestError
+
+from .scheduler import DecodeJob, DecodeScheduler, Priority, Snapshot
+from .transcriber import SAMPLE_RATE, DecodeOptions, Recognition
+from .vad import FRAME, SpeechDetector
+
+
+@dataclass(frozen=True)
+class StreamingSettings:
+    """How eagerly the server decodes ahead of ``audio-stop``."""
+
+    max_seconds: float = 30.0
+    endpoint_silence: float = 0.2
+    progress_interval: float = 1.0  # 0 disables partial text
+    speech_threshold: float = 0.3
+
+
+class AudioBuffer:
+    """Growable float32 buffer with a hard size limit; views of it stay valid."""
+
+    def __init__(self, max_samples: int) -> None:
+        self.max_samples = max_samples
+        self._data = np.zeros(SAMPLE_RATE, dtype=np.float32)
+        self.size = 0
+
+    def append(self, samples: np.ndarray) -> None:
+        end = self.size + samples.size
+        if end > self._data.size:
+            grown = np.zeros(min(max(end, 2 * self._data.size), self.max_samples), dtype=np.float32)
+            grown[: self.size] = self._data[: self.size]
+            self._data = grown
+        self._data[self.size : end] = samples
+        self.size = end
+
+    def view(self) -> np.ndarray:
+        return self._data[: self.size]
+
+
+_NOT_WORD = re.compile(r"[^\w']+")
+
+
+def _norm(word: str) -> str:
+    return _NOT_WORD.sub("", word.lower())
+
+
+class Utterance:
+    """The audio of one request and the decodes made of it."""
+
+    def __init__(
+        self,
+        fmt: PcmFormat,
+        options: DecodeOptions,
+        *,
+        scheduler: DecodeScheduler,
+        settings: StreamingSettings,
+        vad_executor: Executor,
+        on_partial: Callable[[str], None],
+    ) -> None:
+        self.options = options
+        self._converter = PcmToFloat(fmt, SAMPLE_RATE)
+        self._scheduler = scheduler
+        self._settings = settings
+        self._vad_executor = vad_executor
+        self._on_partial = on_partial
+        self._audio = AudioBuffer(int(settings.max_seconds * SAMPLE_RATE))
+        self._vad = SpeechDetector()
+        self._frames = 0
+        self._speech_end = 0  # sample just after the last frame that held speech
+        self._heard_speech = False
+        self._waiting: DecodeJob | None = None
+        self._running: set[DecodeJob] = set()
+        self._full_jobs: set[DecodeJob] = set()
+        self._best: Recognition | None = None
+        self._last_progress_at = 0
+        self._finished = False
+        self._hypothesis: list[str] = []
+        self._confirmed: list[str] = []
+
+    # -- audio in ---------------------------------------------------------
+
+    async def add_audio(self, pcm: bytes) -> None:
+        await self._ingest(self._converter.convert(pcm))
+        self._schedule()
+
+    async def _ingest(self, samples: np.ndarray) -> None:
+        if samples.size == 0:
+            return
+        if self._audio.size + samples.size > self._audio.max_samples:
+            raise RequestError(
+                f"audio is longer than this server's limit of {self._settings.max_seconds:g} s "
+                "(--max-seconds)",
+                "audio-too-long",
+            )
+        self._audio.append(samples)
+        loop = asyncio.get_running_loop()
+        probs = await loop.run_in_executor(self._vad_executor, self._vad.process, samples)
+        voiced = np.flatnonzero(probs >= self._settings.speech_threshold)
+        if voiced.size:
+            self._heard_speech = True
+            self._speech_end = (self._frames + int(voiced[-1]) + 1) * FRAME
+        self._frames += probs.size
+
+    # -- deciding what to decode ------------------------------------------
+
+    def _schedule(self) -> None:
+        if not self._heard_speech:
+            return
+        received = self._audio.size
+        silence = received - self._speech_end
+        if silence >= self._settings.endpoint_silence * SAMPLE_RATE:
+            if not self._covered(self._speech_end):
+                self._request(Priority.ENDPOINT)
+        elif (
+            self._settings.progress_interval > 0
+            and self._waiting is None
+            and not self._running
+            and received - self._last_progress_at >= self._settings.progress_interval * SAMPLE_RATE
+        ):
+            self._last_progress_at = received
+            self._request(Priority.PROGRESS)
+
+    def _covered(self, samples: int) -> bool:
+        """Is (or will) a full-quality decode cover the first ``samples`` samples?"""
+        if self._best is not None and self._best.samples >= samples:
+            return True
+        if any(job.covers is not None and job.covers >= samples for job in self._running & self._full_jobs):
+            return True
+        return self._waiting is not None and self._waiting.priority >= Priority.ENDPOINT
+
+    def _request(self, priority: Priority) -> DecodeJob:
+        if self._waiting is not None:
+            self._waiting.priority = max(self._waiting.priority, priority)
+            return self._waiting
+        job = self._scheduler.submit(priority, self._snapshot)
+        job.result.add_done_callback(lambda _future, job=job: self._on_decoded(job))
+        self._waiting = job
+        return job
+
+    def _snapshot(self, job: DecodeJob) -> Snapshot:
+        """Called by a worker when ``job`` starts: the audio so far and how to decode it."""
+        if self._waiting is job:
+            self._waiting = None
+        self._running.add(job)
+        full = job.priority >= Priority.ENDPOINT or self.options.beam_size == 1
+        if full:
+            self._full_jobs.add(job)
+            return self._audio.view(), self.options
+        return self._audio.view(), replace(self.options, beam_size=1)
+
+    def _on_decoded(self, job: DecodeJob) -> None:
+        self._running.discard(job)
+        if job.result.cancelled() or job.result.exception() is not None:
+            self._full_jobs.discard(job)
+            return
+        recognition = job.result.result()
+        if job in self._full_jobs:
+            self._full_jobs.discard(job)
+            if self._best is None or recognition.samples > self._best.samples:
+                self._best = recognition
+        if not self._finished:
+            self._confirm_words(recognition.text)
+
+    # -- partial text -----------------------------------------------------
+
+    def _confirm_words(self, text: str) -> None:
+        """Emit the words this decode and the previous one agree on (and not emitted yet)."""
+        words = text.split()
+        normed = [_norm(w) for w in words]
+        agreed = 0
+        for old, new in zip(self._hypothesis, normed, strict=False):
+            if old != new:
+                break
+            agreed += 1
+        self._hypothesis = normed
+        done = len(self._confirmed)
+        if agreed > done and normed[:done] == [_norm(w) for w in self._confirmed]:
+            fresh = words[done:agreed]
+            self._confirmed.extend(fresh)
+            self._on_partial((" " if done else "") + " ".join(fresh))
+
+    def rest_of(self, final_text: str) -> str | None:
+        """The part of the final text not yet sent as partial text, if the partials are its prefix."""
+        words = final_text.split()
+        done = len(self._confirmed)
+        if done == 0 or len(words) <= done:
+            return None
+        if [_norm(w) for w in words[:done]] != [_norm(w) for w in self._confirmed]:
+            return None
+        return " " + " ".join(words[done:])
+
+    # -- audio-stop ---------------------------------------------------------
+
+    async def finish(self) -> Recognition:
+        """The final recognition of all the audio, reusing a speculative decode when it covers the speech."""
+        self._finished = True
+        await self._ingest(self._converter.flush())
+        if not self._heard_speech:
+            return Recognition(self._audio.size, "", self.options.language, 0.0)
+        while True:
+            if self._best is not None and self._best.samples >= self._speech_end:
+                return self._best
+            covering = [
+                job
+                for job in self._running & self._full_jobs
+                if job.covers is not None and job.covers >= self._speech_end
+            ]
+            job = covering[0] if covering else self._request(Priority.FINAL)
+            try:
+                await asyncio.shield(job.result)
+            except asyncio.CancelledError:
+                if job.result.cancelled():
+                    raise RequestError("the transcription was cancelled", "internal") from None
+                raise
+            except Exception as err:
+                raise RequestError(f"transcription failed: {err}", "internal") from err
+
+    def close(self) -> None:
+        """Drop a decode that has not started; the utterance is no longer wanted."""
+        self._finished = True
+        if self._waiting is not None:
+            self._scheduler.withdraw(self._waiting)
+            self._waiting = None
+
+    @property
+    def seconds(self) -> float:
+        return self._audio.size / SAMPLE_RATE
