@@ -97,7 +97,8 @@ async def stream_wav(
             for offset in range(0, len(pcm), step):
                 if reader.done():  # the server answered early (an error) or hung up
                     break
-                await client.write_event(AudioChunk(rate, width, channels, pcm[offset : offset + step]).event())
+                chunk = AudioChunk(rate, width, channels, pcm[offset : offset + step])
+                await client.write_event(chunk.event())
                 if realtime:
                     due = started + (offset + step) / (rate * frame)
                     await asyncio.sleep(max(0.0, due - time.monotonic()))

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The README's test command: install everything the tests need, lint, run the test suite.
+#   scripts/test.sh [PYTEST-ARGS...]
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+scripts/setup.sh stt,stt-base,dev
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+exec .venv/bin/python -m pytest "$@"
