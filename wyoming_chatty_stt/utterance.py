@@ -9,7 +9,9 @@ While audio streams in, the utterance
   (HA waits for 0.7 s of silence) sends ``audio-stop``.
 
 At ``audio-stop`` that decode is the answer if no speech came after the audio
-it covered; otherwise the utterance decodes again. Audio is converted to
+it covered; otherwise the utterance decodes again. All this happens only while
+audio arrives live: a recording sent faster than real time is decoded once,
+at ``audio-stop``. Audio is converted to
 16 kHz mono float32 on arrival and kept in a bounded buffer.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
@@ -98,6 +101,7 @@ class Utterance:
         self._full_jobs: set[DecodeJob] = set()
         self._best: Recognition | None = None
         self._last_progress_at = 0
+        self._first_audio_at: float | None = None
         self._finished = False
         self._hypothesis: list[str] = []
         self._confirmed: list[str] = []
@@ -105,8 +109,16 @@ class Utterance:
     # -- audio in ---------------------------------------------------------
 
     async def add_audio(self, pcm: bytes) -> None:
+        if self._first_audio_at is None:
+            self._first_audio_at = time.monotonic()
         await self._ingest(self._converter.convert(pcm))
         self._schedule()
+
+    def _live(self) -> bool:
+        """Is audio arriving at about real-time pace (not a recording sent all at once)?"""
+        assert self._first_audio_at is not None
+        ahead = self._audio.size / SAMPLE_RATE - (time.monotonic() - self._first_audio_at)
+        return ahead < 1.0
 
     async def _ingest(self, samples: np.ndarray) -> None:
         if samples.size == 0:
@@ -129,7 +141,8 @@ class Utterance:
     # -- deciding what to decode ------------------------------------------
 
     def _schedule(self) -> None:
-        if not self._heard_speech:
+        if not self._heard_speech or not self._live():
+            # A recording sent faster than real time ends in a moment: decode it once, at audio-stop.
             return
         received = self._audio.size
         silence = received - self._speech_end
