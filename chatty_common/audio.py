@@ -78,9 +78,7 @@ class PcmToFloat:
         self.target_rate = target_rate
         self._pending = b""
         self._resampler = (
-            soxr.ResampleStream(fmt.rate, target_rate, 1, dtype="float32")
-            if fmt.rate != target_rate
-            else None
+            soxr.ResampleStream(fmt.rate, target_rate, 1, dtype="float32") if fmt.rate != target_rate else None
         )
 
     def convert(self, pcm: bytes) -> np.ndarray:

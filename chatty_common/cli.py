@@ -51,9 +51,7 @@ def add_common_args(
         help=f"folder for models and caches (default: {default_data_dir(service)})",
     )
     parser.add_argument("--debug", action="store_true", help="log DEBUG messages")
-    parser.add_argument(
-        "--log-format", default=DEFAULT_LOG_FORMAT, help="format of log lines (Python logging syntax)"
-    )
+    parser.add_argument("--log-format", default=DEFAULT_LOG_FORMAT, help="format of log lines (Python logging syntax)")
     parser.add_argument("--version", action="version", version=__version__)
 
 

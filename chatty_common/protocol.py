@@ -88,9 +88,7 @@ async def read_event(reader: asyncio.StreamReader, limits: EventLimits = DEFAULT
             return None
         raise ClientGone("connection closed inside an event header") from err
     except asyncio.LimitOverrunError as err:
-        raise RequestError(
-            f"event header line is longer than {limits.max_line_bytes} bytes", "too-large"
-        ) from err
+        raise RequestError(f"event header line is longer than {limits.max_line_bytes} bytes", "too-large") from err
 
     if len(line) > limits.max_line_bytes:
         raise RequestError(f"event header line is longer than {limits.max_line_bytes} bytes", "too-large")
@@ -149,11 +147,22 @@ class LimitedEventHandler(AsyncEventHandler):
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         super().__init__(reader, writer)
         self._outbox: asyncio.Queue[Event] = asyncio.Queue()
+        self._room = asyncio.Event()
         self._client_gone = False
 
     def send(self, event: Event) -> None:
         """Queue an event for the client, after everything queued before it."""
         self._outbox.put_nowait(event)
+
+    async def wait_for_room(self, max_queued: int) -> None:
+        """Wait until at most ``max_queued`` events wait to be written (a slow client holds back producers)."""
+        while self._outbox.qsize() > max_queued and not self._client_gone:
+            self._room.clear()
+            await self._room.wait()
+
+    @property
+    def client_gone(self) -> bool:
+        return self._client_gone
 
     async def _send_loop(self) -> None:
         while True:
@@ -166,6 +175,7 @@ class LimitedEventHandler(AsyncEventHandler):
                 self._client_gone = True
             finally:
                 self._outbox.task_done()
+                self._room.set()
 
     async def run(self) -> None:
         self._is_running = True
@@ -188,9 +198,7 @@ class LimitedEventHandler(AsyncEventHandler):
                     break
                 except Exception:
                     _LOGGER.exception("Unexpected error while handling a client")
-                    self.send(
-                        Error(text="internal server error (see the server log)", code="internal").event()
-                    )
+                    self.send(Error(text="internal server error (see the server log)", code="internal").event())
                     break
         finally:
             await self.disconnect()

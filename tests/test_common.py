@@ -35,9 +35,7 @@ def test_stereo_is_mixed_and_rate_is_converted_in_small_chunks():
     stereo = np.stack([tone, tone], axis=1).reshape(-1)
     pcm = (stereo * 32767).astype("<i2").tobytes()
     converter = PcmToFloat(PcmFormat(24000, 2, 2), 16000)
-    pieces = [
-        converter.convert(pcm[i : i + 1001]) for i in range(0, len(pcm), 1001)
-    ]  # odd sizes split frames
+    pieces = [converter.convert(pcm[i : i + 1001]) for i in range(0, len(pcm), 1001)]  # odd sizes split frames
     out = np.concatenate([*pieces, converter.flush()])
     assert abs(out.size - 16000) <= 2
     spectrum = np.abs(np.fft.rfft(out[2000:14000]))
@@ -69,9 +67,7 @@ async def _read(raw: bytes, limits: EventLimits | None = None):
 
 async def test_reader_returns_payload_and_data():
     data = json.dumps({"text": "hi"}).encode()
-    header = json.dumps(
-        {"type": "transcript", "data": {"a": 1}, "data_length": len(data), "payload_length": 3}
-    )
+    header = json.dumps({"type": "transcript", "data": {"a": 1}, "data_length": len(data), "payload_length": 3})
     event = await _read(header.encode() + b"\n" + data + b"abc")
     assert event.type == "transcript"
     assert event.data == {"a": 1, "text": "hi"}

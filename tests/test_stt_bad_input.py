@@ -161,9 +161,7 @@ async def test_vanishing_clients_leave_nothing_behind(stt_server, clips):
 
     async def vanish(round_: int) -> None:
         _reader, writer = await asyncio.open_connection(host, int(port))
-        writer.write(
-            _frame({"type": "audio-start", "data": {"rate": rate, "width": width, "channels": channels}})
-        )
+        writer.write(_frame({"type": "audio-start", "data": {"rate": rate, "width": width, "channels": channels}}))
         chunk = AudioChunk(rate, width, channels, pcm).event()
         header = {"type": "audio-chunk", "data": chunk.data, "payload_length": len(pcm)}
         if round_ % 3 == 0:  # gone in the middle of a payload

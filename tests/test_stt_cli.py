@@ -64,9 +64,7 @@ def test_health_check_exit_codes(stt_server):
     healthy = _run("wyoming_chatty_stt.health_check", "--uri", stt_server.uri)
     assert healthy.returncode == 0, healthy.stderr
     assert "healthy" in healthy.stdout
-    nobody = _run(
-        "wyoming_chatty_stt.health_check", "--uri", f"tcp://127.0.0.1:{free_port()}", "--timeout", "2"
-    )
+    nobody = _run("wyoming_chatty_stt.health_check", "--uri", f"tcp://127.0.0.1:{free_port()}", "--timeout", "2")
     assert nobody.returncode == 1
     assert "unhealthy" in nobody.stderr
 

@@ -51,9 +51,7 @@ async def test_streaming_events_arrive_in_order_while_audio_flows(stt_server, cl
     assert types[-2:] == ["transcript", "transcript-stop"]
     assert set(types[1:-2]) == {"transcript-chunk"}
     # Partial text is sent while the user is still talking, not only at the end.
-    early = [
-        at for at, event in result.events if event.type == "transcript-chunk" and at < result.audio_stop_at
-    ]
+    early = [at for at, event in result.events if event.type == "transcript-chunk" and at < result.audio_stop_at]
     assert early, f"no partial transcript before audio-stop: {result.events}"
     partial = "".join(event.data["text"] for _, event in result.events if event.type == "transcript-chunk")
     assert words(partial) == words(result.transcript) == words(clips["robot.wav"])

@@ -61,9 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument("--language", default="auto", help="language code, or auto to detect (default: auto)")
     model.add_argument("--beam-size", type=_positive_int, default=1, help="beam size (default: 1)")
-    model.add_argument(
-        "--compute-type", help="CTranslate2 compute type (default: int8 on cpu, float16 on cuda)"
-    )
+    model.add_argument("--compute-type", help="CTranslate2 compute type (default: int8 on cpu, float16 on cuda)")
     model.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device (default: cpu)")
     model.add_argument(
         "--cpu-threads",
@@ -72,9 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="threads per decode (default: all cores)",
     )
     model.add_argument("--initial-prompt", help="text to prime the decoder with (names, jargon)")
-    model.add_argument(
-        "--local-files-only", action="store_true", help="never download a model; use only files on disk"
-    )
+    model.add_argument("--local-files-only", action="store_true", help="never download a model; use only files on disk")
     serving = parser.add_argument_group("serving")
     serving.add_argument(
         "--workers",

@@ -68,9 +68,7 @@ class DecodeScheduler:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._work(), name=f"decode worker {n}") for n in range(self._workers)
-        ]
+        self._tasks = [asyncio.create_task(self._work(), name=f"decode worker {n}") for n in range(self._workers)]
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -105,9 +103,7 @@ class DecodeScheduler:
             self._waiting.discard(job)
             try:
                 audio, options = job.take_snapshot()
-                recognition = await loop.run_in_executor(
-                    self._pool, self._transcriber.transcribe, audio, options
-                )
+                recognition = await loop.run_in_executor(self._pool, self._transcriber.transcribe, audio, options)
             except asyncio.CancelledError:
                 if not job.result.done():
                     job.result.cancel()

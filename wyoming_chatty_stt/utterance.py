@@ -125,8 +125,7 @@ class Utterance:
             return
         if self._audio.size + samples.size > self._audio.max_samples:
             raise RequestError(
-                f"audio is longer than this server's limit of {self._settings.max_seconds:g} s "
-                "(--max-seconds)",
+                f"audio is longer than this server's limit of {self._settings.max_seconds:g} s (--max-seconds)",
                 "audio-too-long",
             )
         self._audio.append(samples)

@@ -1,0 +1,175 @@
+"""Command line and start-up of the TTS server: ``python -m wyoming_chatty_tts``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+
+from chatty_common.cli import add_common_args, check_uri, setup_logging
+from chatty_common.server import serve
+
+from .engine import KokoroEngine
+from .handler import TtsEventHandler, TtsSettings
+from .info import build_info
+from .models import ModelError, bundled_model, choose_fastest, float_version, is_int8, median_time
+from .phonemes import Phonemizer
+from .voices import VoiceBank, VoiceError
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_PORT = 10200
+CALIBRATION = "The weather today is sunny, with a light breeze in the afternoon."
+
+
+def _speed(text: str) -> float:
+    value = float(text)
+    if not 0.5 <= value <= 2.0:
+        raise argparse.ArgumentTypeError(f"must be between 0.5 and 2.0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wyoming-chatty-tts", description="Wyoming text-to-speech server on Kokoro-82M (ONNX Runtime)."
+    )
+    add_common_args(parser, default_port=DEFAULT_PORT, zeroconf_name="chatty-tts", service="tts")
+    model = parser.add_argument_group("model and voices")
+    model.add_argument(
+        "--model",
+        type=Path,
+        help="Kokoro ONNX file (kokoro-v1.0.onnx, .fp16.onnx or .int8.onnx); default: the bundled int8 model",
+    )
+    model.add_argument(
+        "--precision",
+        choices=("auto", "int8", "float"),
+        default="auto",
+        help="for an int8 model: run it as is, as float weights rewritten from it, or whichever is "
+        "faster on this CPU, measured once (default: auto)",
+    )
+    model.add_argument("--voice", default="jf_alpha", help="default voice, or a blend a:0.7+b:0.3 (default: jf_alpha)")
+    model.add_argument(
+        "--voices", type=Path, action="append", default=[], metavar="FILE",
+        help="a voice pack such as voices-v1.0.bin (repeatable)",
+    )  # fmt: skip
+    model.add_argument(
+        "--voices-dir",
+        type=Path,
+        help="folder of voice files (.npy, .pt, .pth: shape 510x1x256) and voice packs",
+    )
+    model.add_argument("--language", default="en-us", help="espeak-ng language of the text (default: en-us)")
+    model.add_argument("--speed", type=_speed, default=1.0, help="speaking rate, 0.5 to 2.0 (default: 1.0)")
+    model.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        help="threads per synthesis (default: all cores)",
+    )
+    model.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device (default: cpu)")
+    serving = parser.add_argument_group("serving")
+    serving.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="syntheses that run at once; clients take turns (default: 1)",
+    )
+    serving.add_argument(
+        "--samples-per-chunk",
+        type=_positive_int,
+        default=1024,
+        help="samples per audio-chunk event (default: 1024)",
+    )
+    return parser
+
+
+def load_voices(args: argparse.Namespace) -> VoiceBank:
+    voices = VoiceBank()
+    count = voices.add_bundled()
+    for pack in args.voices:
+        count += voices.add_pack(pack)
+    if args.voices_dir is not None:
+        if not args.voices_dir.is_dir():
+            raise VoiceError(f"--voices-dir {args.voices_dir} is not a folder")
+        count += voices.add_folder(args.voices_dir)
+    if not voices.names:
+        raise VoiceError("no voices: install chatty[tts] for the bundled ones, or pass --voices / --voices-dir")
+    voices.style(args.voice)  # the default voice must exist
+    _LOGGER.info("%d voices: %s", len(voices.names), ", ".join(voices.names))
+    return voices
+
+
+def prepare_model(args: argparse.Namespace, voices: VoiceBank) -> Path:
+    """The model file to run: the user's or the bundled one, int8 or its float rewrite."""
+    kokoro_dir = args.data_dir / "kokoro"
+    if args.model is not None:
+        if not args.model.is_file():
+            raise ModelError(f"--model {args.model} does not exist")
+        model = args.model
+    else:
+        model = bundled_model(kokoro_dir)
+    if args.precision == "int8" or not is_int8(model):
+        return model
+    rewritten = float_version(model, kokoro_dir)
+    if args.precision == "float":
+        return rewritten
+    phonemizer = Phonemizer(args.language)
+    tokens = phonemizer.tokens(phonemizer.phonemes(CALIBRATION))
+    style = voices.style(args.voice)
+
+    def seconds_per_sentence(path: Path) -> float:
+        engine = KokoroEngine(path, threads=args.threads, device=args.device, language=args.language)
+        return median_time(lambda: engine.run(tokens, style, 1.0))
+
+    choice, path = choose_fastest({"int8": model, "float": rewritten}, kokoro_dir, seconds_per_sentence)
+    _LOGGER.info("Running the %s form of %s (fastest on this CPU)", choice, model.name)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_uri(parser, args)
+    setup_logging(args)
+    try:
+        voices = load_voices(args)
+        model = prepare_model(args, voices)
+        engine = KokoroEngine(model, threads=args.threads, device=args.device, language=args.language)
+    except (ModelError, VoiceError) as err:
+        sys.exit(f"wyoming-chatty-tts: {err}")
+    except RuntimeError as err:
+        sys.exit(f"wyoming-chatty-tts: {err}")
+    # Warm up so the first client gets full speed.
+    for _ in engine.synthesize("Ready.", voices.style(args.voice), args.speed):
+        pass
+    settings = TtsSettings(default_voice=args.voice, speed=args.speed, samples_per_chunk=args.samples_per_chunk)
+    info = build_info(voices, args.language)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args, info, engine, voices, settings))
+
+
+async def _serve(args: argparse.Namespace, info, engine, voices, settings) -> None:
+    executor = ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="kokoro")
+    try:
+        await serve(
+            args,
+            partial(TtsEventHandler, info=info, engine=engine, voices=voices, settings=settings, executor=executor),
+        )
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Kokoro-82M on ONNX Runtime: one session per process, text in, 24 kHz float audio out.
+
+:meth:`KokoroEngine.synthesize` is blocking and thread-safe; the server calls
+it from worker threads. A call can be stopped from another thread through its
+:class:`Cancel` (ONNX Runtime's ``RunOptions.terminate``), so a client that
+disconnects stops costing CPU at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+
+from .phonemes import Phonemizer, split_phonemes
+from .text import spoken
+
+_LOGGER = logging.getLogger(__name__)
+
+SAMPLE_RATE = 24000
+_SILENCE = 0.01  # amplitude below which Kokoro's padding counts as silence
+_KEEP_BEFORE = int(0.03 * SAMPLE_RATE)
+_KEEP_AFTER = int(0.12 * SAMPLE_RATE)
+
+_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+}
+
+
+class Cancelled(Exception):
+    """The synthesis was stopped because nobody wants its audio any more."""
+
+
+class Cancel:
+    """Stops a running synthesis from another thread."""
+
+    def __init__(self) -> None:
+        self.options = onnxruntime.RunOptions()
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.options.terminate = True
+
+
+def providers_for(device: str) -> list[str]:
+    available = onnxruntime.get_available_providers()
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in available:
+            raise RuntimeError(
+                "--device cuda needs onnxruntime-gpu (CUDAExecutionProvider); this onnxruntime has "
+                + ", ".join(available)
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def open_session(model: Path, threads: int, device: str) -> onnxruntime.InferenceSession:
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(model), sess_options=options, providers=providers_for(device))
+
+
+def trim(audio: np.ndarray) -> np.ndarray:
+    """Cut Kokoro's leading and trailing silence down to a short natural pause."""
+    loud = np.flatnonzero(np.abs(audio) > _SILENCE)
+    if loud.size == 0:
+        return audio[:0]
+    return audio[max(0, loud[0] - _KEEP_BEFORE) : loud[-1] + _KEEP_AFTER]
+
+
+class KokoroEngine:
+    """A loaded Kokoro model and the phonemizer for the language it speaks."""
+
+    def __init__(
+        self, model: Path, *, threads: int | None = None, device: str = "cpu", language: str = "en-us"
+    ) -> None:
+        started = time.monotonic()
+        self.model = model
+        self.session = open_session(model, threads or os.cpu_count() or 1, device)
+        inputs = {i.name: _DTYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
+        self._token_input = "input_ids" if "input_ids" in inputs else "tokens"
+        self._dtypes = inputs
+        self.phonemizer = Phonemizer(language)
+        _LOGGER.info("Loaded Kokoro %s in %.2f s", model.name, time.monotonic() - started)
+
+    def run(self, tokens: list[int], style: np.ndarray, speed: float, cancel: Cancel | None = None) -> np.ndarray:
+        """Audio for at most 510 tokens."""
+        feed = {
+            self._token_input: np.array([[0, *tokens, 0]], dtype=self._dtypes[self._token_input]),
+            "style": np.asarray(style[min(len(tokens), len(style)) - 1], dtype=self._dtypes["style"]),
+            "speed": np.array([speed], dtype=self._dtypes["speed"]),
+        }
+        try:
+            audio = self.session.run(None, feed, cancel.options if cancel else None)[0]
+        except Exception as err:
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled from err
+            raise
+        return np.asarray(audio, dtype=np.float32).reshape(-1)
+
+    def synthesize(
+        self, text: str, style: np.ndarray, speed: float = 1.0, cancel: Cancel | None = None
+    ) -> Iterator[np.ndarray]:
+        """Speak one piece of text: trimmed float32 audio, one array per model call (long text: several)."""
+        phonemes = self.phonemizer.phonemes(spoken(text))
+        for piece in split_phonemes(phonemes):
+            tokens = self.phonemizer.tokens(piece)
+            if not tokens:
+                continue
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled
+            yield trim(self.run(tokens, style, speed, cancel))

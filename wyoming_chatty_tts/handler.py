@@ -1,0 +1,182 @@
+"""Per-connection Wyoming event handler of the TTS server: one producer/consumer pipeline per client.
+
+``handle_event`` cuts incoming text into pieces and queues them; a worker task
+synthesizes the pieces in order on the shared synthesis threads and queues the
+audio for the client, so the next piece is being synthesized while the
+previous one is still on its way. A client that goes away cancels the running
+synthesis at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.info import Describe, Info
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStop,
+    SynthesizeStopped,
+)
+
+from chatty_common.protocol import LimitedEventHandler, RequestError
+
+from .engine import SAMPLE_RATE, Cancel, Cancelled, KokoroEngine
+from .splitter import TextSplitter, merge_pieces
+from .voices import VoiceBank, VoiceError
+
+_LOGGER = logging.getLogger(__name__)
+
+WIDTH = 2
+CHANNELS = 1
+MAX_QUEUED_EVENTS = 400  # audio chunks waiting for a slow client (about 17 s of audio)
+MAX_QUEUED_PIECES = 32  # text pieces waiting for synthesis before we stop reading the client
+
+
+@dataclass(frozen=True)
+class TtsSettings:
+    """Server-wide settings every connection shares."""
+
+    default_voice: str
+    speed: float
+    samples_per_chunk: int = 1024
+
+
+@dataclass(frozen=True)
+class _Cycle:
+    """One ``audio-start`` … ``audio-stop`` cycle: pieces of text in one voice."""
+
+    pieces: list[str]
+    style: np.ndarray
+
+
+def float_to_pcm16(audio: np.ndarray) -> bytes:
+    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+class TtsEventHandler(LimitedEventHandler):
+    """Serves one client: ``describe``, ``synthesize`` and streaming synthesis."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        info: Info,
+        engine: KokoroEngine,
+        voices: VoiceBank,
+        settings: TtsSettings,
+        executor: Executor,
+    ) -> None:
+        super().__init__(reader, writer)
+        self._info_event = info.event()
+        self._engine = engine
+        self._voices = voices
+        self._settings = settings
+        self._executor = executor
+        self._work: asyncio.Queue[_Cycle | Event] = asyncio.Queue(MAX_QUEUED_PIECES)
+        self._worker: asyncio.Task[None] | None = None
+        self._cancel = Cancel()
+        self._stream: tuple[TextSplitter, np.ndarray] | None = None
+
+    async def handle_event(self, event: Event) -> bool:
+        if Describe.is_type(event.type):
+            self.send(self._info_event)
+        elif Synthesize.is_type(event.type):
+            if self._stream is None:  # while a stream is open, synthesize is the compatibility copy
+                text = self._text(event)
+                style = self._style(event.data.get("voice"))
+                splitter = TextSplitter()
+                await self._queue(_Cycle(merge_pieces(splitter.feed(text) + splitter.flush()), style))
+        elif SynthesizeStart.is_type(event.type):
+            if self._stream is not None:
+                await self._finish_stream()
+            self._stream = (TextSplitter(), self._style(event.data.get("voice")))
+        elif SynthesizeChunk.is_type(event.type):
+            if self._stream is None:
+                raise RequestError("synthesize-chunk arrived before synthesize-start", "stream-not-started")
+            splitter, style = self._stream
+            for piece in splitter.feed(self._text(event)):
+                await self._queue(_Cycle([piece], style))
+        elif SynthesizeStop.is_type(event.type):
+            if self._stream is None:
+                raise RequestError("synthesize-stop arrived before synthesize-start", "stream-not-started")
+            await self._finish_stream()
+        else:
+            _LOGGER.debug("Ignoring event %s", event.type)
+        return True
+
+    async def _finish_stream(self) -> None:
+        assert self._stream is not None
+        splitter, style = self._stream
+        self._stream = None
+        for piece in splitter.flush():
+            await self._queue(_Cycle([piece], style))
+        await self._queue(SynthesizeStopped().event())
+
+    @staticmethod
+    def _text(event: Event) -> str:
+        text = event.data.get("text", "")
+        if not isinstance(text, str):
+            raise RequestError(f"{event.type}: 'text' must be a string", "bad-request")
+        return text
+
+    def _style(self, voice: object) -> np.ndarray:
+        name = self._settings.default_voice
+        if isinstance(voice, dict) and voice.get("name"):
+            name = voice["name"]
+        elif voice is not None and not isinstance(voice, dict):
+            raise RequestError('\'voice\' must be an object like {"name": "jf_alpha"}', "bad-request")
+        if not isinstance(name, str):
+            raise RequestError("voice 'name' must be a string", "bad-request")
+        try:
+            return self._voices.style(name)
+        except VoiceError as err:
+            raise RequestError(str(err), "unknown-voice") from err
+
+    async def _queue(self, item: _Cycle | Event) -> None:
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._synthesize_queued(), name="tts synthesis")
+        await self._work.put(item)  # waits when the client sends text faster than we speak it
+
+    async def _synthesize_queued(self) -> None:
+        try:
+            while True:
+                item = await self._work.get()
+                if isinstance(item, Event):
+                    self.send(item)
+                else:
+                    await self._speak(item)
+        except Cancelled:
+            pass
+        except Exception:
+            _LOGGER.exception("Synthesis failed")
+            self.send(Error(text="synthesis failed (see the server log)", code="internal").event())
+            self.reader.feed_eof()  # ends this connection after the error is sent
+
+    async def _speak(self, cycle: _Cycle) -> None:
+        loop = asyncio.get_running_loop()
+        self.send(AudioStart(SAMPLE_RATE, WIDTH, CHANNELS).event())
+        step = self._settings.samples_per_chunk * WIDTH
+        for piece in cycle.pieces:
+            audio_parts = self._engine.synthesize(piece, cycle.style, self._settings.speed, self._cancel)
+            while (audio := await loop.run_in_executor(self._executor, next, audio_parts, None)) is not None:
+                await self.wait_for_room(MAX_QUEUED_EVENTS)
+                pcm = float_to_pcm16(audio)
+                for offset in range(0, len(pcm), step):
+                    self.send(AudioChunk(SAMPLE_RATE, WIDTH, CHANNELS, pcm[offset : offset + step]).event())
+        self.send(AudioStop().event())
+
+    async def disconnect(self) -> None:
+        """The client is gone (or failed): stop its synthesis now, mid-sentence if need be."""
+        self._cancel.cancel()
+        if self._worker is not None:
+            self._worker.cancel()

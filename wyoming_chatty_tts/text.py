@@ -1,0 +1,133 @@
+"""Make text an LLM wrote sound right when spoken.
+
+Markdown (emphasis, headings, bullets, links, tables, code) is reduced to its
+words, emoji and stray symbols are dropped, and numbers with units, money,
+times and common abbreviations are spelled out where espeak-ng would read them
+oddly (``$21.50``, ``3:30 pm``, ``21°C``, ``Dr.``). Plain numbers, ordinals,
+percentages and thousands separators are left to espeak-ng, which reads them well.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_CODE_FENCE = re.compile(r"```.*?(?:```|$)", re.DOTALL)
+_INLINE_CODE = re.compile(r"`([^`]*)`")
+_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_URL = re.compile(r"(?:https?://|www\.)\S+?(?=[.,!?;:)]?(?:\s|$))")
+_TABLE_ROW = re.compile(r"^[ \t]*\|(.*)\|[ \t]*$", re.MULTILINE)
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s*(.*?)\s*#*\s*$", re.MULTILINE)
+_BULLET = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+(.*)$", re.MULTILINE)
+_QUOTE = re.compile(r"^\s*>+\s?", re.MULTILINE)
+_RULE = re.compile(r"^\s*(?:[-*_]\s*){3,}$", re.MULTILINE)
+_TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t]*:?-{2,}:?[ \t]*(?:\|[ \t]*:?-{2,}:?[ \t]*)*\|?[ \t]*$", re.MULTILINE)
+_EMPHASIS = re.compile(r"(\*{1,3}|_{1,3}|~~)(?=\S)(.+?)(?<=\S)\1")
+
+_MONEY = re.compile(r"([$€£])\s?(\d{1,3}(?:,\d{3})*|\d+)(?:\.(\d{1,2}))?(\s?(?:million|billion|thousand|k)\b)?")
+_CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "€": ("euro", "euros", "cent", "cents"),
+             "£": ("pound", "pounds", "penny", "pence")}  # fmt: skip
+_TIME = re.compile(r"\b([01]?\d|2[0-3]):([0-5]\d)(?:\s*([ap])\.?\s?m\b(?:\.(?=\s+(?-i:[a-z])))?)?", re.IGNORECASE)
+_TEMPERATURE = re.compile(r"(-?\d+(?:\.\d+)?)\s*°\s*([CF])?\b")
+_UNITS = {
+    "km/h": "kilometers per hour", "mph": "miles per hour", "km": "kilometers", "kg": "kilograms",
+    "cm": "centimeters", "mm": "millimeters", "mi": "miles", "lbs": "pounds", "lb": "pounds",
+    "kWh": "kilowatt hours", "kW": "kilowatts", "W": "watts", "ml": "milliliters", "l": "liters",
+    "h": "hours", "min": "minutes", "sec": "seconds", "ms": "milliseconds",
+}  # fmt: skip
+_UNIT = re.compile(r"(\d)\s?(" + "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True)) + r")\b")
+_ABBREVIATIONS = {
+    "Dr.": "Doctor", "Mr.": "Mister", "Mrs.": "Missus", "Ms.": "Miz", "Prof.": "Professor",
+    "Jr.": "Junior", "Sr.": "Senior", "vs.": "versus", "etc.": "et cetera", "approx.": "approximately",
+    "e.g.": "for example", "i.e.": "that is", "No.": "number", "Mt.": "Mount", "Ave.": "Avenue",
+    "min.": "minutes", "max.": "maximum",
+}  # fmt: skip
+_ABBREVIATION = re.compile(
+    r"(?<![\w.])(" + "|".join(re.escape(a) for a in sorted(_ABBREVIATIONS, key=len, reverse=True)) + r")(?=\s|$)"
+)
+_SAINT_OR_STREET = re.compile(r"\bSt\.(?=\s+([A-Z])?)")
+
+
+def _money(match: re.Match[str]) -> str:
+    symbol, whole, cents, scale = match.groups()
+    one, many, cent, cents_word = _CURRENCY[symbol]
+    amount = whole.replace(",", "")
+    if scale:
+        scale = scale.strip()
+        scale = "thousand" if scale == "k" else scale
+        number = f"{amount}.{cents}" if cents else amount
+        return f"{number} {scale} {many}"
+    spoken = f"{amount} {one if amount == '1' else many}"
+    if cents and int(cents.ljust(2, "0")):
+        value = int(cents.ljust(2, "0"))
+        spoken += f" {value} {cent if value == 1 else cents_word}"
+    return spoken
+
+
+def _time(match: re.Match[str]) -> str:
+    hour, minute, half = match.groups()
+    suffix = f" {half.upper()}M" if half else ""
+    if minute == "00":
+        return f"{int(hour)}{suffix}" if half else f"{int(hour)} o'clock"
+    if minute.startswith("0"):
+        return f"{int(hour)} oh {int(minute)}{suffix}"
+    return f"{int(hour)} {minute}{suffix}"
+
+
+def _temperature(match: re.Match[str]) -> str:
+    value, scale = match.groups()
+    word = "degree" if value in ("1", "-1") else "degrees"
+    name = {"C": " Celsius", "F": " Fahrenheit"}.get(scale or "", "")
+    return f"{value} {word}{name}"
+
+
+def _sentence(text: str) -> str:
+    """A heading or list item becomes its own sentence."""
+    text = text.strip()
+    return text if not text or text[-1] in ".!?:;," else text + "."
+
+
+def _keep_char(char: str) -> bool:
+    category = unicodedata.category(char)
+    if char == "°":
+        return True
+    if category in ("So", "Sk", "Cs", "Co", "Cn", "Mn", "Me") or char in "\u200d\ufe0f\ufe0e":
+        return False
+    return not (category.startswith("C") and char not in "\n\t")
+
+
+def clean_markup(text: str) -> str:
+    """Strip markdown, emoji and symbols that should not be read out (works on fragments too)."""
+    text = _CODE_FENCE.sub(" ", text)
+    text = _INLINE_CODE.sub(r"\1", text)
+    text = _IMAGE.sub(r"\1", text)
+    text = _LINK.sub(r"\1", text)
+    text = _URL.sub("", text)
+    text = _TABLE_RULE.sub("\n", text)
+    text = _TABLE_ROW.sub(lambda m: _sentence(", ".join(c.strip() for c in m.group(1).split("|") if c.strip())), text)
+    text = _RULE.sub("", text)
+    text = _HEADING.sub(lambda m: _sentence(m.group(1)), text)
+    text = _BULLET.sub(lambda m: _sentence(m.group(1)), text)
+    text = _QUOTE.sub("", text)
+    for _ in range(2):  # nested emphasis: ***x***, **_x_**
+        text = _EMPHASIS.sub(r"\2", text)
+    text = text.replace("|", ", ")
+    text = "".join(char for char in text if _keep_char(char))
+    return re.sub(r"[*_~#^<>{}\[\]\\=+]+", " ", text)
+
+
+def spoken(text: str) -> str:
+    """The text as it should be spoken: markup removed, money/times/units/abbreviations spelled out."""
+    text = re.sub(r"(\d)\s*[*×]\s*(?=\d)", r"\1 times ", text)
+    text = re.sub(r"(?<=[\w)])\s*=\s*(?=[\w(])", " equals ", text)
+    text = clean_markup(text)
+    text = _MONEY.sub(_money, text)
+    text = _TIME.sub(_time, text)
+    text = _TEMPERATURE.sub(_temperature, text)
+    text = _UNIT.sub(lambda m: f"{m.group(1)} {_UNITS[m.group(2)]}", text)
+    text = _SAINT_OR_STREET.sub(lambda m: "Saint" if m.group(1) else "Street", text)
+    text = _ABBREVIATION.sub(lambda m: _ABBREVIATIONS[m.group(1)], text)
+    text = text.replace("&", " and ").replace("%", " percent").replace("°", " degrees")
+    text = re.sub(r"\s+", " ", text)
+    return re.sub(r"\s+([.,!?;:])", r"\1", text).strip()
