@@ -29,6 +29,17 @@ def words(text: str) -> list[str]:
     return re.sub(r"[^\w' ]+", " ", text.lower()).split()
 
 
+def word_accuracy(expected: str, heard: str) -> float:
+    """1 - word error rate of ``heard`` against ``expected`` (may go below 0 with many insertions)."""
+    reference, hypothesis = words(expected), words(heard)
+    row = list(range(len(hypothesis) + 1))
+    for i, ref in enumerate(reference, 1):
+        prev, row[0] = row[0], i
+        for j, hyp in enumerate(hypothesis, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ref != hyp))
+    return 1 - row[-1] / max(1, len(reference))
+
+
 class ServerProcess:
     """A Chatty server running as its own process, as users run it."""
 
@@ -109,3 +120,15 @@ def stt_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def stt_server(start_server, stt_data_dir: Path) -> ServerProcess:
     """The STT server with its defaults (bundled tiny.en, offline)."""
     return start_server("wyoming_chatty_stt", "--data-dir", str(stt_data_dir))
+
+
+@pytest.fixture(scope="session")
+def tts_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shared by every TTS server in the run: the model is assembled, rewritten and timed once."""
+    return tmp_path_factory.mktemp("tts-data")
+
+
+@pytest.fixture(scope="session")
+def tts_server(start_server, tts_data_dir: Path) -> ServerProcess:
+    """The TTS server with its defaults (bundled Kokoro model and voices, offline)."""
+    return start_server("wyoming_chatty_tts", "--data-dir", str(tts_data_dir))

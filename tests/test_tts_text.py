@@ -1,0 +1,75 @@
+"""Text clean-up and splitting for speech, without the model."""
+
+from __future__ import annotations
+
+import pytest
+
+from wyoming_chatty_tts.splitter import TextSplitter, merge_pieces
+from wyoming_chatty_tts.text import spoken
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("**Sure!** It is *really* __nice__.", "Sure! It is really nice."),
+        ("# Forecast\n- Sunny\n- Windy 🌬️\n1. Rain", "Forecast. Sunny. Windy. Rain."),
+        ("See [the docs](https://example.com/x) or https://example.org.", "See the docs or."),
+        ("Run `ls` now.\n```bash\nrm -rf /\n```\nDone.", "Run ls now. Done."),
+        ("| city | temp |\n|---|---|\n| Paris | 21 |", "city, temp. Paris, 21."),
+        ("It costs $21.50, or €1, or $2 million.", "It costs 21 dollars 50 cents, or 1 euro, or 2 million dollars."),
+        ("Meet at 3:30 pm, 7:05 a.m. or 15:00.", "Meet at 3 30 PM, 7 oh 5 AM or 15 o'clock."),
+        (
+            "It is 21°C and 70 °F, wind 15 km/h.",
+            "It is 21 degrees Celsius and 70 degrees Fahrenheit, wind 15 kilometers per hour.",
+        ),
+        ("Dr. Smith met Mr. Jones, e.g. today.", "Doctor Smith met Mister Jones, for example today."),
+        ("2*3 = 6 & done 😀", "2 times 3 equals 6 and done"),
+    ],
+)
+def test_spoken_text(text, expected):
+    assert spoken(text) == expected
+
+
+def _split(fragments: list[str]) -> list[str]:
+    splitter = TextSplitter()
+    pieces = []
+    for fragment in fragments:
+        pieces += splitter.feed(fragment)
+    return pieces + splitter.flush()
+
+
+def test_first_piece_is_a_short_clause_then_sentences():
+    text = "Sure, the weather in Paris is sunny today. Dr. Smith says it will be 21.5 degrees! Bye."
+    fragments = [text[i : i + 3] for i in range(0, len(text), 3)]  # as an LLM streams it
+    assert _split(fragments) == [
+        "Sure,",
+        "the weather in Paris is sunny today.",
+        "Dr. Smith says it will be 21.5 degrees!",
+        "Bye.",
+    ]
+
+
+def test_first_piece_without_a_clause_is_a_few_words():
+    pieces = _split(["The weather in Paris is going to be sunny and warm today"])
+    assert pieces == ["The weather in Paris is going", "to be sunny and warm today"]
+
+
+def test_code_fences_split_across_fragments_are_skipped():
+    text = "Here it is: ```python\nprint('hello world')\n``` That was the code. Bye."
+    fragments = [text[i : i + 2] for i in range(0, len(text), 2)]
+    joined = " ".join(_split(fragments))
+    assert "print" not in joined and "hello" not in joined and "`" not in joined
+    assert joined == "Here it is: That was the code. Bye."
+
+
+def test_run_on_text_is_cut_so_memory_stays_bounded():
+    splitter = TextSplitter(max_chars=100)
+    splitter.feed("start, ")
+    pieces = splitter.feed("word " * 1000)
+    assert all(len(piece) <= 100 for piece in pieces)
+    assert sum(len(piece.split()) for piece in pieces) >= 950
+
+
+def test_merging_keeps_the_first_two_pieces_short():
+    pieces = ["Sure,", "the sun shines.", "It is warm.", "Bring water.", "Have fun."]
+    assert merge_pieces(pieces, max_chars=30) == ["Sure,", "the sun shines.", "It is warm. Bring water.", "Have fun."]
