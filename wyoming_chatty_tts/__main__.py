@@ -18,7 +18,7 @@ from chatty_common.server import serve
 from .engine import KokoroEngine
 from .handler import TtsEventHandler, TtsSettings
 from .info import build_info
-from .models import ModelError, bundled_model, choose_fastest, float_version, is_int8, median_time
+from .models import ModelError, bundled_model, choose_fastest, median_time, optimized_version
 from .phonemes import Phonemizer
 from .voices import VoiceBank, VoiceError
 
@@ -54,11 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Kokoro ONNX file (kokoro-v1.0.onnx, .fp16.onnx or .int8.onnx); default: the bundled int8 model",
     )
     model.add_argument(
-        "--precision",
-        choices=("auto", "int8", "float"),
+        "--graph",
+        choices=("auto", "original", "optimized"),
         default="auto",
-        help="for an int8 model: run it as is, as float weights rewritten from it, or whichever is "
-        "faster on this CPU, measured once (default: auto)",
+        help="run the model file as it is, its rewrite (float weights, 2-D convolutions, capped silences), "
+        "or whichever is faster on this CPU, measured once (default: auto)",
     )
     model.add_argument("--voice", default="jf_alpha", help="default voice, or a blend a:0.7+b:0.3 (default: jf_alpha)")
     model.add_argument(
@@ -112,7 +112,7 @@ def load_voices(args: argparse.Namespace) -> VoiceBank:
 
 
 def prepare_model(args: argparse.Namespace, voices: VoiceBank) -> Path:
-    """The model file to run: the user's or the bundled one, int8 or its float rewrite."""
+    """The model file to run: the user's or the bundled one, as it is or rewritten for speed."""
     kokoro_dir = args.data_dir / "kokoro"
     if args.model is not None:
         if not args.model.is_file():
@@ -120,10 +120,10 @@ def prepare_model(args: argparse.Namespace, voices: VoiceBank) -> Path:
         model = args.model
     else:
         model = bundled_model(kokoro_dir)
-    if args.precision == "int8" or not is_int8(model):
+    if args.graph == "original":
         return model
-    rewritten = float_version(model, kokoro_dir)
-    if args.precision == "float":
+    rewritten = optimized_version(model, kokoro_dir)
+    if args.graph == "optimized":
         return rewritten
     phonemizer = Phonemizer(args.language)
     tokens = phonemizer.tokens(phonemizer.phonemes(CALIBRATION))
@@ -133,8 +133,8 @@ def prepare_model(args: argparse.Namespace, voices: VoiceBank) -> Path:
         engine = KokoroEngine(path, threads=args.threads, device=args.device, language=args.language)
         return median_time(lambda: engine.run(tokens, style, 1.0))
 
-    choice, path = choose_fastest({"int8": model, "float": rewritten}, kokoro_dir, seconds_per_sentence)
-    _LOGGER.info("Running the %s form of %s (fastest on this CPU)", choice, model.name)
+    choice, path = choose_fastest({"original": model, "optimized": rewritten}, kokoro_dir, seconds_per_sentence)
+    _LOGGER.info("Running the %s form of %s (the faster one on this CPU)", choice, model.name)
     return path
 
 

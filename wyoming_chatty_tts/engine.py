@@ -18,6 +18,7 @@ import numpy as np
 import onnxruntime
 
 from .phonemes import Phonemizer, split_phonemes
+from .rewrite import DURATION_CAPS
 from .text import spoken
 
 _LOGGER = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ SAMPLE_RATE = 24000
 _SILENCE = 0.01  # amplitude below which Kokoro's padding counts as silence
 _KEEP_BEFORE = int(0.03 * SAMPLE_RATE)
 _KEEP_AFTER = int(0.12 * SAMPLE_RATE)
+_FINAL_PAUSE_FRAMES = 5  # 125 ms: more than trim() keeps
 
 _DTYPES = {
     "tensor(float)": np.float32,
@@ -94,6 +96,8 @@ class KokoroEngine:
         self._token_input = "input_ids" if "input_ids" in inputs else "tokens"
         self._dtypes = inputs
         self.phonemizer = Phonemizer(language)
+        self._caps = DURATION_CAPS in inputs
+        self._stops = {self.phonemizer.vocab[mark] for mark in ".!?,;:…" if mark in self.phonemizer.vocab}
         _LOGGER.info("Loaded Kokoro %s in %.2f s", model.name, time.monotonic() - started)
 
     def run(self, tokens: list[int], style: np.ndarray, speed: float, cancel: Cancel | None = None) -> np.ndarray:
@@ -103,6 +107,8 @@ class KokoroEngine:
             "style": np.asarray(style[min(len(tokens), len(style)) - 1], dtype=self._dtypes["style"]),
             "speed": np.array([speed], dtype=self._dtypes["speed"]),
         }
+        if self._caps:
+            feed[DURATION_CAPS] = self._duration_caps(tokens)
         try:
             audio = self.session.run(None, feed, cancel.options if cancel else None)[0]
         except Exception as err:
@@ -110,6 +116,16 @@ class KokoroEngine:
                 raise Cancelled from err
             raise
         return np.asarray(audio, dtype=np.float32).reshape(-1)
+
+    def _duration_caps(self, tokens: list[int]) -> np.ndarray:
+        """Frames each token may last: short final punctuation and end token (their silence is trimmed)."""
+        caps = np.full((1, len(tokens) + 2), 1e4, dtype=np.float32)
+        caps[0, -1] = 1
+        index = len(tokens)
+        while index > 0 and tokens[index - 1] in self._stops:
+            caps[0, index] = _FINAL_PAUSE_FRAMES
+            index -= 1
+        return caps
 
     def synthesize(
         self, text: str, style: np.ndarray, speed: float = 1.0, cancel: Cancel | None = None

