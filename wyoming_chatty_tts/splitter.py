@@ -20,7 +20,7 @@ _FENCE = "```"
 class TextSplitter:
     """Turns a stream of text fragments into speakable pieces."""
 
-    def __init__(self, first_min_words: int = 1, first_max_words: int = 6, max_chars: int = 400) -> None:
+    def __init__(self, first_min_words: int = 1, first_max_words: int = 4, max_chars: int = 400) -> None:
         self._buffer = ""  # speakable text not yet cut into pieces
         self._ticks = ""  # trailing backticks that may be part of a fence split across fragments
         self._first = True

