@@ -86,3 +86,27 @@ def check_uri(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
             parser.error(f"--uri {args.uri!r}: a tcp:// URI needs a host and a port")
     if args.zeroconf and parsed.scheme != "tcp":
         parser.error("--zeroconf needs a tcp:// --uri")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number above 0."""
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a number of at least 0."""
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value

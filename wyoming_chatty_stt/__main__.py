@@ -11,7 +11,14 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
-from chatty_common.cli import add_common_args, check_uri, setup_logging
+from chatty_common.cli import (
+    add_common_args,
+    check_uri,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    setup_logging,
+)
 from chatty_common.server import serve
 
 from .handler import SttEventHandler, SttSettings
@@ -24,27 +31,6 @@ from .utterance import StreamingSettings
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_PORT = 10300
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,12 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         "folder; tiny.en and base are bundled and need no network (default: tiny.en)",
     )
     model.add_argument("--language", default="auto", help="language code, or auto to detect (default: auto)")
-    model.add_argument("--beam-size", type=_positive_int, default=1, help="beam size (default: 1)")
+    model.add_argument("--beam-size", type=positive_int, default=1, help="beam size (default: 1)")
     model.add_argument("--compute-type", help="CTranslate2 compute type (default: int8 on cpu, float16 on cuda)")
     model.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device (default: cpu)")
     model.add_argument(
         "--cpu-threads",
-        type=_positive_int,
+        type=positive_int,
         default=os.cpu_count() or 1,
         help="threads per decode (default: all cores)",
     )
@@ -74,25 +60,25 @@ def build_parser() -> argparse.ArgumentParser:
     serving = parser.add_argument_group("serving")
     serving.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="decodes that run at once; more clients queue fairly (default: 1)",
     )
     serving.add_argument(
         "--max-seconds",
-        type=_positive_float,
+        type=positive_float,
         default=30.0,
         help="longest utterance accepted, in seconds (default: 30)",
     )
     serving.add_argument(
         "--endpoint-silence",
-        type=_positive_float,
+        type=positive_float,
         default=0.2,
         help="seconds of silence after speech before the final decode starts speculatively (default: 0.2)",
     )
     serving.add_argument(
         "--partial-interval",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=1.0,
         help="seconds between partial transcripts while speech streams in; 0 turns them off (default: 1)",
     )

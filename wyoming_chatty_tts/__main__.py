@@ -12,7 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
-from chatty_common.cli import add_common_args, check_uri, setup_logging
+from chatty_common.cli import (
+    add_common_args,
+    check_uri,
+    positive_int,
+    setup_logging,
+)
 from chatty_common.server import serve
 
 from .engine import KokoroEngine
@@ -32,13 +37,6 @@ def _speed(text: str) -> float:
     value = float(text)
     if not 0.5 <= value <= 2.0:
         raise argparse.ArgumentTypeError(f"must be between 0.5 and 2.0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
     return value
 
 
@@ -74,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--speed", type=_speed, default=1.0, help="speaking rate, 0.5 to 2.0 (default: 1.0)")
     model.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         default=os.cpu_count() or 1,
         help="threads per synthesis (default: all cores)",
     )
@@ -82,13 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     serving = parser.add_argument_group("serving")
     serving.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="syntheses that run at once; clients take turns (default: 1)",
     )
     serving.add_argument(
         "--samples-per-chunk",
-        type=_positive_int,
+        type=positive_int,
         default=1024,
         help="samples per audio-chunk event (default: 1024)",
     )

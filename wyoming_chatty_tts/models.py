@@ -11,7 +11,6 @@ the answer.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import importlib.util
 import json
@@ -23,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import onnxruntime
+
+from chatty_common.files import sha256_file
 
 from .rewrite import optimize
 
@@ -36,14 +37,6 @@ REWRITE_VERSION = 2  # bump when rewrite.py changes what it writes
 
 class ModelError(Exception):
     """The model cannot be found or prepared; the message says what to do."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def bundled_model(data_dir: Path) -> Path:
@@ -64,7 +57,7 @@ def bundled_model(data_dir: Path) -> Path:
     with partial.open("wb") as out:
         for name in _PARTS:
             out.write((importlib.resources.files(name) / "part.bin").read_bytes())
-    digest = _sha256(partial)
+    digest = sha256_file(partial)
     if digest != BUNDLED_SHA256:
         partial.unlink()
         raise ModelError(
