@@ -23,14 +23,27 @@ from chatty_common.server import serve
 from .engine import KokoroEngine
 from .handler import TtsEventHandler, TtsSettings
 from .info import build_info
-from .models import ModelError, bundled_model, choose_fastest, median_time, optimized_version
-from .phonemes import Phonemizer
+from .models import (
+    ModelError,
+    bundled_model,
+    choose_fastest,
+    median_time,
+    optimized_version,
+    quantized_version,
+)
 from .voices import VoiceBank, VoiceError
 
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_PORT = 10200
 CALIBRATION = "The weather today is sunny, with a light breeze in the afternoon."
+CALIBRATION_SENTENCES = [
+    "Sure, the lights are on.",
+    "The weather in Paris today is sunny with a high of twenty one degrees.",
+    "Your next meeting starts at three.",
+    "Good morning!",
+    "I could not find a song with that name, try again.",
+]
 
 
 def _speed(text: str) -> float:
@@ -53,10 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--graph",
-        choices=("auto", "original", "optimized"),
+        choices=("auto", "original", "optimized", "quantized"),
         default="auto",
         help="run the model file as it is, its rewrite (float weights, 2-D convolutions, capped silences), "
-        "or whichever is faster on this CPU, measured once (default: auto)",
+        "the rewrite with a statically quantized vocoder, or whichever is fastest on this CPU, measured once "
+        "(default: auto)",
     )
     model.add_argument("--voice", default="jf_alpha", help="default voice, or a blend a:0.7+b:0.3 (default: jf_alpha)")
     model.add_argument(
@@ -123,15 +137,28 @@ def prepare_model(args: argparse.Namespace, voices: VoiceBank) -> Path:
     rewritten = optimized_version(model, kokoro_dir)
     if args.graph == "optimized":
         return rewritten
-    phonemizer = Phonemizer(args.language)
-    tokens = phonemizer.tokens(phonemizer.phonemes(CALIBRATION))
+    engine = KokoroEngine(rewritten, threads=args.threads, device=args.device, language=args.language)
+    feeds = [
+        engine.feed(engine.phonemizer.tokens(engine.phonemizer.phonemes(sentence)), voices.style(voice), 1.0)
+        for sentence in CALIBRATION_SENTENCES
+        for voice in dict.fromkeys([args.voice, *voices.names[:2]])
+    ]
+    quantized = quantized_version(rewritten, kokoro_dir, feeds)
+    if args.graph == "quantized":
+        if quantized is None:
+            raise ModelError("the quantized vocoder is not available for this model (see the log)")
+        return quantized
+    tokens = engine.phonemizer.tokens(engine.phonemizer.phonemes(CALIBRATION))
     style = voices.style(args.voice)
 
     def seconds_per_sentence(path: Path) -> float:
-        engine = KokoroEngine(path, threads=args.threads, device=args.device, language=args.language)
-        return median_time(lambda: engine.run(tokens, style, 1.0))
+        candidate = KokoroEngine(path, threads=args.threads, device=args.device, language=args.language)
+        return median_time(lambda: candidate.run(tokens, style, 1.0))
 
-    choice, path = choose_fastest({"original": model, "optimized": rewritten}, kokoro_dir, seconds_per_sentence)
+    candidates = {"original": model, "optimized": rewritten}
+    if quantized is not None:
+        candidates["quantized"] = quantized
+    choice, path = choose_fastest(candidates, kokoro_dir, seconds_per_sentence)
     _LOGGER.info("Running the %s form of %s (the faster one on this CPU)", choice, model.name)
     return path
 

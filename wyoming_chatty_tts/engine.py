@@ -100,8 +100,8 @@ class KokoroEngine:
         self._stops = {self.phonemizer.vocab[mark] for mark in ".!?,;:…" if mark in self.phonemizer.vocab}
         _LOGGER.info("Loaded Kokoro %s in %.2f s", model.name, time.monotonic() - started)
 
-    def run(self, tokens: list[int], style: np.ndarray, speed: float, cancel: Cancel | None = None) -> np.ndarray:
-        """Audio for at most 510 tokens."""
+    def feed(self, tokens: list[int], style: np.ndarray, speed: float) -> dict[str, np.ndarray]:
+        """The model inputs for at most 510 tokens."""
         feed = {
             self._token_input: np.array([[0, *tokens, 0]], dtype=self._dtypes[self._token_input]),
             "style": np.asarray(style[min(len(tokens), len(style)) - 1], dtype=self._dtypes["style"]),
@@ -109,6 +109,11 @@ class KokoroEngine:
         }
         if self._caps:
             feed[DURATION_CAPS] = self._duration_caps(tokens)
+        return feed
+
+    def run(self, tokens: list[int], style: np.ndarray, speed: float, cancel: Cancel | None = None) -> np.ndarray:
+        """Audio for at most 510 tokens."""
+        feed = self.feed(tokens, style, speed)
         try:
             audio = self.session.run(None, feed, cancel.options if cancel else None)[0]
         except Exception as err:
