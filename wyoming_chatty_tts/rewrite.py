@@ -295,7 +295,8 @@ def optimize(source: Path, target: Path) -> dict[str, object]:
 
 
 def quantize_vocoder(model: Path, target: Path, feeds: list[dict[str, np.ndarray]]) -> int:
-    """Static int8 (QDQ, per-channel weights) for the convolutions of the vocoder's residual blocks.
+    """Static int8 (QDQ, per-channel weights) for the convolutions of the vocoder's residual blocks
+    (those of the main path and of the noise path).
 
     They are most of the compute, and, calibrated on real inputs (``feeds``), change the
     sound about as much as Kokoro's own int8 export does; quantizing every convolution
@@ -304,7 +305,8 @@ def quantize_vocoder(model: Path, target: Path, feeds: list[dict[str, np.ndarray
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     graph = onnx.load(str(model), load_external_data=False).graph
-    nodes = [node.name for node in graph.node if node.op_type == "Conv" and "/generator/resblocks" in node.name]
+    blocks = ("/generator/resblocks", "/generator/noise_res")
+    nodes = [node.name for node in graph.node if node.op_type == "Conv" and any(b in node.name for b in blocks)]
     if not nodes:
         return 0
 
