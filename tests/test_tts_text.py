@@ -54,6 +54,19 @@ def test_first_piece_without_a_clause_is_a_few_words():
     assert pieces == ["The weather in Paris", "is going to be sunny and warm today"]
 
 
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        ("The capital of France is Paris.", "The capital of France"),  # before "is"
+        ("Your next meeting starts at three.", "Your next meeting starts"),  # before "at"
+        ("I turned on the kitchen lights.", "I turned on"),  # before "the"
+        ("A good pasta sauce needs ripe tomatoes.", "A good pasta"),  # no phrase break: three words
+    ],
+)
+def test_first_piece_ends_at_a_phrase_break_when_there_is_one(text, first):
+    assert _split([text])[0] == first
+
+
 def test_code_fences_split_across_fragments_are_skipped():
     text = "Here it is: ```python\nprint('hello world')\n``` That was the code. Bye."
     fragments = [text[i : i + 2] for i in range(0, len(text), 2)]

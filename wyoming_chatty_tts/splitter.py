@@ -15,6 +15,53 @@ _NOT_AN_END = re.compile(
     r"(?:^|\s)(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|Ave|No|vs|etc|approx|min|max|e\.g|i\.e|[A-Z]|\d{1,3})\.$"
 )
 _FENCE = "```"
+_FUNCTION_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "so",
+        "because",
+        "if",
+        "then",
+        "than",
+        "that",
+        "which",
+        "who",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "from",
+        "with",
+        "about",
+        "into",
+        "over",
+        "after",
+        "before",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "will",
+        "would",
+        "can",
+        "could",
+        "should",
+        "has",
+        "have",
+        "had",
+        "not",
+    ]
+)
 
 
 class TextSplitter:
@@ -87,15 +134,24 @@ class TextSplitter:
                 for match in _CLAUSE_END.finditer(text)
                 if len(text[: match.start()].split()) >= self._first_min_words
             ]
-            words = [m.end() for m in re.finditer(r"\S+(?=\s)", text)]  # complete words only
+            words = list(re.finditer(r"\S+(?=\s)", text))  # complete words only
             if len(words) > self._first_max_words:
-                ends.append(words[self._first_max_words - 1])
+                ends.append(self._first_cut(words))
         if ends:
             return self._take(min(ends))
         if len(text) > self._max_chars:  # a run-on sentence: cut at a space so memory stays bounded
             space = text.rfind(" ", 0, self._max_chars)
             return self._take(space if space > 0 else self._max_chars)
         return None
+
+    def _first_cut(self, words: list[re.Match[str]]) -> int:
+        """Where to end a first piece that has no clause boundary: before a function word
+        among the last few allowed positions (a natural phrase break), else after the fewest words."""
+        shortest = max(1, self._first_max_words - 1)
+        for count in range(self._first_max_words, shortest - 1, -1):
+            if words[count].group().lower().strip("\"'(") in _FUNCTION_WORDS:
+                return words[count - 1].end()
+        return words[shortest - 1].end()
 
     def _take(self, end: int) -> str:
         piece, self._buffer = self._buffer[:end], self._buffer[end:]
