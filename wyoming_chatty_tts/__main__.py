@@ -134,16 +134,27 @@ def prepare_model(args: argparse.Namespace, voices: VoiceBank) -> Path:
         model = bundled_model(kokoro_dir)
     if args.graph == "original":
         return model
-    rewritten = optimized_version(model, kokoro_dir)
-    if args.graph == "optimized":
-        return rewritten
-    engine = KokoroEngine(rewritten, threads=args.threads, device=args.device, language=args.language)
-    feeds = [
-        engine.feed(engine.phonemizer.tokens(engine.phonemizer.phonemes(sentence)), voices.style(voice), 1.0)
-        for sentence in CALIBRATION_SENTENCES
-        for voice in dict.fromkeys([args.voice, *voices.names[:2]])
-    ]
-    quantized = quantized_version(rewritten, kokoro_dir, feeds)
+    try:
+        rewritten = optimized_version(model, kokoro_dir)
+        if args.graph == "optimized":
+            return rewritten
+        engine = KokoroEngine(rewritten, threads=args.threads, device=args.device, language=args.language)
+        feeds = [
+            engine.feed(engine.phonemizer.tokens(engine.phonemizer.phonemes(sentence)), voices.style(voice), 1.0)
+            for sentence in CALIBRATION_SENTENCES
+            for voice in dict.fromkeys([args.voice, *voices.names[:2]])
+        ]
+        engine.session.run(None, feeds[0])  # the rewrite loads; make sure it also runs
+    except Exception as err:  # a model variant the rewrites do not fit: run it as it is
+        if args.graph != "auto":
+            raise ModelError(f"could not rewrite {model.name}: {err}") from err
+        _LOGGER.warning("Could not rewrite %s (%s); running it as it is", model.name, err)
+        return model
+    try:
+        quantized = quantized_version(rewritten, kokoro_dir, feeds)
+    except Exception as err:
+        _LOGGER.warning("Could not quantize the vocoder of %s: %s", model.name, err)
+        quantized = None
     if args.graph == "quantized":
         if quantized is None:
             raise ModelError("the quantized vocoder is not available for this model (see the log)")

@@ -158,8 +158,14 @@ def choose_fastest(candidates: dict[str, Path], data_dir: Path, timer: Callable[
         pass
     timings = {}
     for name, path in candidates.items():
-        timings[name] = timer(path)
+        try:
+            timings[name] = timer(path)
+        except Exception as err:  # a candidate that does not run is not a candidate
+            _LOGGER.warning("The %s model does not run here: %s", name, err)
+            continue
         _LOGGER.info("Timing the %s model: %.0f ms per calibration sentence", name, timings[name] * 1000)
+    if not timings:
+        raise ModelError("none of the model's forms runs on this machine (see the log)")
     choice = min(timings, key=timings.__getitem__)
     cache.write_text(json.dumps({"key": key, "choice": choice, "seconds": timings}, indent=1))
     return choice, candidates[choice]
