@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from stt_bench import free_port, percentile, wait_ready  # noqa: E402
+from stt_bench import describe_probe, free_port, percentile, wait_ready  # noqa: E402
 
 from wyoming_chatty_tts.client import speak  # noqa: E402
 
@@ -88,7 +88,8 @@ def baseline(model: Path, voices: Path, texts: list[str]) -> dict[str, list[floa
 
 
 async def server_runs(uri: str, texts: list[str], streaming: bool) -> dict[str, list[float]]:
-    first, rtf = [], []
+    first, rtf, describe_ms = [], [], []
+    probe = asyncio.create_task(describe_probe(uri, describe_ms))
     for text in texts:
         payload = fragments(text) if streaming else text
         result = await speak(uri, payload, voice=VOICE, streaming=streaming)
@@ -97,7 +98,8 @@ async def server_runs(uri: str, texts: list[str], streaming: bool) -> dict[str, 
         last_audio = max(at for at, event in result.events if event.type == "audio-chunk")
         first.append(result.first_audio * 1000)
         rtf.append(last_audio / result.seconds())
-    return {"first_audio_ms": first, "rtf": rtf}
+    probe.cancel()
+    return {"first_audio_ms": first, "rtf": rtf, "describe_ms": describe_ms}
 
 
 def main() -> None:
@@ -151,6 +153,13 @@ def main() -> None:
                 f"{case:<14} {path:<36} {statistics.median(first):>15.0f} {percentile(first, 95):>7.0f} "
                 f"{statistics.median(rtf):>6.2f} {percentile(rtf, 95):>6.2f} {statistics.median(first) / base:>12.2f}"
             )
+    probes = [
+        ms for paths in results.values() for key, fig in paths.items() if "chatty" in key for ms in fig["describe_ms"]
+    ]
+    print(
+        f"\ndescribe round trip from another client during synthesis: median {statistics.median(probes):.1f} ms, "
+        f"p99 {percentile(probes, 99):.1f} ms, max {max(probes):.1f} ms ({len(probes)} requests)"
+    )
     (out / "tts.json").write_text(json.dumps(results, indent=1))
     print(f"\nraw figures: {out / 'tts.json'}")
 
