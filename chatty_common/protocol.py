@@ -172,10 +172,6 @@ class LimitedEventHandler(AsyncEventHandler):
             self._room.clear()
             await self._room.wait()
 
-    @property
-    def client_gone(self) -> bool:
-        return self._client_gone
-
     async def _send_loop(self) -> None:
         while True:
             event = await self._outbox.get()

@@ -88,10 +88,6 @@ class DecodeScheduler:
         if not job.result.done():
             job.result.cancel()
 
-    @property
-    def queued(self) -> int:
-        return len(self._waiting)
-
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         while True:

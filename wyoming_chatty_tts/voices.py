@@ -14,7 +14,6 @@ import logging
 import pickle
 import re
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +32,6 @@ _GENDERS = {"f": "female", "m": "male"}
 
 class VoiceError(ValueError):
     """A voice name, blend or file is not usable."""
-
-
-@dataclass(frozen=True)
-class VoiceInfo:
-    name: str
-    description: str
 
 
 def describe_voice(name: str) -> str:
