@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,3 +133,105 @@ def tts_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tts_server(start_server, tts_data_dir: Path) -> ServerProcess:
     """The TTS server with its defaults (bundled Kokoro model and voices, offline)."""
     return start_server("wyoming_chatty_tts", "--data-dir", str(tts_data_dir))
+
+
+class HttpService:
+    """An HTTP API server (llama_cpp.server, or a stand-in from api_servers.py) running as its own process."""
+
+    def __init__(self, argv: list[str], log_path: Path, ready_path: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._ready_path = ready_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, *argv, "--port", str(self.port)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.url} exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + self._ready_path, timeout=2.0) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.url} did not answer within {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """Stop at once, as a crashed or unplugged server would."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def start_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Start an HTTP API server: ``start_http("openai-server", [...argv], ready_path)``."""
+    started: list[HttpService] = []
+
+    def _start(name: str, argv: list[str], ready_path: str) -> HttpService:
+        service = HttpService(argv, tmp_path_factory.mktemp(name) / "server.log", ready_path)
+        started.append(service)
+        service.wait_ready()
+        return service
+
+    yield _start
+    for service in started:
+        service.stop()
+
+
+def smollm2_path() -> str:
+    """The GGUF file of the bundled SmolLM2-135M-Instruct."""
+    from wyoming_chatty_llm.backends.llama_cpp import bundled_model
+
+    return str(bundled_model())
+
+
+def llama_cpp_server_argv(*extra: str) -> list[str]:
+    """llama-cpp-python's own OpenAI-compatible server, on the bundled model."""
+    return [
+        "-m", "llama_cpp.server", "--model", smollm2_path(), "--model_alias", "smollm2", "--host", "127.0.0.1",
+        "--n_ctx", "2048", "--n_threads", "2", *extra,
+    ]  # fmt: skip
+
+
+def write_config(folder: Path, config: dict) -> Path:
+    """A config.json for the LLM server."""
+    path = folder / f"config-{len(list(folder.glob('config-*.json')))}.json"
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+@pytest.fixture(scope="session")
+def llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("llm")
+
+
+@pytest.fixture(scope="session")
+def llm_server(start_server, llm_dir: Path) -> ServerProcess:
+    """The LLM server on the local llama.cpp backend, deterministic (temperature 0), with a metrics file."""
+    config = write_config(llm_dir, {"opts": {"llama_cpp": {"temperature": 0, "max_tokens": 60}}})
+    return start_server(
+        "wyoming_chatty_llm", "--config", str(config), "--data-dir", str(llm_dir),
+        "--metrics-file", str(llm_dir / "metrics.jsonl"),
+    )  # fmt: skip

@@ -124,8 +124,9 @@ class LlamaCppBackend(ChatBackend):
             chunks = self._llama.create_chat_completion(
                 messages=prompt, max_tokens=max_tokens, temperature=self._options.temperature, stream=True
             )
-            for chunk in chunks:
+            for count, chunk in enumerate(chunks):
                 if stop.is_set():
+                    _LOGGER.info("Stopped generating after %d tokens: nobody is waiting for the answer", count)
                     break
                 text = chunk["choices"][0]["delta"].get("content")
                 if text:

@@ -1,0 +1,131 @@
+"""The LLM server on its default backend (llama.cpp in-process, the bundled SmolLM2), through the real client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+
+from wyoming.asr import Transcript
+from wyoming.client import AsyncClient
+from wyoming.event import Event
+from wyoming.handle import HandledChunk
+
+from chatty_common.health_check import describe
+from wyoming_chatty_llm.client import ask
+
+
+def _metrics(llm_dir) -> list[dict]:
+    path = llm_dir / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+async def test_info_offers_a_streaming_handle_program_with_languages(llm_server):
+    info = await describe(llm_server.uri)
+    assert not info.asr and not info.tts
+    [program] = info.handle
+    assert program.name == "chatty-llm" and program.installed and program.supports_handled_streaming
+    [model] = program.models
+    assert model.name == "SmolLM2-135M-Instruct"
+    assert model.languages == ["en"]  # Home Assistant treats an empty list as "no languages"
+
+
+async def test_answer_streams_in_order_and_chunks_join_to_the_final_text(llm_server, llm_dir):
+    conversation = f"paris-{uuid.uuid4().hex[:6]}"
+    answer = await ask(llm_server.uri, "What is the capital of France?", conversation)
+    assert answer.handled
+    assert "paris" in answer.text.lower()
+    types = answer.types
+    assert types[0] == "handled-start" and types[-2:] == ["handled", "handled-stop"]
+    assert set(types[1:-2]) == {"handled-chunk"} and len(types) > 4  # streamed in several pieces
+    assert "".join(answer.chunks).strip() == answer.text
+    assert answer.conversation_id == conversation
+    [record] = [r for r in _metrics(llm_dir) if r["conversation_id"] == conversation]
+    assert record["outcome"] == "handled" and record["backend"] == "llama_cpp"
+    assert 0 < record["LLM-TTF_MS"] <= record["LLM-TOTAL_MS"]
+    assert f"conversation={conversation}" in llm_server.log() and "LLM-TTF_MS=" in llm_server.log()
+
+
+async def test_memory_follows_the_conversation_id_and_not_across_ids(llm_server):
+    conversation = f"zorbo-{uuid.uuid4().hex[:6]}"
+    await ask(llm_server.uri, "My name is Zorbo.", conversation)
+    remembered = await ask(llm_server.uri, "What is my name?", conversation)
+    assert "zorbo" in remembered.text.lower()
+    stranger = await ask(llm_server.uri, "What is my name?", f"other-{uuid.uuid4().hex[:6]}")
+    assert stranger.handled and "zorbo" not in stranger.text.lower()
+
+
+async def test_without_an_id_memory_lasts_for_the_connection(llm_server):
+    async with AsyncClient.from_uri(llm_server.uri) as client:
+        from wyoming_chatty_llm.client import ask_on
+
+        first = await ask_on(client, "My name is Zorbo.")
+        second = await ask_on(client, "What is my name?")
+    assert first.conversation_id and first.conversation_id == second.conversation_id
+    assert "zorbo" in second.text.lower()
+    # The id the server made up continues the conversation from a new connection too.
+    third = await ask(llm_server.uri, "What is my name?", first.conversation_id)
+    assert "zorbo" in third.text.lower()
+
+
+async def test_empty_and_oversized_questions_get_a_spoken_refusal(llm_server):
+    empty = await ask(llm_server.uri, "   ")
+    assert not empty.handled and empty.text == "I didn't catch a question."
+    assert empty.types == ["not-handled"]
+    huge = await ask(llm_server.uri, "why " * 1000)
+    assert not huge.handled and huge.text == "That question is too long for me."
+
+
+async def _exchange(uri: str, *events: Event) -> list[Event]:
+    async with AsyncClient.from_uri(uri) as client:
+        for event in events:
+            await client.write_event(event)
+        received = []
+        while (event := await asyncio.wait_for(client.read_event(), 30)) is not None:
+            received.append(event)
+        return received
+
+
+async def test_bad_events_get_an_error_and_the_server_keeps_serving(llm_server):
+    [error] = await _exchange(llm_server.uri, Event("transcript", {"context": {"conversation_id": "x"}}))
+    assert error.type == "error" and "transcript needs a 'text' string" in error.data["text"]
+    [error] = await _exchange(llm_server.uri, Event("transcript", {"text": "hi", "context": "not an object"}))
+    assert error.type == "error" and "'context' must be a JSON object" in error.data["text"]
+    [error] = await _exchange(llm_server.uri, Event("intent", {"name": "HassTurnOn"}))
+    assert error.type == "error" and "not intent" in error.data["text"]
+    assert (await ask(llm_server.uri, "What is the capital of France?")).handled
+
+
+async def test_a_client_that_disconnects_cancels_its_generation(llm_server, llm_dir):
+    conversation = f"gone-{uuid.uuid4().hex[:6]}"
+    async with AsyncClient.from_uri(llm_server.uri) as client:
+        await client.write_event(
+            Transcript(text="Tell me a long story about a dragon.", context={"conversation_id": conversation}).event()
+        )
+        while not HandledChunk.is_type((await client.read_event()).type):
+            pass
+    # The generation stops at its next token (max_tokens is 60), and the turn is recorded as cancelled.
+    stopped = re.compile(r"Stopped generating after (\d+) tokens")
+    for _ in range(50):
+        records = [r for r in _metrics(llm_dir) if r["conversation_id"] == conversation]
+        counts = [int(n) for n in stopped.findall(llm_server.log())]
+        if records and counts:
+            break
+        await asyncio.sleep(0.1)
+    [record] = records
+    assert record["outcome"] == "cancelled"
+    assert counts and counts[-1] < 30, llm_server.log()
+    assert (await ask(llm_server.uri, "What is the capital of France?")).handled
+
+
+async def test_questions_on_one_connection_are_answered_in_order(llm_server):
+    async with AsyncClient.from_uri(llm_server.uri) as client:
+        for question in ("What is the capital of France?", "What is the capital of Italy?"):
+            await client.write_event(Transcript(text=question).event())
+        finals = []
+        while len(finals) < 2:
+            event = await asyncio.wait_for(client.read_event(), 30)
+            if event.type in ("handled", "not-handled"):
+                finals.append(event.data["text"].lower())
+    assert "paris" in finals[0] and "rome" in finals[1]
