@@ -51,10 +51,12 @@ class Model:
         self.llama = Llama(model_path=bundled_model(), n_ctx=2048, n_threads=2, verbose=False)
         self.lock = threading.Lock()
 
-    def stream(self, messages: list[dict], temperature: float, max_tokens: int) -> Iterator[str]:
+    def stream(
+        self, messages: list[dict], temperature: float, max_tokens: int, stop: list[str] | None = None
+    ) -> Iterator[str]:
         with self.lock:
             for chunk in self.llama.create_chat_completion(
-                messages=messages, temperature=temperature, max_tokens=max_tokens, stream=True
+                messages=messages, temperature=temperature, max_tokens=max_tokens, stop=stop, stream=True
             ):
                 text = chunk["choices"][0]["delta"].get("content")
                 if text:
@@ -107,6 +109,7 @@ def ollama_app(model: Model) -> Starlette:
         options = body.get("options") or {}
         temperature = float(options.get("temperature", 0.8))
         max_tokens = int(options.get("num_predict", 128))
+        stop = options.get("stop")
         started = time.perf_counter_ns()
 
         def final(count: int) -> dict:
@@ -120,7 +123,7 @@ def ollama_app(model: Model) -> Starlette:
 
         def lines() -> Iterator[bytes]:
             count = 0
-            for text in model.stream(messages, temperature, max_tokens):
+            for text in model.stream(messages, temperature, max_tokens, stop):
                 count += 1
                 part = {"model": model.name, "created_at": _now(),
                         "message": {"role": "assistant", "content": text}, "done": False}  # fmt: skip
@@ -128,7 +131,7 @@ def ollama_app(model: Model) -> Starlette:
             yield (json.dumps(final(count)) + "\n").encode()
 
         if body.get("stream", True) is False:
-            text = "".join(model.stream(messages, temperature, max_tokens))
+            text = "".join(model.stream(messages, temperature, max_tokens, stop))
             result = final(1)
             result["message"]["content"] = text
             return JSONResponse(result)

@@ -77,9 +77,10 @@ async def warm_up(agent: Agent) -> None:
         await asyncio.wait_for(agent.backend.warm_up(agent.config.system_prompt), limit)
     except Exception as err:
         _LOGGER.warning(
-            "Could not warm up the %s backend (%s); answers will say so until it is reachable",
+            "Could not warm up the %s backend (%s: %s); starting anyway, turns report what goes wrong",
             agent.backend.name,
-            err or type(err).__name__,
+            type(err).__name__,
+            err,
         )
 
 
