@@ -16,12 +16,14 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from wyoming import __version__ as WYOMING_VERSION
 from wyoming.error import Error
-from wyoming.event import Event, async_write_event
+from wyoming.event import Event
 from wyoming.server import AsyncEventHandler
 
 _LOGGER = logging.getLogger(__name__)
 
+MAX_EVENTS_PER_WRITE = 32  # events queued behind each other go out in one write, up to this many
 KIB = 1024
 MIB = 1024 * KIB
 
@@ -128,6 +130,24 @@ async def read_event(reader: asyncio.StreamReader, limits: EventLimits = DEFAULT
     return Event(type=event_type, data=data, payload=payload)
 
 
+def encode_event(event: Event) -> bytes:
+    """The event as the ``wyoming`` library writes it (header line, data, payload), in one buffer.
+
+    One buffer means one write and usually one TCP segment per event; the library
+    writes the header and the data separately.
+    """
+    header: dict[str, Any] = {"type": event.type, "version": WYOMING_VERSION}
+    data_bytes = json.dumps(event.data, ensure_ascii=False).encode("utf-8") if event.data else b""
+    if data_bytes:
+        header["data_length"] = len(data_bytes)
+    if event.payload:
+        header["payload_length"] = len(event.payload)
+    parts = [json.dumps(header, ensure_ascii=False).encode("utf-8"), b"\n", data_bytes]
+    if event.payload:
+        parts.append(event.payload)
+    return b"".join(parts)
+
+
 def limit_send_buffer(writer: asyncio.StreamWriter, size: int) -> None:
     """Cap the kernel's send buffer for this connection (TCP only).
 
@@ -174,15 +194,19 @@ class LimitedEventHandler(AsyncEventHandler):
 
     async def _send_loop(self) -> None:
         while True:
-            event = await self._outbox.get()
+            events = [await self._outbox.get()]
+            while not self._outbox.empty() and len(events) < MAX_EVENTS_PER_WRITE:  # what queued up meanwhile
+                events.append(self._outbox.get_nowait())
             try:
                 if not self._client_gone:
-                    await async_write_event(event, self.writer)
+                    self.writer.write(b"".join(encode_event(event) for event in events))
+                    await self.writer.drain()
             except (ConnectionError, RuntimeError) as err:
                 _LOGGER.debug("Could not write to client: %s", err)
                 self._client_gone = True
             finally:
-                self._outbox.task_done()
+                for _ in events:
+                    self._outbox.task_done()
                 self._room.set()
 
     async def run(self) -> None:

@@ -104,58 +104,59 @@ class Agent:
         finally:
             self._record(conversation_id, outcome, ttf, time.perf_counter() - started, pieces)
 
-    async def _pieces(self, question: str, conversation_id: str) -> AsyncIterator[str]:
-        """The backend's stream, under the timeouts, held back until the question check passes."""
+    async def _next_piece(self, stream: AsyncIterator[str], deadline: float) -> str | None:
+        """The next piece of the answer (None at its end), within the timeouts."""
         options = self.config.options
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + options.total_timeout
-        stream = self.backend.stream(self.prompt(conversation_id, question))
-        check: asyncio.Task[None] | None = asyncio.create_task(self.backend.check_question(question))
-        held: list[str] = []
-        next_piece: asyncio.Future[str] | None = None
+        until = min(asyncio.get_running_loop().time() + options.timeout, deadline)
         try:
-            while True:
-                if next_piece is None:
-                    next_piece = asyncio.ensure_future(anext(stream))
-                remaining = deadline - loop.time()
-                wait = min(options.timeout, remaining)
-                waiting = {next_piece} if check is None else {next_piece, check}
-                done, _ = await asyncio.wait(waiting, timeout=max(wait, 0), return_when=asyncio.FIRST_COMPLETED)
-                if not done:
-                    if remaining <= options.timeout:
-                        raise BackendError(Failure.TIMEOUT, f"the answer took longer than {options.total_timeout:g} s")
-                    raise BackendError(Failure.TIMEOUT, f"no answer for {options.timeout:g} s")
-                if check is not None and check in done:
-                    check.result()  # raises BackendError when the question is refused
-                    check = None
-                    for piece in held:
-                        yield piece
-                    held.clear()
-                if next_piece in done:
-                    try:
-                        piece = next_piece.result()
-                    except StopAsyncIteration:
-                        break
-                    finally:
-                        next_piece = None
-                    if check is None:
-                        yield piece
-                    else:
-                        held.append(piece)
-            if check is not None:
-                remaining = max(deadline - loop.time(), 0)
+            async with asyncio.timeout_at(until):
+                return await anext(stream, None)
+        except TimeoutError:
+            if until >= deadline:
+                raise BackendError(
+                    Failure.TIMEOUT, f"the answer took longer than {options.total_timeout:g} s"
+                ) from None
+            raise BackendError(Failure.TIMEOUT, f"no answer for {options.timeout:g} s") from None
+
+    async def _pieces(self, question: str, conversation_id: str) -> AsyncIterator[str]:
+        """The backend's stream under the timeouts; held back until the question check (if any) passes."""
+        deadline = asyncio.get_running_loop().time() + self.config.options.total_timeout
+        stream = self.backend.stream(self.prompt(conversation_id, question))
+        try:
+            if not self.backend.checks_questions:
+                while (piece := await self._next_piece(stream, deadline)) is not None:
+                    yield piece
+                return
+            # The model writes while the check runs; what it writes waits in a queue.
+            queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+
+            async def produce() -> None:
                 try:
-                    await asyncio.wait_for(check, min(options.timeout, remaining))
+                    while (piece := await self._next_piece(stream, deadline)) is not None:
+                        queue.put_nowait(piece)
+                    queue.put_nowait(None)
+                except Exception as err:
+                    queue.put_nowait(err)
+
+            check = asyncio.create_task(self.backend.check_question(question))
+            producer = asyncio.create_task(produce())
+            try:
+                until = min(asyncio.get_running_loop().time() + self.config.options.timeout, deadline)
+                try:
+                    async with asyncio.timeout_at(until):
+                        await check  # raises BackendError when the question is refused
                 except TimeoutError:
                     raise BackendError(Failure.TIMEOUT, "the question check did not finish in time") from None
-                for piece in held:
-                    yield piece
-        finally:
-            for task in (next_piece, check):
-                if task is not None and not task.done():
+                while (item := await queue.get()) is not None:
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+            finally:
+                for task in (check, producer):
                     task.cancel()
                     with contextlib.suppress(BaseException):
                         await task
+        finally:
             await stream.aclose()
 
     def _record(self, conversation_id: str, outcome: str, ttf: float | None, total: float, pieces: list[str]) -> None:

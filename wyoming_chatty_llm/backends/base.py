@@ -42,6 +42,11 @@ class ChatBackend(ABC):
     name: str
     """The backend's config name: llama_cpp, ollama or openai."""
 
+    @property
+    def checks_questions(self) -> bool:
+        """True when :meth:`check_question` does something (it then runs alongside each answer)."""
+        return False
+
     @abstractmethod
     def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
         """Yield the answer's text as the model writes it."""

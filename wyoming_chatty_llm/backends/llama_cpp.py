@@ -138,9 +138,8 @@ class LlamaCppBackend(ChatBackend):
         finally:
             emit(_DONE)
 
-    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
-        async for piece in self._run(messages, self._options.max_tokens):
-            yield piece
+    def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        return self._run(messages, self._options.max_tokens)
 
     async def _run(self, messages: Sequence[Message], max_tokens: int) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()

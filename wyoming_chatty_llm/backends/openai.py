@@ -65,9 +65,11 @@ class OpenAIBackend(ChatBackend):
         except (openai.APIError, httpx.HTTPError) as err:
             raise self._failure(err, got_any) from err
 
+    @property
+    def checks_questions(self) -> bool:
+        return self._options.moderation
+
     async def check_question(self, question: str) -> None:
-        if not self._options.moderation:
-            return
         try:
             result = await self._client.moderations.create(model=self._options.moderation_model, input=question)
         except (openai.APIError, httpx.HTTPError) as err:
