@@ -97,3 +97,31 @@ class PcmToFloat:
         if self._resampler is None:
             return np.zeros(0, dtype=np.float32)
         return self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+
+
+def float_to_pcm16(samples: np.ndarray) -> bytes:
+    """Encode float samples in [-1, 1] as little-endian 16-bit PCM (clipped)."""
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+class PcmToPcm16:
+    """Streaming converter from one PCM format to 16-bit mono at ``target_rate`` (a pass-through when equal)."""
+
+    def __init__(self, fmt: PcmFormat, target_rate: int) -> None:
+        self._same = fmt == PcmFormat(target_rate, 2, 1)
+        self._converter = None if self._same else PcmToFloat(fmt, target_rate)
+        self._pending = b""
+
+    def convert(self, pcm: bytes) -> bytes:
+        if self._converter is None:
+            data = self._pending + pcm if self._pending else pcm
+            usable = len(data) - len(data) % 2
+            self._pending = data[usable:]
+            return data[:usable]
+        return float_to_pcm16(self._converter.convert(pcm))
+
+    def flush(self) -> bytes:
+        if self._converter is None:
+            self._pending = b""
+            return b""
+        return float_to_pcm16(self._converter.flush())

@@ -1,0 +1,213 @@
+"""Command line and start-up of the satellite: ``python -m satellite``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from chatty_common.audio import PcmFormat
+from chatty_common.cli import add_common_args, check_uri, non_negative_float, positive_float, setup_logging
+from chatty_common.metrics import MetricsFile
+
+from .audio_io import (
+    CommandMicrophone,
+    CommandSpeaker,
+    DeviceError,
+    FileMicrophone,
+    FileSpeaker,
+    Microphone,
+    PyAudioMicrophone,
+    PyAudioSpeaker,
+    Speaker,
+)
+from .core import Listener, Mode, Satellite
+from .direct import DirectMode, DirectSettings
+from .ha import HaMode, build_info
+from .player import Player
+from .services import Services
+from .sounds import Sounds
+from .speech import CommandRules, VoiceActivity
+from .turn_log import TurnLog
+from .wake import LocalWakeDetector, RemoteWakeDetector, WakeWord, WakeWordError, parse_wake_word
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_PORT = 10700
+ZEROCONF_DEFAULT = "chatty-satellite-NAME"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatty-satellite",
+        description="Chatty's room device: wake word, microphone, streaming playback, barge-in, latency log.",
+    )
+    add_common_args(parser, default_port=DEFAULT_PORT, zeroconf_name=ZEROCONF_DEFAULT, service="satellite")
+    parser.add_argument(
+        "--mode",
+        choices=("ha", "direct"),
+        default="ha",
+        help="ha: a Wyoming satellite that Home Assistant drives (listens on --uri); direct: run turns against "
+        "the STT, LLM and TTS servers (default: ha)",
+    )
+    parser.add_argument("--name", default=socket.gethostname(), help="satellite name (default: the host name)")
+    parser.add_argument("--area", help="area (room) to report to Home Assistant")
+
+    mic = parser.add_argument_group("microphone (one of)")
+    mic.add_argument("--mic-device", metavar="NAME|INDEX", help="a PortAudio input device ('default': the default)")
+    mic.add_argument("--mic-command", help='a command writing raw PCM, e.g. "arecord -r 16000 -c 1 -f S16_LE -t raw"')
+    mic.add_argument("--mic-file", type=Path, help="a WAV file, played in at real time, then silence")
+    mic.add_argument("--mic-rate", type=int, default=16000, help="sample rate of --mic-command (default: 16000)")
+    mic.add_argument("--mic-width", type=int, default=2, help="bytes per sample of --mic-command (default: 2)")
+    mic.add_argument("--mic-channels", type=int, default=1, help="channels of --mic-command (default: 1)")
+
+    snd = parser.add_argument_group("speaker (one of)")
+    snd.add_argument("--snd-device", metavar="NAME|INDEX", help="a PortAudio output device ('default': the default)")
+    snd.add_argument("--snd-command", help='a command reading raw PCM, e.g. "aplay -r 24000 -c 1 -f S16_LE -t raw"')
+    snd.add_argument("--snd-file", type=Path, help="a WAV file recording everything played, on the satellite's clock")
+    snd.add_argument("--snd-rate", type=int, default=24000, help="speaker sample rate, 16-bit mono (default: 24000)")
+
+    wake = parser.add_argument_group("wake word")
+    wake.add_argument(
+        "--wake-word", action="append", default=[], metavar="[ENGINE:]NAME",
+        help="okay_nabu, hey_jarvis, alexa, hey_mycroft (micro or openwakeword) or hey_rhasspy (openwakeword); "
+        "repeatable (default: okay_nabu)",
+    )  # fmt: skip
+    wake.add_argument("--wake-refractory", type=non_negative_float, default=2.0,
+                      help="seconds a wake word is ignored after it fired (default: 2)")  # fmt: skip
+    wake.add_argument("--wake-uri", help="a Wyoming wake word service instead of the local models")
+
+    speech = parser.add_argument_group("end of speech")
+    speech.add_argument("--vad", choices=("micro", "silero"), default="micro", help="voice activity detector")
+    speech.add_argument("--vad-threshold", type=positive_float, default=0.5, help="speech probability (default: 0.5)")
+    speech.add_argument("--end-silence", type=positive_float, default=0.6,
+                        help="silence that ends a command, seconds (default: 0.6)")  # fmt: skip
+    speech.add_argument("--min-speech", type=non_negative_float, default=0.3,
+                        help="speech before a command counts as started, seconds (default: 0.3)")  # fmt: skip
+    speech.add_argument("--max-command", type=positive_float, default=15.0, help="longest command, s (default: 15)")
+    speech.add_argument("--speech-timeout", type=positive_float, default=5.0,
+                        help="give up when nobody speaks for this long after the wake word (default: 5)")  # fmt: skip
+
+    direct = parser.add_argument_group("direct mode")
+    for kind in ("stt", "llm", "tts"):
+        direct.add_argument(f"--{kind}-uri", help=f"the {kind.upper()} server (default: found by zeroconf)")
+        direct.add_argument(f"--{kind}-name", default=f"chatty-{kind}",
+                            help=f"zeroconf name of the {kind.upper()} server (default: chatty-{kind})")  # fmt: skip
+    direct.add_argument("--language", help="language of the questions, for speech-to-text (default: detected)")
+    direct.add_argument("--voice", help="TTS voice (default: the server's)")
+
+    sounds = parser.add_argument_group("sounds")
+    sounds.add_argument("--no-sounds", action="store_true", help="play no awake/error/timer sounds")
+    for name in ("awake", "done", "error", "timer"):
+        sounds.add_argument(f"--{name}-wav", type=Path, help=f"WAV file for the {name} sound (default: built in)")
+    parser.add_argument("--no-follow-up", action="store_true",
+                        help="do not listen again when an answer ends with a question")  # fmt: skip
+    parser.add_argument("--metrics-file", type=Path, help="append each turn's latency figures as JSON lines")
+    return parser
+
+
+def open_microphone(args: argparse.Namespace) -> Microphone:
+    if args.mic_file is not None:
+        return FileMicrophone(args.mic_file)
+    if args.mic_command:
+        return CommandMicrophone(args.mic_command, PcmFormat(args.mic_rate, args.mic_width, args.mic_channels))
+    return PyAudioMicrophone(args.mic_device)
+
+
+def open_speaker(args: argparse.Namespace) -> Speaker:
+    if args.snd_file is not None:
+        return FileSpeaker(args.snd_file, args.snd_rate)
+    if args.snd_command:
+        return CommandSpeaker(args.snd_command, args.snd_rate)
+    return PyAudioSpeaker(args.snd_device, args.snd_rate)
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[WakeWord]:
+    check_uri(parser, args)
+    if sum(x is not None for x in (args.mic_device, args.mic_command, args.mic_file)) > 1:
+        parser.error("give one of --mic-device, --mic-command, --mic-file")
+    if sum(x is not None for x in (args.snd_device, args.snd_command, args.snd_file)) > 1:
+        parser.error("give one of --snd-device, --snd-command, --snd-file")
+    if not 4000 <= args.snd_rate <= 192000:
+        parser.error(f"--snd-rate {args.snd_rate} is outside 4000..192000")
+    if args.zeroconf == ZEROCONF_DEFAULT:
+        args.zeroconf = f"chatty-satellite-{args.name}"
+    try:
+        return [parse_wake_word(text) for text in (args.wake_word or ["okay_nabu"])]
+    except WakeWordError as err:
+        parser.error(f"--wake-word: {err}")
+        raise  # unreachable: parser.error exits
+
+
+async def run(args: argparse.Namespace, wake_words: list[WakeWord]) -> None:
+    mic = open_microphone(args)
+    speaker = open_speaker(args)
+    player = Player(speaker)
+    sounds = Sounds(
+        speaker.rate,
+        enabled=not args.no_sounds,
+        files={name: getattr(args, f"{name}_wav") for name in ("awake", "done", "error", "timer")},
+    )
+    if args.wake_uri:
+        wake: LocalWakeDetector | RemoteWakeDetector = RemoteWakeDetector(args.wake_uri, [w.name for w in wake_words])
+    else:
+        wake = LocalWakeDetector(wake_words, args.wake_refractory)
+    rules = CommandRules(
+        threshold=args.vad_threshold, min_speech=args.min_speech, end_silence=args.end_silence,
+        max_command=args.max_command, speech_timeout=args.speech_timeout,
+    )  # fmt: skip
+    metrics = MetricsFile(args.metrics_file) if args.metrics_file else None
+    turn_log = TurnLog(metrics)
+    mode: Mode
+    if args.mode == "direct":
+        services = Services(
+            {"stt": args.stt_uri, "llm": args.llm_uri, "tts": args.tts_uri},
+            {"stt": args.stt_name, "llm": args.llm_name, "tts": args.tts_name},
+            interface=args.zeroconf_host,
+        )
+        settings = DirectSettings(language=args.language, voice=args.voice, follow_up=not args.no_follow_up)
+        mode = DirectMode(services, player, sounds, rules, turn_log, settings)
+    else:
+        mode = HaMode(
+            uri=args.uri, zeroconf_name=args.zeroconf, zeroconf_host=args.zeroconf_host,
+            info=build_info(args.name, args.area, wake_words, speaker.rate), player=player, sounds=sounds,
+            rules=rules, turn_log=turn_log, follow_up=not args.no_follow_up,
+        )  # fmt: skip
+    _LOGGER.info(
+        "Satellite %s (%s mode): microphone %s, speaker %s, wake word %s",
+        args.name, args.mode, mic.description, speaker.description,
+        args.wake_uri or ", ".join(w.name for w in wake_words),
+    )  # fmt: skip
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    satellite = Satellite(Listener(mic, wake, VoiceActivity(args.vad)), player, mode)
+    try:
+        await satellite.run(stop)
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    wake_words = check_args(parser, args)
+    setup_logging(args)
+    try:
+        asyncio.run(run(args, wake_words))
+    except DeviceError as err:
+        sys.exit(f"chatty-satellite: {err}")
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

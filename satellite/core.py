@@ -1,0 +1,147 @@
+"""The satellite's listening loop: every microphone frame is checked for the wake word and for speech
+(on one audio thread, off the event loop), then handed to the mode (direct or Home Assistant).
+
+A :class:`CommandCapture` follows one spoken command from the wake word (or a
+follow-up) to its end, queuing its frames for whoever streams them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .audio_io import FileMicrophone, Frame, Microphone
+from .player import Player
+from .speech import CommandEnd, CommandRules, Endpointer, VoiceActivity
+from .wake import LocalWakeDetector, RemoteWakeDetector
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Heard:
+    """One frame with what was heard in it: a wake word (its name) and the speech probability."""
+
+    frame: Frame
+    wake_word: str | None
+    speech: float
+
+
+class CommandCapture:
+    """One spoken command: frames go to ``queue`` until it ends (then None)."""
+
+    def __init__(self, rules: CommandRules) -> None:
+        self.endpointer = Endpointer(rules)
+        self.queue: asyncio.Queue[Frame | None] = asyncio.Queue()
+        self.end: CommandEnd | None = None
+        self.ended_at: float | None = None
+        self.done = asyncio.Event()
+
+    def feed(self, heard: Heard) -> CommandEnd | None:
+        if self.end is not None:
+            return self.end
+        self.queue.put_nowait(heard.frame)
+        end = self.endpointer.feed(heard.frame, heard.speech)
+        if end is not None:
+            self.finish(end, heard.frame.captured_at)
+        return end
+
+    def finish(self, end: CommandEnd, at: float | None = None) -> None:
+        """End the command (end of speech, or ended from outside: a transcript, an error, a pause)."""
+        if self.end is None:
+            self.end = end
+            self.ended_at = at if at is not None else time.monotonic()
+            self.queue.put_nowait(None)
+            self.done.set()
+
+    @property
+    def last_voice_at(self) -> float | None:
+        return self.endpointer.last_voice_at
+
+
+class Mode(ABC):
+    """What the satellite does with what it hears: direct turns, or a Home Assistant pipeline."""
+
+    @abstractmethod
+    def on_heard(self, heard: Heard) -> None:
+        """Called for every frame, in order, on the event loop; must not block."""
+
+    @property
+    @abstractmethod
+    def idle(self) -> bool:
+        """Nothing is being listened to, answered or played."""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open what the mode needs (a server, connections)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Stop turns in progress and release what the mode opened."""
+
+
+class Listener:
+    """Runs the microphone through wake word and voice activity detection on one audio thread."""
+
+    def __init__(
+        self, mic: Microphone, wake: LocalWakeDetector | RemoteWakeDetector | None, vad: VoiceActivity
+    ) -> None:
+        self.mic = mic
+        self.wake = wake
+        self.vad = vad
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="listener")
+        self._start: float | None = None
+
+    def _analyse(self, pcm: bytes) -> tuple[str | None, float]:
+        wake = self.wake.process(pcm) if isinstance(self.wake, LocalWakeDetector) else None
+        return wake, self.vad.process(pcm)
+
+    async def heard(self) -> AsyncIterator[Heard]:
+        loop = asyncio.get_running_loop()
+        async for frame in self.mic.frames():
+            wake, speech = await loop.run_in_executor(self._executor, self._analyse, frame.pcm)
+            if isinstance(self.wake, RemoteWakeDetector):
+                if self._start is None:
+                    self._start = frame.captured_at
+                wake = await self.wake.process(frame.pcm, int((frame.captured_at - self._start) * 1000))
+            yield Heard(frame, wake, speech)
+
+    async def close(self) -> None:
+        if isinstance(self.wake, RemoteWakeDetector):
+            await self.wake.close()
+        await self.mic.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class Satellite:
+    """Listens until stopped (or, with a microphone file, until the file is used up and all is quiet)."""
+
+    def __init__(self, listener: Listener, player: Player, mode: Mode) -> None:
+        self.listener = listener
+        self.player = player
+        self.mode = mode
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        stop = stop or asyncio.Event()
+        mic = self.listener.mic
+        await self.mode.start()
+        # One clock for both: a microphone file and a speaker file line up sample for sample.
+        start = time.monotonic()
+        if isinstance(mic, FileMicrophone):
+            mic.start_at = start
+        self.player.start(at=start)
+        try:
+            async for heard in self.listener.heard():
+                self.mode.on_heard(heard)
+                if stop.is_set():
+                    break
+                if isinstance(mic, FileMicrophone) and mic.ended.is_set() and self.mode.idle and not self.player.busy:
+                    _LOGGER.info("The microphone file is used up and the satellite is idle: stopping")
+                    break
+        finally:
+            await self.mode.close()
+            await self.listener.close()
+            self.player.close()

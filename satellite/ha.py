@@ -1,0 +1,380 @@
+"""Home Assistant mode: a Wyoming satellite server that Home Assistant's Wyoming integration drives.
+
+Home Assistant connects (the satellite is the server), sends ``run-satellite``
+and pings. On the wake word the satellite sends ``detection`` and
+``run-pipeline`` (asr → tts) and streams the microphone until its own voice
+activity detector hears the end of the command (then ``audio-stop``, which
+ends Home Assistant's speech-to-text at once), or a ``transcript``, ``error``
+or ``pause-satellite`` comes. The answer's audio is played as it streams in;
+``played`` goes back when the speaker has really finished. Announcements play
+the same way; timers ring here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from functools import partial
+
+from wyoming.asr import Transcript
+from wyoming.audio import AudioChunk, AudioFormat, AudioStart, AudioStop
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.info import Attribution, Describe, Info, MicProgram, Satellite, SndProgram, WakeModel, WakeProgram
+from wyoming.ping import Ping, Pong
+from wyoming.pipeline import PipelineStage, RunPipeline
+from wyoming.satellite import PauseSatellite, RunSatellite
+from wyoming.server import AsyncServer
+from wyoming.snd import Played
+from wyoming.timer import TimerCancelled, TimerFinished, TimerStarted, TimerUpdated
+from wyoming.tts import Synthesize
+from wyoming.vad import VoiceStopped
+from wyoming.wake import Detection
+
+from chatty_common import __version__
+from chatty_common.audio import PcmFormat
+from chatty_common.cli import tcp_port
+from chatty_common.protocol import LimitedEventHandler
+from chatty_common.zeroconf import ZeroconfAdvertiser
+
+from .audio_io import MIC_RATE
+from .core import CommandCapture, Heard, Mode
+from .player import Playback, Player
+from .sounds import Sounds
+from .speech import CommandEnd, CommandRules
+from .turn_log import Turn, TurnLog
+from .wake import WakeWord
+
+_LOGGER = logging.getLogger(__name__)
+
+CHATTY = Attribution(name="Chatty", url="https://www.home-assistant.io/integrations/wyoming/")
+TIMER_RINGS = 5  # a finished timer rings this many times unless the wake word stops it
+
+
+def build_info(name: str, area: str | None, wake_words: list[WakeWord], snd_rate: int) -> Info:
+    return Info(
+        satellite=Satellite(
+            name=name,
+            description="Chatty satellite",
+            attribution=CHATTY,
+            installed=True,
+            version=__version__,
+            area=area,
+            has_vad=True,
+            active_wake_words=[w.name for w in wake_words],
+            max_active_wake_words=len(wake_words),
+            supports_trigger=False,
+        ),
+        wake=[
+            WakeProgram(
+                name="chatty-wake",
+                description="Local wake word detection (microWakeWord, openWakeWord)",
+                attribution=CHATTY,
+                installed=True,
+                version=__version__,
+                models=[
+                    WakeModel(
+                        name=w.name,
+                        description=f"{w.phrase} ({w.engine})",
+                        attribution=CHATTY,
+                        installed=True,
+                        version=None,
+                        languages=["en"],
+                        phrase=w.phrase,
+                    )
+                    for w in wake_words
+                ],
+            )
+        ],
+        mic=[
+            MicProgram(
+                name="chatty-mic",
+                description="Microphone",
+                attribution=CHATTY,
+                installed=True,
+                version=__version__,
+                mic_format=AudioFormat(rate=MIC_RATE, width=2, channels=1),
+            )
+        ],
+        snd=[
+            SndProgram(
+                name="chatty-snd",
+                description="Speaker",
+                attribution=CHATTY,
+                installed=True,
+                version=__version__,
+                snd_format=AudioFormat(rate=snd_rate, width=2, channels=1),
+            )
+        ],
+    )
+
+
+class HaConnection(LimitedEventHandler):
+    """One connection from Home Assistant; the newest one is the one the satellite talks to."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, mode: HaMode) -> None:
+        super().__init__(reader, writer)
+        self.mode = mode
+        mode.connected(self)
+
+    async def handle_event(self, event: Event) -> bool:
+        return self.mode.on_event(self, event)
+
+    async def disconnect(self) -> None:
+        self.mode.disconnected(self)
+
+
+class HaMode(Mode):
+    """The satellite as Home Assistant's Assist satellite."""
+
+    def __init__(
+        self,
+        *,
+        uri: str,
+        zeroconf_name: str | None,
+        zeroconf_host: str | None,
+        info: Info,
+        player: Player,
+        sounds: Sounds,
+        rules: CommandRules,
+        turn_log: TurnLog,
+        follow_up: bool = True,
+    ) -> None:
+        self.uri = uri
+        self.zeroconf_name = zeroconf_name
+        self.zeroconf_host = zeroconf_host
+        self.info = info
+        self.player = player
+        self.sounds = sounds
+        self.rules = rules
+        self.turn_log = turn_log
+        self.follow_up = follow_up
+        self.connection: HaConnection | None = None
+        self.running = False
+        self._server: AsyncServer | None = None
+        self._advertiser: ZeroconfAdvertiser | None = None
+        self._capture: CommandCapture | None = None
+        self._turn: Turn | None = None
+        self._playback: Playback | None = None
+        self._answer_text: str | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ringing: asyncio.Task[None] | None = None
+        self._timers: dict[str, TimerStarted] = {}
+
+    # -- server and connections -------------------------------------------------------------------
+    async def start(self) -> None:
+        self._server = AsyncServer.from_uri(self.uri)
+        await self._server.start(partial(HaConnection, mode=self))
+        if self.zeroconf_name:
+            port = tcp_port(self.uri)
+            assert port is not None
+            self._advertiser = ZeroconfAdvertiser(self.zeroconf_name, port, self.zeroconf_host)
+            await self._advertiser.start()
+        _LOGGER.info("Waiting for Home Assistant on %s", self.uri)
+
+    async def close(self) -> None:
+        for task in [*self._tasks, self._ringing]:
+            if task is not None:
+                task.cancel()
+        if self._advertiser is not None:
+            await self._advertiser.close()
+        if self._server is not None:
+            await self._server.stop()
+
+    def connected(self, connection: HaConnection) -> None:
+        if self.connection is not None and self.connection is not connection:
+            _LOGGER.info("A new Home Assistant connection replaces the old one")
+            self.connection._is_running = False
+            self.connection.writer.close()
+        self.connection = connection
+        _LOGGER.info("Home Assistant connected")
+
+    def disconnected(self, connection: HaConnection) -> None:
+        if self.connection is connection:
+            _LOGGER.info("Home Assistant disconnected")
+            self.connection = None
+            self.running = False
+            self._end_capture(CommandEnd.NOTHING_SAID)
+
+    def _send(self, event: Event) -> None:
+        if self.connection is not None:
+            self.connection.send(event)
+
+    # -- microphone ---------------------------------------------------------------------------------
+    @property
+    def idle(self) -> bool:
+        return self._capture is None and self._playback is None and not self._tasks
+
+    def on_heard(self, heard: Heard) -> None:
+        capture = self._capture
+        if capture is not None:
+            self._send(AudioChunk(rate=MIC_RATE, width=2, channels=1, audio=heard.frame.pcm).event())
+            end = capture.feed(heard)
+            if end is not None:
+                self._end_capture(end)
+            return
+        if heard.wake_word is not None:
+            if self._ringing is not None and not self._ringing.done():
+                _LOGGER.info("Timer ringing stopped by the wake word")
+                self._ringing.cancel()
+                self.player.stop()
+                return
+            if self.connection is None or not self.running:
+                _LOGGER.info("Heard %s, but Home Assistant is not connected (or paused)", heard.wake_word)
+                self._play("error")
+                return
+            self._listen(heard.wake_word)
+
+    def _listen(self, wake_word: str | None) -> None:
+        if self._playback is not None or self.player.busy:
+            _LOGGER.info("Barge-in: %s heard while playing; stopping playback", wake_word)
+            self.player.stop()
+            self._playback = None
+            if self._turn is not None:
+                self._turn.outcome = "interrupted"
+                self.turn_log.write(self._turn)
+        self._turn = Turn(mode="ha", wake_word=wake_word)
+        if wake_word is not None:
+            self._send(Detection(name=wake_word, timestamp=int(time.monotonic() * 1000)).event())
+            self._play("awake")
+        else:
+            self._turn.extra["follow_up"] = True
+        self._send(
+            RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.TTS, wake_word_name=wake_word).event()
+        )
+        self._send(AudioStart(rate=MIC_RATE, width=2, channels=1).event())
+        self._capture = CommandCapture(self.rules)
+
+    def _end_capture(self, end: CommandEnd) -> None:
+        capture = self._capture
+        if capture is None:
+            return
+        capture.finish(end)
+        self._capture = None
+        self._send(AudioStop().event())
+        if self._turn is not None:
+            self._turn.end_of_speech_at = capture.ended_at
+            self._turn.last_voice_at = capture.last_voice_at
+            self._turn.extra["end"] = end.value
+
+    def _play(self, name: str) -> None:
+        pcm = self.sounds.get(name)
+        if pcm:
+            playback = self.player.playback(PcmFormat(self.sounds.rate, 2, 1))
+            playback.add(pcm)
+            playback.end()
+
+    # -- events from Home Assistant ---------------------------------------------------------------
+    def on_event(self, connection: HaConnection, event: Event) -> bool:
+        if connection is not self.connection:
+            return False
+        turn = self._turn
+        if Describe.is_type(event.type):
+            connection.send(self.info.event())
+        elif Ping.is_type(event.type):
+            connection.send(Pong(text=Ping.from_event(event).text).event())
+        elif RunSatellite.is_type(event.type):
+            self.running = True
+            _LOGGER.info("Home Assistant runs the satellite")
+        elif PauseSatellite.is_type(event.type):
+            self.running = False
+            self._end_capture(CommandEnd.NOTHING_SAID)
+            self.player.stop()
+            _LOGGER.info("Home Assistant paused the satellite")
+        elif VoiceStopped.is_type(event.type):
+            self._end_capture(CommandEnd.SPOKEN)
+        elif Transcript.is_type(event.type):
+            self._end_capture(CommandEnd.SPOKEN)
+            if turn is not None:
+                turn.transcript_at = time.monotonic()
+                turn.transcript = Transcript.from_event(event).text
+        elif Synthesize.is_type(event.type):
+            self._answer_text = Synthesize.from_event(event).text
+            if turn is not None:
+                turn.answer = self._answer_text
+                turn.tts_text_at = time.monotonic()
+        elif AudioStart.is_type(event.type):
+            start = AudioStart.from_event(event)
+            self._playback = self.player.playback(PcmFormat(start.rate, start.width, start.channels))
+        elif AudioChunk.is_type(event.type):
+            self._on_audio_chunk(event)
+        elif AudioStop.is_type(event.type):
+            self._on_audio_stop()
+        elif Error.is_type(event.type):
+            self._end_capture(CommandEnd.NOTHING_SAID)
+            _LOGGER.warning("Home Assistant reported: %s", Error.from_event(event).text)
+            self._play("error")
+            if turn is not None:
+                turn.outcome = f"error: {Error.from_event(event).text}"
+                self.turn_log.write(turn)
+                self._turn = None
+        elif TimerStarted.is_type(event.type):
+            timer = TimerStarted.from_event(event)
+            self._timers[timer.id] = timer
+            _LOGGER.info("Timer %s started: %s s", timer.name or timer.id, timer.total_seconds)
+        elif TimerUpdated.is_type(event.type):
+            update = TimerUpdated.from_event(event)
+            _LOGGER.info("Timer %s updated: %s s, active %s", update.id, update.total_seconds, update.is_active)
+        elif TimerCancelled.is_type(event.type):
+            self._timers.pop(TimerCancelled.from_event(event).id, None)
+        elif TimerFinished.is_type(event.type):
+            timer_id = TimerFinished.from_event(event).id
+            timer = self._timers.pop(timer_id, None)
+            _LOGGER.info("Timer %s finished: ringing", (timer.name if timer else None) or timer_id)
+            self._ring()
+        return True
+
+    def _on_audio_chunk(self, event: Event) -> None:
+        chunk = AudioChunk.from_event(event)
+        if self._playback is None:
+            self._playback = self.player.playback(PcmFormat(chunk.rate, chunk.width, chunk.channels))
+        if self._turn is not None and self._turn.tts_first_audio_at is None:
+            self._turn.tts_first_audio_at = time.monotonic()
+        self._playback.add(chunk.audio)
+
+    def _on_audio_stop(self) -> None:
+        playback, self._playback = self._playback, None
+        turn, self._turn = self._turn, None
+        answer, self._answer_text = self._answer_text, None
+        if playback is None:
+            self._send(Played().event())
+            return
+        playback.end()
+        task = asyncio.create_task(self._after_playback(playback, turn, answer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _after_playback(self, playback: Playback, turn: Turn | None, answer: str | None) -> None:
+        await playback.finished.wait()
+        if playback.interrupted:
+            return
+        self._send(Played().event())
+        if turn is not None:
+            turn.first_played_at = playback.first_sound_at
+            self.turn_log.write(turn)
+        if (
+            self.follow_up
+            and turn is not None
+            and answer
+            and answer.rstrip().endswith(("?", ";", "？"))
+            and self.connection is not None
+            and self.running
+            and self._capture is None
+        ):
+            _LOGGER.info("The answer asked a question: listening again without the wake word")
+            self._listen(None)
+
+    def _ring(self) -> None:
+        if self._ringing is not None and not self._ringing.done():
+            return
+        pcm = self.sounds.get("timer")
+        if not pcm:
+            return
+
+        async def ring() -> None:
+            for _ in range(TIMER_RINGS):
+                await self.player.play(pcm, self.sounds.rate)
+                await asyncio.sleep(0.5)
+
+        self._ringing = asyncio.create_task(ring())

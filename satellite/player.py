@@ -1,0 +1,157 @@
+"""Streaming playback: audio is played the moment it arrives, and the player knows when it really ended.
+
+A thread owns the speaker. It plays queued audio in order and keeps the output
+running with silence when there is none, so a device never has to start up
+(no clipped first syllable) and a file records on the satellite's clock. It
+stays at most ``lead`` seconds ahead of real time, so :meth:`Player.stop`
+(barge-in) silences the speaker within that time. Each :class:`Playback`
+knows when its first sample sounded and when its last one had finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+
+from chatty_common.audio import PcmFormat, PcmToPcm16
+
+from .audio_io import Speaker
+
+_LOGGER = logging.getLogger(__name__)
+
+SILENCE_BLOCK = 0.01  # seconds of silence written at a time while idle
+
+
+class Playback:
+    """One answer or sound. ``add`` audio as it arrives, then ``end``; await ``finished``."""
+
+    def __init__(self, player: Player, fmt: PcmFormat, loop: asyncio.AbstractEventLoop) -> None:
+        self._player = player
+        self._converter = PcmToPcm16(fmt, player.rate)
+        self._loop = loop
+        self.started = asyncio.Event()
+        self.finished = asyncio.Event()
+        self.first_sound_at: float | None = None
+        """``time.monotonic()`` when the first sample reached the speaker's output."""
+        self.end_at: float | None = None
+        self.interrupted = False
+        self.seconds = 0.0
+
+    def add(self, pcm: bytes) -> None:
+        converted = self._converter.convert(pcm)
+        if converted:
+            self.seconds += len(converted) / 2 / self._player.rate
+            self._player._put(self, converted)
+
+    def end(self) -> None:
+        tail = self._converter.flush()
+        if tail:
+            self._player._put(self, tail)
+        self._player._put(self, None)
+
+    def _notify(self, event: asyncio.Event) -> None:
+        with contextlib.suppress(RuntimeError):  # the event loop is gone
+            self._loop.call_soon_threadsafe(event.set)
+
+
+class Player:
+    """Plays :class:`Playback` s one after another on a speaker, from its own thread."""
+
+    def __init__(self, speaker: Speaker, lead: float = 0.03) -> None:
+        self.speaker = speaker
+        self.rate = speaker.rate
+        self.lead = lead
+        self._items: deque[tuple[Playback, bytes | None]] = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._ending: list[Playback] = []
+
+    def start(self, at: float | None = None) -> None:
+        """Start the output; ``at`` (``time.monotonic()``) lines a file's timeline up with the microphone."""
+        self._thread = threading.Thread(target=self._run, args=(at or time.monotonic(),), name="player", daemon=True)
+        self._thread.start()
+
+    def playback(self, fmt: PcmFormat) -> Playback:
+        return Playback(self, fmt, asyncio.get_running_loop())
+
+    async def play(self, pcm: bytes, rate: int) -> Playback:
+        """Play a whole 16-bit mono sound and wait until it has been heard."""
+        playback = self.playback(PcmFormat(rate, 2, 1))
+        playback.add(pcm)
+        playback.end()
+        await playback.finished.wait()
+        return playback
+
+    def stop(self) -> bool:
+        """Drop everything not yet played (barge-in). True if something was playing or waiting."""
+        with self._lock:
+            dropped = {playback for playback, _ in self._items} | set(self._ending)
+            self._items.clear()
+            self._ending.clear()
+        for playback in dropped:
+            if not playback.finished.is_set():
+                playback.interrupted = True
+                playback.end_at = time.monotonic()
+                playback._notify(playback.finished)
+        return bool(dropped)
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._items or self._ending)
+
+    def _put(self, playback: Playback, pcm: bytes | None) -> None:
+        with self._lock:
+            self._items.append((playback, pcm))
+
+    def _run(self, clock: float) -> None:
+        silence = bytes(int(self.rate * SILENCE_BLOCK) * 2)
+        try:
+            while not self._closed:
+                now = time.monotonic()
+                if clock < now - 0.05:  # fell behind (a slow write): a file keeps its timeline with silence
+                    if not self.speaker.paced:
+                        gap = int((now - clock) * self.rate)
+                        self.speaker.write(bytes(gap * 2))
+                    clock = now
+                with self._lock:
+                    item = self._items.popleft() if self._items else None
+                    if item is not None and item[1] is None:
+                        item[0].end_at = clock
+                        self._ending.append(item[0])
+                        continue
+                    ending = [p for p in self._ending if p.end_at is not None and p.end_at <= now]
+                    for playback in ending:
+                        self._ending.remove(playback)
+                for playback in ending:
+                    playback._notify(playback.finished)
+                if item is None:
+                    pcm = silence
+                else:
+                    playback, pcm = item[0], item[1]
+                    assert pcm is not None
+                    if playback.first_sound_at is None:
+                        playback.first_sound_at = max(clock, now)
+                        playback._notify(playback.started)
+                self.speaker.write(pcm)
+                clock = max(clock, now if self.speaker.paced else clock) + len(pcm) / 2 / self.rate
+                if not self.speaker.paced:
+                    delay = clock - self.lead - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+        except Exception:
+            _LOGGER.exception("The speaker failed; playback stopped")
+            self.stop()
+
+    def close(self) -> None:
+        self._closed = True
+        self.stop()
+        if self._thread is not None:
+            self._thread.join(2)
+        self.speaker.close()

