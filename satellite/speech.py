@@ -16,9 +16,13 @@ SILERO_CHUNK_BYTES = 1024  # 512 samples
 
 
 class VoiceActivity:
-    """Speech probability per 10 ms frame, from microVAD (default) or Silero VAD."""
+    """Speech probability per 10 ms frame, from Silero VAD (default) or microVAD.
 
-    def __init__(self, kind: str = "micro") -> None:
+    microVAD is cheaper but keeps saying "speech" for about 0.6 s after speech
+    ends, which delays every end of speech by as much.
+    """
+
+    def __init__(self, kind: str = "silero") -> None:
         self.kind = kind
         self._probability = 0.0
         self._pending = b""

@@ -26,6 +26,7 @@ OPENWAKEWORD_MODELS = ("okay_nabu", "hey_jarvis", "hey_mycroft", "alexa", "hey_r
 BEST_ENGINE = {"okay_nabu": "micro"}  # measured on espeak-ng and Kokoro speech; openWakeWord for the rest
 ENGINE_ALIASES = {"micro": "micro", "microwakeword": "micro", "oww": "openwakeword", "openwakeword": "openwakeword"}
 OPENWAKEWORD_THRESHOLD = 0.5
+HELD_SECONDS = 0.15  # a score above the cutoff again within this time is the same detection
 
 
 class WakeWordError(ValueError):
@@ -70,6 +71,7 @@ class LocalWakeDetector:
         self._oww: list[tuple[WakeWord, object]] = []
         self._seconds = 0.0
         self._last: dict[str, float] = {}
+        self._above: dict[str, float] = {}
         for word in words:
             self._load(word)
 
@@ -87,26 +89,35 @@ class LocalWakeDetector:
                 self._oww_features = OpenWakeWordFeatures.from_builtin()
             self._oww.append((word, OpenWakeWord.from_builtin(OwwModel(word.name))))
 
+    def _edge(self, name: str, above: bool) -> bool:
+        """True only when a model's score rises above its cutoff after being below it for a while:
+        one detection per utterance of the word (the score stays high for a few hundred ms)."""
+        if not above:
+            return False
+        last = self._above.get(name)
+        self._above[name] = self._seconds
+        return last is None or self._seconds - last > HELD_SECONDS
+
     def process(self, pcm: bytes) -> str | None:
         """Feed 10 ms of 16 kHz mono audio; returns the name of a wake word heard, if any."""
         self._seconds += len(pcm) / 2 / MIC_RATE
-        heard: str | None = None
+        heard: list[str] = []
         for word, features, model in self._micro:
             for feature in features.process_streaming(pcm):  # type: ignore[attr-defined]
-                if model.process_streaming(feature) and heard is None:  # type: ignore[attr-defined]
-                    heard = word.name
+                result = model.process_streaming(feature)  # type: ignore[attr-defined]
+                if result is not None and self._edge(word.name, bool(result)):
+                    heard.append(word.name)
         if self._oww_features is not None:
             for embedding in self._oww_features.process_streaming(pcm):
                 for word, model in self._oww:
                     for probability in model.process_streaming(embedding):  # type: ignore[attr-defined]
-                        if probability > OPENWAKEWORD_THRESHOLD and heard is None:
-                            heard = word.name
-        if heard is None:
-            return None
-        if self._seconds - self._last.get(heard, -1e9) < self.refractory:
-            return None
-        self._last[heard] = self._seconds
-        return heard
+                        if self._edge(word.name, probability > OPENWAKEWORD_THRESHOLD):
+                            heard.append(word.name)
+        for name in heard:
+            if self._seconds - self._last.get(name, -1e9) >= self.refractory:
+                self._last[name] = self._seconds
+                return name
+        return None
 
 
 class RemoteWakeDetector:

