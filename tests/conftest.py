@@ -90,8 +90,10 @@ class ChildProcess:
 class ServerProcess(ChildProcess):
     """A Chatty server running as its own process, as users run it; ready when it answers ``describe``."""
 
-    def __init__(self, module: str, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
-        port = free_port()
+    def __init__(
+        self, module: str, args: list[str], log_path: Path, env: dict[str, str] | None = None, port: int | None = None
+    ) -> None:
+        port = port or free_port()
         self.uri = f"tcp://127.0.0.1:{port}"
         super().__init__(["-m", module, "--uri", self.uri, *args], log_path, env)
         self.port = port
@@ -121,9 +123,11 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """Start a server module with extra arguments; every server is stopped at the end."""
     started: list[ServerProcess] = []
 
-    def _start(module: str, *args: str, ready: bool = True, env: dict[str, str] | None = None) -> ServerProcess:
+    def _start(
+        module: str, *args: str, ready: bool = True, env: dict[str, str] | None = None, port: int | None = None
+    ) -> ServerProcess:
         folder = tmp_path_factory.mktemp(module)
-        server = ServerProcess(module, [*args], folder / "server.log", env)
+        server = ServerProcess(module, [*args], folder / "server.log", env, port)
         started.append(server)
         if ready:
             server.wait_ready()

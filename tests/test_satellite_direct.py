@@ -1,0 +1,161 @@
+"""The satellite in direct mode against the real STT, LLM and TTS servers, from a WAV-file microphone.
+
+The speaker is a WAV file that records on the satellite's clock (silence while
+idle), so its timeline lines up with the microphone file's: what was played
+when can be checked against what was said when.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import word_accuracy, words, write_config
+from test_satellite_listening import DATA, detections, pcm16k
+
+from satellite.wake import LocalWakeDetector, parse_wake_word
+from wyoming_chatty_stt.client import stream_wav
+
+SATELLITE_DATA = DATA / "satellite"
+
+
+def run_satellite(tmp_path: Path, mic: Path, servers: dict[str, str], *extra: str, timeout: float = 180):
+    out, metrics = tmp_path / "speaker.wav", tmp_path / "turns.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "satellite", "--mode", "direct", "--mic-file", str(mic), "--snd-file", str(out),
+         "--metrics-file", str(metrics), "--no-follow-up",
+         *[arg for kind, uri in servers.items() for arg in (f"--{kind}-uri", uri)], *extra],
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    turns = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
+    return out, turns, result.stderr
+
+
+def read_speaker(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path), "rb") as wav:
+        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.float32), wav.getframerate()
+
+
+def loud(samples: np.ndarray, rate: int, start: float, end: float) -> float:
+    """Fraction of 20 ms blocks between ``start`` and ``end`` seconds with sound in them."""
+    part = samples[int(start * rate) : int(end * rate)]
+    block = rate // 50
+    blocks = part[: len(part) // block * block].reshape(-1, block)
+    return float((np.abs(blocks).max(axis=1) > 300).mean()) if len(blocks) else 0.0
+
+
+def write_wav(path: Path, pcm: bytes, rate: int = 16000) -> Path:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm)
+    return path
+
+
+@pytest.fixture(scope="module")
+def servers(stt_server, llm_server, tts_server) -> dict[str, str]:
+    return {"stt": stt_server.uri, "llm": llm_server.uri, "tts": tts_server.uri}
+
+
+async def test_a_spoken_turn_from_wake_word_to_played_answer(tmp_path, servers, stt_server):
+    out, turns, log = run_satellite(tmp_path, SATELLITE_DATA / "nabu_capital.wav", servers)
+    [turn] = turns
+    assert turn["outcome"] == "answered" and turn["mode"] == "direct" and turn["wake_word"] == "okay_nabu"
+    assert words(turn["transcript"]) == words("What is the capital of France?")
+    assert "paris" in turn["answer"].lower()
+    for figure in (
+        "QUESTION-TO-RESPONSE_MS",
+        "VOICE-TO-VOICE_MS",
+        "STT_MS",
+        "LLM-TTF_MS",
+        "LLM-TOTAL_MS",
+        "TTS-TTFA_MS",
+    ):
+        assert isinstance(turn[figure], float) and turn[figure] >= 0, figure
+    # Voice-to-voice includes the trailing silence the end of speech waits for (0.6 s).
+    assert turn["VOICE-TO-VOICE_MS"] - turn["QUESTION-TO-RESPONSE_MS"] == pytest.approx(600, abs=60)
+    assert "Turn answered: QUESTION-TO-RESPONSE_MS=" in log
+    # The answer as played, heard back by the STT server, says what the LLM wrote.
+    heard = await stream_wav(stt_server.uri, out, realtime=False)
+    assert word_accuracy(turn["answer"], heard.transcript) >= 0.8, (turn["answer"], heard.transcript)
+    samples, rate = read_speaker(out)
+    assert len(samples) / rate == pytest.approx(len(pcm16k(SATELLITE_DATA / "nabu_capital.wav")) / 32000, abs=6.0)
+
+
+async def test_barge_in_stops_the_answer_within_200_ms_and_takes_the_new_question(tmp_path, servers):
+    mic = (
+        SATELLITE_DATA / "nabu_bargein.wav"
+    )  # "Okay Nabu. Tell me a long story about a dragon." 4 s "Okay Nabu. What is ..."
+    found = detections(LocalWakeDetector([parse_wake_word("okay_nabu")]), pcm16k(mic))
+    assert len(found) == 2
+    second_wake = found[1][0]  # where the detector fires in the audio: the satellite runs the same model
+    out, turns, log = run_satellite(tmp_path, mic, servers, "--no-sounds")
+    assert [t["outcome"] for t in turns] == ["interrupted", "answered"], log
+    assert "story" in words(turns[0]["transcript"]) and "paris" in turns[1]["answer"].lower()
+    assert "Barge-in" in log
+    samples, rate = read_speaker(out)
+    assert loud(samples, rate, second_wake - 1.0, second_wake) > 0.5  # the story was playing ...
+    assert loud(samples, rate, second_wake + 0.2, second_wake + 1.2) == 0.0  # ... and stopped within 200 ms
+
+
+async def test_nothing_said_after_the_wake_word_and_speech_without_it(tmp_path, servers):
+    nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")
+    only_wake = nabu[: int(2.2 * 32000)] + bytes(32000 * 7)  # "Okay Nabu." and then silence
+    weather = pcm16k(DATA / "clips" / "weather.wav")  # a question without the wake word
+    mic = write_wav(tmp_path / "mic.wav", bytes(16000) + weather + only_wake)
+    _, turns, _ = run_satellite(tmp_path, mic, servers, "--speech-timeout", "3")
+    assert [t["outcome"] for t in turns] == ["nothing said"]
+    assert turns[0]["transcript"] is None
+
+
+def wait_for_turns(metrics: Path, count: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= count:
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"the satellite exited early: {process.stderr.read() if process.stderr else ''}")
+        time.sleep(0.05)
+    raise TimeoutError(f"no turn {count} within {timeout} s")
+
+
+async def test_a_server_restarted_mid_session_needs_no_satellite_restart(tmp_path, servers, start_server, llm_dir):
+    config = str(write_config(llm_dir, {"opts": {"llama_cpp": {"temperature": 0, "max_tokens": 60}}}))
+    llm = start_server("wyoming_chatty_llm", "--data-dir", str(llm_dir), "--config", config)
+    nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")
+    gap = bytes(32000 * 8)
+    mic = write_wav(tmp_path / "mic.wav", nabu + gap + nabu + gap + nabu + bytes(32000 * 2))
+    metrics = tmp_path / "turns.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "satellite", "--mode", "direct", "--mic-file", str(mic), "--snd-file",
+         str(tmp_path / "out.wav"), "--metrics-file", str(metrics), "--no-follow-up",
+         "--stt-uri", servers["stt"], "--tts-uri", servers["tts"], "--llm-uri", llm.uri],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for_turns(metrics, 1, process)
+        llm.stop()  # the LLM server goes away after the first answer ...
+        wait_for_turns(metrics, 2, process)
+        start_server(
+            "wyoming_chatty_llm", "--data-dir", str(llm_dir), "--config", config, port=llm.port
+        )  # ... and comes back
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    turns = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [t["outcome"] for t in turns] == ["answered", "llm unavailable", "answered"], stderr
+    assert "capital" in words(turns[2]["transcript"]) and turns[2]["answer"]
+    assert "LLM server" in stderr and process.returncode == 0
+    # The failed turn told the user: the TTS server spoke the error between the two answers.
+    samples, rate = read_speaker(tmp_path / "out.wav")
+    second_question_end = (len(nabu) * 2 + len(gap)) / 32000
+    assert loud(samples, rate, second_question_end, second_question_end + 5.0) > 0.2
