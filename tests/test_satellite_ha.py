@@ -1,0 +1,192 @@
+"""The satellite in Home Assistant mode, driven by a test client that plays Home Assistant's side.
+
+The client does what HA's Wyoming integration does (its ``assist_satellite``
+entity): it connects, asks ``describe``, sends ``run-satellite`` and pings,
+takes the wake word ``detection`` and ``run-pipeline``, runs speech-to-text on
+the streamed audio (here with the real STT server), and sends back the
+transcript, the answer text in ``synthesize`` and the answer audio (from the
+real TTS server, resampled to 22050 Hz as HA's ffmpeg step does) in 2048-byte
+chunks, then waits for ``played``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soxr
+from conftest import free_port, word_accuracy, words
+from test_satellite_direct import SATELLITE_DATA, loud, read_speaker, write_wav
+from test_satellite_listening import pcm16k
+from wyoming.asr import Transcript
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncClient
+from wyoming.event import Event
+from wyoming.info import Describe, Info
+from wyoming.ping import Ping
+from wyoming.pipeline import RunPipeline
+from wyoming.satellite import PauseSatellite, RunSatellite
+from wyoming.timer import TimerFinished, TimerStarted
+from wyoming.tts import Synthesize
+
+from wyoming_chatty_stt.client import stream_wav
+from wyoming_chatty_tts.client import speak
+
+ANSWER = "The capital of France is Paris."
+HA_RATE = 22050
+HA_CHUNK_BYTES = 2048
+
+
+class Satellite:
+    """The satellite as its own process in HA mode."""
+
+    def __init__(self, tmp_path: Path, mic_pcm: bytes, *extra: str) -> None:
+        self.port = free_port()
+        self.uri = f"tcp://127.0.0.1:{self.port}"
+        self.out = tmp_path / "speaker.wav"
+        self.metrics = tmp_path / "turns.jsonl"
+        mic = write_wav(tmp_path / "mic.wav", mic_pcm)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "satellite", "--mode", "ha", "--uri", self.uri, "--mic-file", str(mic),
+             "--snd-file", str(self.out), "--metrics-file", str(self.metrics), "--name", "kitchen",
+             "--area", "Kitchen", *extra],
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    async def connect(self) -> AsyncClient:
+        for _ in range(200):
+            try:
+                client = AsyncClient.from_uri(self.uri)
+                await client.connect()
+                return client
+            except OSError:
+                await asyncio.sleep(0.05)
+        raise TimeoutError(self.uri)
+
+    def finish(self) -> str:
+        _, stderr = self.process.communicate(timeout=60)
+        assert self.process.returncode == 0, stderr
+        return stderr
+
+    def turns(self) -> list[dict]:
+        return [json.loads(line) for line in self.metrics.read_text().splitlines()] if self.metrics.exists() else []
+
+
+async def next_event(client: AsyncClient, *types: str, timeout: float = 20.0) -> Event:
+    """The next event of one of ``types`` (pongs and others in between are skipped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        event = await asyncio.wait_for(client.read_event(), max(deadline - time.monotonic(), 0.01))
+        assert event is not None, "the satellite closed the connection"
+        if event.type in types:
+            return event
+
+
+async def send_answer_audio(client: AsyncClient, pcm24k: bytes) -> float:
+    """Stream answer audio as HA does: 22050 Hz, 2048-byte chunks; returns its length in seconds."""
+    pcm = soxr.resample(np.frombuffer(pcm24k, dtype="<i2"), 24000, HA_RATE).astype("<i2").tobytes()
+    await client.write_event(AudioStart(rate=HA_RATE, width=2, channels=1, timestamp=0).event())
+    for i in range(0, len(pcm), HA_CHUNK_BYTES):
+        await client.write_event(
+            AudioChunk(rate=HA_RATE, width=2, channels=1, audio=pcm[i : i + HA_CHUNK_BYTES]).event()
+        )
+    await client.write_event(AudioStop().event())
+    return len(pcm) / 2 / HA_RATE
+
+
+@pytest.fixture(scope="module")
+async def answer_audio(tts_server) -> bytes:
+    spoken = await speak(tts_server.uri, ANSWER)
+    return spoken.audio
+
+
+async def test_home_assistant_runs_a_turn_through_the_satellite(tmp_path, stt_server, answer_audio):
+    nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")
+    satellite = Satellite(tmp_path, bytes(32000 * 2) + nabu, "--no-follow-up")
+    client = await satellite.connect()
+    try:
+        await client.write_event(Describe().event())
+        info = Info.from_event(await next_event(client, "info"))
+        assert info.satellite.name == "kitchen" and info.satellite.area == "Kitchen" and info.satellite.installed
+        assert [(m.name, m.phrase) for m in info.wake[0].models] == [("okay_nabu", "okay nabu")]
+        assert info.mic[0].mic_format.rate == 16000
+        await client.write_event(RunSatellite().event())
+        await client.write_event(Ping(text="hello").event())
+        assert (await next_event(client, "pong")).data.get("text") == "hello"
+
+        detection = await next_event(client, "detection")
+        assert detection.data["name"] == "okay_nabu"
+        run = RunPipeline.from_event(await next_event(client, "run-pipeline"))
+        assert (run.start_stage.value, run.end_stage.value, run.wake_word_name) == ("asr", "tts", "okay_nabu")
+        start = AudioStart.from_event(await next_event(client, "audio-start"))
+        assert (start.rate, start.width, start.channels) == (16000, 2, 1)
+        audio = bytearray()
+        while (event := await next_event(client, "audio-chunk", "audio-stop")).type == "audio-chunk":
+            audio += AudioChunk.from_event(event).audio
+        # The satellite ended the stream itself at the end of speech (HA then ends speech-to-text at once).
+        assert 1.5 < len(audio) / 32000 < 4.5
+        heard = await stream_wav(stt_server.uri, write_wav(tmp_path / "streamed.wav", bytes(audio)), realtime=False)
+        assert words(heard.transcript) == words("What is the capital of France?")
+
+        await client.write_event(Transcript(text=heard.transcript).event())
+        await client.write_event(Synthesize(text=ANSWER).event())
+        sent_at = time.monotonic()
+        seconds = await send_answer_audio(client, answer_audio)
+        await next_event(client, "played")
+        # "played" comes when the speaker has played it all, not when the audio arrived.
+        assert seconds - 0.1 < time.monotonic() - sent_at < seconds + 1.0
+    finally:
+        await client.disconnect()
+    satellite.process.terminate()
+    satellite.finish()
+    [turn] = satellite.turns()
+    assert turn["mode"] == "ha" and turn["outcome"] == "answered" and turn["answer"] == ANSWER
+    for figure in ("QUESTION-TO-RESPONSE_MS", "VOICE-TO-VOICE_MS", "STT_MS", "TTS-TTFA_MS"):
+        assert turn[figure] is not None and turn[figure] >= 0, figure
+    assert turn["LLM-TTF_MS"] is None  # the LLM server logs those in HA mode
+    played = await stream_wav(stt_server.uri, satellite.out, realtime=False)
+    assert word_accuracy(ANSWER, played.transcript) >= 0.8, played.transcript
+
+
+async def test_announcements_timers_and_pause(tmp_path, answer_audio):
+    nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")
+    satellite = Satellite(tmp_path, bytes(32000 * 6) + nabu + bytes(32000 * 6))
+    client = await satellite.connect()
+    try:
+        await client.write_event(RunSatellite().event())
+        # An announcement: audio with no pipeline around it, and "played" after it has been heard.
+        sent_at = time.monotonic()
+        seconds = await send_answer_audio(client, answer_audio)
+        await next_event(client, "played")
+        assert time.monotonic() - sent_at > seconds - 0.1
+        # A timer that finishes rings here.
+        await client.write_event(TimerStarted(id="t1", total_seconds=60, name="pasta").event())
+        rang_at = time.monotonic()
+        await client.write_event(TimerFinished(id="t1").event())
+        # Paused: the wake word (said at about 7 s) starts nothing.
+        await client.write_event(PauseSatellite().event())
+        with pytest.raises(TimeoutError):
+            await next_event(client, "detection", "run-pipeline", timeout=7.0)
+    finally:
+        await client.disconnect()
+    log = satellite.finish()
+    assert "Timer pasta finished: ringing" in log
+    samples, rate = read_speaker(satellite.out)
+    ring_start = rang_at - sent_at + seconds  # roughly where the ring begins in the speaker file
+    assert loud(samples, rate, ring_start, ring_start + 4.0) > 0.3
+    assert satellite.turns() == []
+
+
+async def test_wake_word_without_home_assistant_is_not_a_silent_failure(tmp_path):
+    nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")
+    satellite = Satellite(tmp_path, nabu)
+    log = satellite.finish()
+    assert "Heard okay_nabu, but Home Assistant is not connected" in log
+    samples, rate = read_speaker(satellite.out)
+    assert loud(samples, rate, 1.8, 3.0) > 0.1  # the error sound
