@@ -110,6 +110,8 @@ class DirectMode(Mode):
 
     def listen(self, wake_word: str | None) -> None:
         """Start hearing a command (after the wake word, or as a follow-up); stops an answer being played."""
+        if wake_word is not None:
+            _LOGGER.info("Heard %s", wake_word)
         if self._turn is not None and not self._turn.done():
             _LOGGER.info("Barge-in: %s heard while answering; stopping the answer", wake_word)
             self._turn.cancel()
