@@ -256,10 +256,10 @@ class FileSpeaker(Speaker):
     def __init__(self, path: Path, rate: int) -> None:
         self.rate = rate
         try:
-            self._file = path.open("wb")  # noqa: SIM115 - open for the satellite's lifetime
+            self._file = path.open("wb")
         except OSError as err:
             raise DeviceError(f"--snd-file {path}: cannot write it ({err.strerror})") from None
-        self._wav = wave.open(self._file, "wb")
+        self._wav = wave.open(self._file, "wb")  # noqa: SIM115 - open for the satellite's lifetime
         self._wav.setnchannels(1)
         self._wav.setsampwidth(2)
         self._wav.setframerate(rate)

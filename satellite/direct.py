@@ -123,15 +123,8 @@ class DirectMode(Mode):
             turn.extra["follow_up"] = True
         self._turn = asyncio.create_task(self._run_turn(turn, capture), name="direct turn")
 
-    def _play_sound(self, name: str) -> None:
-        pcm = self.sounds.get(name)
-        if pcm:
-            playback = self.player.playback(PcmFormat(self.sounds.rate, 2, 1))
-            playback.add(pcm)
-            playback.end()
-
     async def _run_turn(self, turn: Turn, capture: CommandCapture) -> None:
-        self._play_sound("awake")
+        self.sounds.play(self.player, "awake")
         follow_up = False
         try:
             follow_up = await self._turn_steps(turn, capture)
@@ -159,7 +152,7 @@ class DirectMode(Mode):
     async def _say_failure(self, turn: Turn, err: Exception) -> None:
         """Speak what went wrong when the TTS server can, else sound the error tone."""
         if isinstance(err, TurnFailed) and err.outcome in ("nothing said", "not understood"):
-            self._play_sound("error")
+            self.sounds.play(self.player, "error")
             return
         with contextlib.suppress(Exception):
             tts = await self.services.connect("tts")
@@ -171,7 +164,7 @@ class DirectMode(Mode):
             if playback is not None:
                 await playback.finished.wait()
                 return
-        self._play_sound("error")
+        self.sounds.play(self.player, "error")
 
     def _voice(self) -> SynthesizeVoice | None:
         return SynthesizeVoice(name=self.settings.voice) if self.settings.voice else None

@@ -222,7 +222,7 @@ class HaMode(Mode):
                 return
             if self.connection is None or not self.running:
                 _LOGGER.info("Heard %s, but Home Assistant is not connected (or paused)", heard.wake_word)
-                self._play("error")
+                self.sounds.play(self.player, "error")
                 return
             self._listen(heard.wake_word)
 
@@ -237,7 +237,7 @@ class HaMode(Mode):
         self._turn = Turn(mode="ha", wake_word=wake_word)
         if wake_word is not None:
             self._send(Detection(name=wake_word, timestamp=int(time.monotonic() * 1000)).event())
-            self._play("awake")
+            self.sounds.play(self.player, "awake")
         else:
             self._turn.extra["follow_up"] = True
         self._send(
@@ -257,13 +257,6 @@ class HaMode(Mode):
             self._turn.end_of_speech_at = capture.ended_at
             self._turn.last_voice_at = capture.last_voice_at
             self._turn.extra["end"] = end.value
-
-    def _play(self, name: str) -> None:
-        pcm = self.sounds.get(name)
-        if pcm:
-            playback = self.player.playback(PcmFormat(self.sounds.rate, 2, 1))
-            playback.add(pcm)
-            playback.end()
 
     # -- events from Home Assistant ---------------------------------------------------------------
     def on_event(self, connection: HaConnection, event: Event) -> bool:
@@ -304,7 +297,7 @@ class HaMode(Mode):
         elif Error.is_type(event.type):
             self._end_capture(CommandEnd.NOTHING_SAID)
             _LOGGER.warning("Home Assistant reported: %s", Error.from_event(event).text)
-            self._play("error")
+            self.sounds.play(self.player, "error")
             if turn is not None:
                 turn.outcome = f"error: {Error.from_event(event).text}"
                 self.turn_log.write(turn)

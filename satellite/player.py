@@ -80,11 +80,16 @@ class Player:
     def playback(self, fmt: PcmFormat) -> Playback:
         return Playback(self, fmt, asyncio.get_running_loop())
 
-    async def play(self, pcm: bytes, rate: int) -> Playback:
-        """Play a whole 16-bit mono sound and wait until it has been heard."""
+    def queue(self, pcm: bytes, rate: int) -> Playback:
+        """Queue a whole 16-bit mono sound after what is already queued."""
         playback = self.playback(PcmFormat(rate, 2, 1))
         playback.add(pcm)
         playback.end()
+        return playback
+
+    async def play(self, pcm: bytes, rate: int) -> Playback:
+        """Play a whole 16-bit mono sound and wait until it has been heard."""
+        playback = self.queue(pcm, rate)
         await playback.finished.wait()
         return playback
 

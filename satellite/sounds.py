@@ -10,6 +10,7 @@ import numpy as np
 from chatty_common.audio import PcmFormat, PcmToPcm16, float_to_pcm16
 
 from .audio_io import DeviceError
+from .player import Player
 
 VOLUME = 0.3
 
@@ -67,3 +68,9 @@ class Sounds:
 
     def get(self, name: str) -> bytes | None:
         return self._pcm.get(name)
+
+    def play(self, player: Player, name: str) -> None:
+        """Queue a sound on the player (nothing if it is switched off)."""
+        pcm = self._pcm.get(name)
+        if pcm:
+            player.queue(pcm, self.rate)
