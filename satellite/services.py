@@ -52,7 +52,7 @@ class Services:
         if kind in self._found:
             return self._found[kind]
         name = self._names[kind]
-        services = await browse(self._browse_seconds, interface=self._interface, name_prefix=name, wait_for=None)
+        services = await browse(self._browse_seconds, interface=self._interface, name_prefix=name, wait_for=1)
         if not services:
             raise ServiceUnavailable(kind, f"no {name} service found by zeroconf")
         exact = [s for s in services if s.name == name]

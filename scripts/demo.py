@@ -1,30 +1,31 @@
-"""The main job, as far as it is built: a spoken question answered by real servers found by zeroconf.
+"""The main job: a whole spoken turn, from the wake word to the played answer, on the embedded defaults.
 
 Started by scripts/demo.sh. It runs the STT, LLM (llama.cpp in-process with the
-bundled SmolLM2) and TTS servers on loopback with zeroconf, finds them by
-browsing _wyoming._tcp.local. on 127.0.0.1, streams a spoken question to the
-STT server at real-time pace, sends the transcript to the LLM server and its
-answer, piece by piece as it is written, to the TTS server, and writes the
-spoken answer to a WAV file. The satellite (wake word, microphone, playback)
-comes next.
+bundled SmolLM2) and TTS servers on loopback with zeroconf, then the satellite
+in direct mode, which finds them by browsing _wyoming._tcp.local. on
+127.0.0.1. The satellite's microphone is a bundled WAV file ("Okay Nabu. What
+is the capital of France?"), its speaker a WAV file. It hears the wake word,
+streams the question to the STT server, sends the transcript to the LLM
+server, streams the answer into the TTS server as it is written and plays the
+audio as it comes. The demo prints the transcript, the answer and the turn's
+latency figures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from chatty_common.zeroconf import WyomingService, browse
-from wyoming_chatty_llm.client import ask
-from wyoming_chatty_stt.client import stream_wav
-from wyoming_chatty_tts.client import speak
 
 ROOT = Path(__file__).resolve().parent.parent
-QUESTION = ROOT / "tests" / "data" / "clips" / "weather.wav"
+QUESTION = ROOT / "tests" / "data" / "satellite" / "nabu_capital.wav"  # text in clips.json beside it
 OUTPUT = ROOT / "demo-reply.wav"
 SERVICES = {
     "chatty-stt-demo": "wyoming_chatty_stt",
@@ -61,48 +62,32 @@ async def run() -> int:
              "--zeroconf", name, "--zeroconf-host", "127.0.0.1"],
         )  # fmt: skip
     try:
-        stt, llm, tts = [await find(name, servers[name]) for name in SERVICES]
-        print(f"Found by zeroconf: {', '.join(f'{s.name} at {s.uri}' for s in (stt, llm, tts))}")
-
-        print(f"Speaking {QUESTION.name} to the STT server at real-time pace ...")
-        heard = await stream_wav(stt.uri, QUESTION, realtime=True)
-        if heard.error or heard.transcript is None:
-            print(f"STT error: {heard.error}")
+        for name in SERVICES:
+            service = await find(name, servers[name])
+            print(f"Found by zeroconf: {service.name} at {service.uri}")
+        with tempfile.TemporaryDirectory() as work:
+            metrics = Path(work) / "turns.jsonl"
+            print(f"Starting the satellite in direct mode; its microphone plays {QUESTION.name} ...")
+            satellite = subprocess.run(
+                [sys.executable, "-m", "satellite", "--mode", "direct", "--mic-file", str(QUESTION),
+                 "--snd-file", str(OUTPUT), "--metrics-file", str(metrics), "--zeroconf-host", "127.0.0.1",
+                 "--no-follow-up", *[arg for kind in ("stt", "llm", "tts")
+                                     for arg in (f"--{kind}-name", f"chatty-{kind}-demo")]],
+            )  # fmt: skip
+            turns = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
+        if satellite.returncode != 0 or not turns:
+            print("The satellite did not finish a turn; see its log above.")
             return 1
-
-        # The answer goes to the TTS server piece by piece, as the LLM writes it.
-        pieces: asyncio.Queue[str | None] = asyncio.Queue()
-
-        async def answer_pieces():
-            while (piece := await pieces.get()) is not None:
-                yield piece
-
-        async def ask_llm():
-            try:
-                answer = await ask(llm.uri, heard.transcript, on_chunk=pieces.put_nowait)
-                if not answer.chunks:  # not handled: say why
-                    pieces.put_nowait(answer.text)
-                return answer
-            finally:
-                pieces.put_nowait(None)
-
-        answer, spoken = await asyncio.gather(ask_llm(), speak(tts.uri, answer_pieces(), streaming=True))
-        if spoken.error:
-            print(f"TTS error: {spoken.error}")
-            return 1
-        spoken.write_wav(str(OUTPUT))
+        turn = turns[-1]
         print()
-        print(f"  TRANSCRIPT: {heard.transcript}")
-        print(f"  ANSWER:     {answer.text}")
-        print(f"  STT_MS (audio-stop to transcript): {heard.latency * 1000:.0f}")
-        if answer.first_chunk is not None:
-            print(f"  LLM-TTF_MS: {answer.first_chunk * 1000:.0f}")
-        print(f"  LLM-TOTAL_MS: {(answer.done or 0) * 1000:.0f}")
-        print(f"  TTS first audio after the transcript (ms): {spoken.first_audio * 1000:.0f}")
-        print(f"  spoken answer ({spoken.seconds():.1f} s) written to {OUTPUT}")
-        print()
-        print("The satellite (wake word, microphone, playback and the per-turn latency log) comes next.")
-        return 0
+        print(f"  TRANSCRIPT: {turn['transcript']}")
+        print(f"  ANSWER:     {turn['answer']}")
+        for figure in ("QUESTION-TO-RESPONSE_MS", "VOICE-TO-VOICE_MS", "STT_MS", "LLM-TTF_MS", "LLM-TOTAL_MS",
+                       "TTS-TTFA_MS"):  # fmt: skip
+            value = turn.get(figure)
+            print(f"  {figure}: {'-' if value is None else f'{value:.0f}'}")
+        print(f"  what the speaker played (on the microphone's clock) is in {OUTPUT}")
+        return 0 if turn["outcome"] == "answered" else 1
     finally:
         for server in servers.values():
             server.terminate()
