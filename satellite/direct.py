@@ -134,8 +134,12 @@ class DirectMode(Mode):
             raise
         except TurnFailed as err:
             turn.outcome = err.outcome
-            _LOGGER.warning("Turn failed (%s): %s", err.outcome, err)
-            await self._say_failure(turn, err)
+            if err.outcome == "nothing said" and turn.wake_word is None:
+                turn.outcome = "no follow-up"  # silence after an answer's question is an answer too
+                _LOGGER.info("Nobody answered the question; listening for the wake word again")
+            else:
+                _LOGGER.warning("Turn failed (%s): %s", err.outcome, err)
+                await self._say_failure(turn, err)
         except (OSError, TimeoutError, ConnectionError) as err:
             turn.outcome = "connection lost"
             _LOGGER.warning("Turn failed: %s", err or type(err).__name__)
@@ -144,7 +148,8 @@ class DirectMode(Mode):
             capture.finish(CommandEnd.NOTHING_SAID)
             if self._capture is capture:
                 self._capture = None
-            self.turn_log.write(turn)
+            if turn.outcome != "no follow-up":
+                self.turn_log.write(turn)
         if follow_up:
             _LOGGER.info("The answer asked a question: listening again without the wake word")
             self.listen(None)

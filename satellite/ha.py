@@ -161,6 +161,7 @@ class HaMode(Mode):
         self._tasks: set[asyncio.Task[None]] = set()
         self._ringing: asyncio.Task[None] | None = None
         self._timers: dict[str, TimerStarted] = {}
+        self._discard_audio = False
 
     # -- server and connections -------------------------------------------------------------------
     async def start(self) -> None:
@@ -230,6 +231,8 @@ class HaMode(Mode):
         if self._playback is not None or self.player.busy:
             _LOGGER.info("Barge-in: %s heard while playing; stopping playback", wake_word)
             self.player.stop()
+            if self._playback is not None:  # the rest of that answer may still be on its way: drop it
+                self._discard_audio = True
             self._playback = None
             if self._turn is not None:
                 self._turn.outcome = "interrupted"
@@ -287,6 +290,8 @@ class HaMode(Mode):
             if turn is not None:
                 turn.answer = self._answer_text
                 turn.tts_text_at = time.monotonic()
+        elif self._discard_audio and (AudioChunk.is_type(event.type) or AudioStop.is_type(event.type)):
+            self._discard_audio = not AudioStop.is_type(event.type)  # the interrupted answer's audio
         elif AudioStart.is_type(event.type):
             start = AudioStart.from_event(event)
             self._playback = self.player.playback(PcmFormat(start.rate, start.width, start.channels))

@@ -23,7 +23,7 @@ import pytest
 import soxr
 from conftest import free_port, word_accuracy, words
 from test_satellite_direct import SATELLITE_DATA, loud, read_speaker, write_wav
-from test_satellite_listening import pcm16k
+from test_satellite_listening import detections, pcm16k
 from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
@@ -35,6 +35,7 @@ from wyoming.satellite import PauseSatellite, RunSatellite
 from wyoming.timer import TimerFinished, TimerStarted
 from wyoming.tts import Synthesize
 
+from satellite.wake import LocalWakeDetector, parse_wake_word
 from wyoming_chatty_stt.client import stream_wav
 from wyoming_chatty_tts.client import speak
 
@@ -190,3 +191,41 @@ async def test_wake_word_without_home_assistant_is_not_a_silent_failure(tmp_path
     assert "Heard okay_nabu, but Home Assistant is not connected" in log
     samples, rate = read_speaker(satellite.out)
     assert loud(samples, rate, 1.8, 3.0) > 0.1  # the error sound
+
+
+async def test_follow_up_question_and_barge_in(tmp_path, tts_server):
+    nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")  # wake word fires about 2 s in; the question ends at 5 s
+    wake_only = nabu[: int(2.3 * 32000)]
+    mic = bytes(32000 * 2) + nabu + bytes(32000 * 5) + wake_only + bytes(32000 * 4)
+    satellite = Satellite(tmp_path, mic, "--speech-timeout", "1.5", "--no-sounds")
+    question = "Do you want to hear about the weather in Paris as well?"
+    long_answer = (await speak(tts_server.uri, "Paris is the capital of France. " * 6)).audio
+    client = await satellite.connect()
+    try:
+        await client.write_event(RunSatellite().event())
+        await next_event(client, "detection")
+        await next_event(client, "audio-stop")
+        await client.write_event(Transcript(text="What is the capital of France?").event())
+        await client.write_event(Synthesize(text=question).event())
+        await send_answer_audio(client, (await speak(tts_server.uri, question)).audio)
+        await next_event(client, "played")
+        # The answer asked something: the satellite listens again without the wake word ...
+        follow_up = await next_event(client, "run-pipeline", "detection")
+        assert follow_up.type == "run-pipeline" and follow_up.data.get("wake_word_name") is None
+        await next_event(client, "audio-stop")  # ... and gives up after the speech timeout: nobody spoke
+        await client.write_event(Transcript(text="").event())
+        # A long answer is playing when the wake word comes again: it stops, and a new pipeline starts.
+        await client.write_event(Synthesize(text="Paris is the capital of France.").event())
+        await send_answer_audio(client, long_answer)
+        detection = await next_event(client, "detection", "played", timeout=30)
+        assert detection.type == "detection"
+        await next_event(client, "run-pipeline")
+    finally:
+        await client.disconnect()
+    log = satellite.finish()
+    assert "Barge-in" in log
+    # The speaker file runs on the microphone's clock: the detection is where the detector fires in the audio.
+    [_, (second_wake, _)] = detections(LocalWakeDetector([parse_wake_word("okay_nabu")]), mic)
+    samples, rate = read_speaker(satellite.out)
+    assert loud(samples, rate, second_wake - 1.5, second_wake - 0.5) > 0.5  # the long answer was playing
+    assert loud(samples, rate, second_wake + 0.2, len(samples) / rate) == 0.0  # and then nothing more of it
