@@ -213,6 +213,7 @@ class DirectMode(Mode):
         if capture.end is CommandEnd.NOTHING_SAID:
             raise TurnFailed("nothing said", "no speech after the wake word")
         await stt.write_event(AudioStop().event())
+        self.sounds.play(self.player, "done")  # got it (over before the answer comes)
         while True:
             event = await _read(stt, TRANSCRIPT_TIMEOUT)
             if Transcript.is_type(event.type):

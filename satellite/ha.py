@@ -256,6 +256,8 @@ class HaMode(Mode):
         capture.finish(end)
         self._capture = None
         self._send(AudioStop().event())
+        if end is not CommandEnd.NOTHING_SAID:
+            self.sounds.play(self.player, "done")
         if self._turn is not None:
             self._turn.end_of_speech_at = capture.ended_at
             self._turn.last_voice_at = capture.last_voice_at

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import word_accuracy, words, write_config
+from conftest import free_port, word_accuracy, words, write_config
 from test_satellite_listening import DATA, detections, pcm16k
 
 from satellite.wake import LocalWakeDetector, parse_wake_word
@@ -159,3 +159,29 @@ async def test_a_server_restarted_mid_session_needs_no_satellite_restart(tmp_pat
     samples, rate = read_speaker(tmp_path / "out.wav")
     second_question_end = (len(nabu) * 2 + len(gap)) / 32000
     assert loud(samples, rate, second_question_end, second_question_end + 5.0) > 0.2
+
+
+async def test_a_remote_wake_word_service_that_comes_up_late(tmp_path, servers):
+    """--wake-uri: the satellite keeps trying a wake word service that is not up yet, then uses it."""
+    port = free_port()
+    nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")
+    mic = write_wav(tmp_path / "mic.wav", bytes(32000 * 4) + nabu)
+    metrics = tmp_path / "turns.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "satellite", "--mode", "direct", "--mic-file", str(mic), "--snd-file",
+         str(tmp_path / "out.wav"), "--metrics-file", str(metrics), "--no-follow-up",
+         "--wake-uri", f"tcp://127.0.0.1:{port}",
+         *[arg for kind, uri in servers.items() for arg in (f"--{kind}-uri", uri)]],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(1.5)
+    wake = subprocess.Popen([sys.executable, str(Path(__file__).parent / "wake_server.py"), "--port", str(port)])
+    try:
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        wake.terminate()
+        wake.wait(10)
+    assert process.returncode == 0, stderr
+    assert "trying again" in stderr and f"Connected to the wake word service at tcp://127.0.0.1:{port}" in stderr
+    [turn] = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert turn["outcome"] == "answered" and turn["wake_word"] == "okay_nabu"
