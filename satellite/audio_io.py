@@ -189,28 +189,46 @@ class PyAudioMicrophone(Microphone):
     """A PortAudio input device at 16 kHz mono (PortAudio converts where the device cannot)."""
 
     def __init__(self, device: str | None) -> None:
-        pyaudio = _pyaudio()
-        self._audio = pyaudio.PyAudio()
+        self._pyaudio = _pyaudio()
+        self._audio = self._pyaudio.PyAudio()
+        self._device = device
         try:
-            index = None if device in (None, "default") else _find_device(self._audio, device, "input")
-            self._stream = self._audio.open(
-                format=pyaudio.paInt16, channels=1, rate=MIC_RATE, input=True, input_device_index=index,
-                frames_per_buffer=FRAME_SAMPLES * 2,
-            )  # fmt: skip
-        except (OSError, ValueError) as err:
+            self._index = None if device in (None, "default") else _find_device(self._audio, device, "input")
+        except DeviceError:
             self._audio.terminate()
-            raise DeviceError(f"cannot open the microphone {device or 'default'}: {err}") from err
+            raise
+        self._stream = None
+        self._open()
         self.description = f"PortAudio input {device or 'default'}"
         self._stop = threading.Event()
 
+    def _open(self) -> None:
+        try:
+            self._stream = self._audio.open(
+                format=self._pyaudio.paInt16, channels=1, rate=MIC_RATE, input=True,
+                input_device_index=self._index, frames_per_buffer=FRAME_SAMPLES * 2,
+            )  # fmt: skip
+        except (OSError, ValueError) as err:
+            raise DeviceError(f"cannot open the microphone {self._device or 'default'}: {err}") from err
+
+    def _close_stream(self) -> None:
+        if self._stream is not None:
+            with contextlib.suppress(OSError):
+                self._stream.stop_stream()
+                self._stream.close()
+            self._stream = None
+
     async def frames(self) -> AsyncIterator[Frame]:
+        if self._stream is None:
+            self._open()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes | Exception] = asyncio.Queue(maxsize=500)
 
         def read() -> None:
-            while not self._stop.is_set():
+            stream = self._stream
+            while not self._stop.is_set() and stream is not None:
                 try:
-                    data = self._stream.read(FRAME_SAMPLES * 2, exception_on_overflow=False)
+                    data = stream.read(FRAME_SAMPLES * 2, exception_on_overflow=False)
                 except OSError as err:
                     loop.call_soon_threadsafe(queue.put_nowait, err)
                     return
@@ -222,6 +240,7 @@ class PyAudioMicrophone(Microphone):
         while True:
             data = await queue.get()
             if isinstance(data, Exception):
+                self._close_stream()
                 raise DeviceError(f"the microphone stopped: {data}")
             now = time.monotonic()
             for pcm in framer.frames(data):
@@ -229,9 +248,7 @@ class PyAudioMicrophone(Microphone):
 
     async def close(self) -> None:
         self._stop.set()
-        with contextlib.suppress(OSError):
-            self._stream.stop_stream()
-            self._stream.close()
+        self._close_stream()
         self._audio.terminate()
 
 

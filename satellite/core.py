@@ -15,12 +15,15 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .audio_io import FileMicrophone, Frame, Microphone
+from .audio_io import DeviceError, FileMicrophone, Frame, Microphone
 from .player import Player
 from .speech import CommandEnd, CommandRules, Endpointer, VoiceActivity
 from .wake import LocalWakeDetector, RemoteWakeDetector
 
 _LOGGER = logging.getLogger(__name__)
+
+MIC_RETRY_FIRST = 1.0
+MIC_RETRY_MAX = 30.0
 
 
 @dataclass(frozen=True)
@@ -100,14 +103,28 @@ class Listener:
         return wake, self.vad.process(pcm)
 
     async def heard(self) -> AsyncIterator[Heard]:
+        """What the microphone hears. A microphone that fails at once is an error; one that stops after
+        working (a USB glitch, a recorder that crashed) is opened again with back-off."""
         loop = asyncio.get_running_loop()
-        async for frame in self.mic.frames():
-            wake, speech = await loop.run_in_executor(self._executor, self._analyse, frame.pcm)
-            if isinstance(self.wake, RemoteWakeDetector):
-                if self._start is None:
-                    self._start = frame.captured_at
-                wake = await self.wake.process(frame.pcm, int((frame.captured_at - self._start) * 1000))
-            yield Heard(frame, wake, speech)
+        worked = False
+        backoff = MIC_RETRY_FIRST
+        while True:
+            try:
+                async for frame in self.mic.frames():
+                    worked, backoff = True, MIC_RETRY_FIRST
+                    wake, speech = await loop.run_in_executor(self._executor, self._analyse, frame.pcm)
+                    if isinstance(self.wake, RemoteWakeDetector):
+                        if self._start is None:
+                            self._start = frame.captured_at
+                        wake = await self.wake.process(frame.pcm, int((frame.captured_at - self._start) * 1000))
+                    yield Heard(frame, wake, speech)
+                return
+            except DeviceError as err:
+                if not worked:
+                    raise
+                _LOGGER.warning("%s; opening the microphone again in %.0f s", err, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MIC_RETRY_MAX)
 
     async def close(self) -> None:
         if isinstance(self.wake, RemoteWakeDetector):
