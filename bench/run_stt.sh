@@ -5,7 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-scripts/setup.sh stt,stt-base,tts,llm,dev
+scripts/setup.sh stt,stt-base,tts,llm,satellite,dev
 ref=$root/.venv-bench-ref
 if [ ! -x "$ref/bin/python" ] || ! "$ref/bin/python" -c "import wyoming_faster_whisper" 2>/dev/null; then
   echo "bench: installing wyoming-faster-whisper 3.8.1 into $ref"

@@ -35,21 +35,42 @@ class Heard:
     speech: float
 
 
-class CommandCapture:
-    """One spoken command: frames go to ``queue`` until it ends (then None)."""
+PAUSE = "pause"
+"""Queued when the speaker has paused long enough that the command may be over (speculation point)."""
+RESUME = "resume"
+"""Queued when speech comes back after a :data:`PAUSE`."""
 
-    def __init__(self, rules: CommandRules) -> None:
+
+class CommandCapture:
+    """One spoken command: frames go to ``queue`` until it ends (then None).
+
+    With ``pause_after``, a :data:`PAUSE` marker is queued once the speaker has
+    been silent that long after speech (the command may be over: work on it can
+    start), and :data:`RESUME` if speech then comes back before the end.
+    """
+
+    def __init__(self, rules: CommandRules, pause_after: float | None = None) -> None:
         self.endpointer = Endpointer(rules)
-        self.queue: asyncio.Queue[Frame | None] = asyncio.Queue()
+        self.pause_after = pause_after
+        self.queue: asyncio.Queue[Frame | str | None] = asyncio.Queue()
         self.end: CommandEnd | None = None
         self.ended_at: float | None = None
         self.done = asyncio.Event()
+        self._paused = False
 
     def feed(self, heard: Heard) -> CommandEnd | None:
         if self.end is not None:
             return self.end
         self.queue.put_nowait(heard.frame)
         end = self.endpointer.feed(heard.frame, heard.speech)
+        if self.pause_after is not None and end is None:
+            silent_long_enough = self.endpointer.started and self.endpointer.silence >= self.pause_after
+            if silent_long_enough and not self._paused:
+                self._paused = True
+                self.queue.put_nowait(PAUSE)
+            elif self._paused and self.endpointer.silence == 0.0:
+                self._paused = False
+                self.queue.put_nowait(RESUME)
         if end is not None:
             self.finish(end, heard.frame.captured_at)
         return end

@@ -25,8 +25,8 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 
 from chatty_common.audio import PcmFormat
 
-from .audio_io import MIC_RATE
-from .core import CommandCapture, Heard, Mode
+from .audio_io import MIC_RATE, Frame
+from .core import PAUSE, RESUME, CommandCapture, Heard, Mode
 from .player import Playback, Player
 from .services import Services, ServiceUnavailable
 from .sounds import Sounds
@@ -45,6 +45,27 @@ class DirectSettings:
     language: str | None = None
     voice: str | None = None
     follow_up: bool = True
+    prepare_after: float | None = 0.2
+    """Silence after which the answer is prepared (held back until the end of speech); None: wait for the end."""
+
+
+class _Answer:
+    """An answer in the making: its task, and its playback, held back until ``release``."""
+
+    def __init__(self, released: bool) -> None:
+        self.task: asyncio.Task[None]
+        self.playback: Playback | None = None
+        self.released = released
+
+    def release(self) -> None:
+        self.released = True
+        if self.playback is not None:
+            self.playback.release()
+
+    async def cancel(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(BaseException):
+            await self.task
 
 
 class TurnFailed(Exception):
@@ -116,7 +137,7 @@ class DirectMode(Mode):
             _LOGGER.info("Barge-in: %s heard while answering; stopping the answer", wake_word)
             self._turn.cancel()
             self.player.stop()
-        capture = CommandCapture(self.rules)
+        capture = CommandCapture(self.rules, pause_after=self.settings.prepare_after)
         self._capture = capture
         turn = Turn(mode="direct", wake_word=wake_word, conversation_id=self.conversation_id)
         if wake_word is None:
@@ -174,46 +195,18 @@ class DirectMode(Mode):
     def _voice(self) -> SynthesizeVoice | None:
         return SynthesizeVoice(name=self.settings.voice) if self.settings.voice else None
 
-    async def _turn_steps(self, turn: Turn, capture: CommandCapture) -> bool:
-        """Hear, transcribe, answer and play; True if the answer asks something back."""
+    async def _open_stt(self) -> AsyncClient:
         try:
             stt = await self.services.connect("stt")
         except ServiceUnavailable as err:
             raise TurnFailed("stt unavailable", str(err)) from err
-        # The LLM and TTS connections open while the user is still speaking.
-        llm_task = asyncio.create_task(self.services.connect("llm"))
-        tts_task = asyncio.create_task(self.services.connect("tts"))
-        try:
-            text = await self._transcribe(stt, turn, capture)
-            await _close(stt)
-            if not text:
-                raise TurnFailed("not understood", "the transcript is empty")
-            try:
-                llm, tts = await asyncio.gather(llm_task, tts_task)
-            except ServiceUnavailable as err:
-                raise TurnFailed(f"{err.kind} unavailable", str(err)) from err
-            await self._answer(llm, tts, turn, text)
-        finally:
-            await _close(stt)
-            for task in (llm_task, tts_task):
-                if not task.done():
-                    task.cancel()
-                elif not task.cancelled() and task.exception() is None:
-                    await _close(task.result())
-        return self.settings.follow_up and turn.outcome == "answered" and (turn.answer or "").rstrip().endswith("?")
-
-    async def _transcribe(self, stt: AsyncClient, turn: Turn, capture: CommandCapture) -> str:
         await stt.write_event(Transcribe(language=self.settings.language).event())
         await stt.write_event(AudioStart(rate=MIC_RATE, width=2, channels=1).event())
-        while (frame := await capture.queue.get()) is not None:
-            await stt.write_event(AudioChunk(rate=MIC_RATE, width=2, channels=1, audio=frame.pcm).event())
-        turn.end_of_speech_at = capture.ended_at
-        turn.last_voice_at = capture.last_voice_at
-        turn.extra["end"] = capture.end.value if capture.end else None
-        if capture.end is CommandEnd.NOTHING_SAID:
-            raise TurnFailed("nothing said", "no speech after the wake word")
+        return stt
+
+    async def _transcript(self, stt: AsyncClient, turn: Turn) -> str:
+        """End the audio and wait for the transcript."""
         await stt.write_event(AudioStop().event())
-        self.sounds.play(self.player, "done")  # got it (over before the answer comes)
         while True:
             event = await _read(stt, TRANSCRIPT_TIMEOUT)
             if Transcript.is_type(event.type):
@@ -223,57 +216,145 @@ class DirectMode(Mode):
             if Error.is_type(event.type):
                 raise TurnFailed("stt error", Error.from_event(event).text)
 
-    async def _answer(self, llm: AsyncClient, tts: AsyncClient, turn: Turn, text: str) -> None:
+    def _start_answer(self, turn: Turn, text: str, held: bool) -> _Answer:
+        answer = _Answer(released=not held)
+        answer.task = asyncio.create_task(self._answer(turn, text, answer), name="answer")
+        return answer
+
+    async def _turn_steps(self, turn: Turn, capture: CommandCapture) -> bool:
+        """Hear, transcribe, answer and play; True if the answer asks something back.
+
+        At a pause that may end the command, the transcript is taken and the answer is
+        prepared at once, its audio held back; when the end of speech is confirmed it
+        plays straight away. If the speaker goes on instead, that answer is dropped and
+        the whole command so far goes to a new transcription.
+        """
+        stt: AsyncClient | None = await self._open_stt()
+        frames: list[bytes] = []
+        answer: _Answer | None = None
+        text = ""
+        try:
+            while (item := await capture.queue.get()) is not None:
+                if item is PAUSE:
+                    assert stt is not None
+                    text = await self._transcript(stt, turn)
+                    await _close(stt)
+                    stt = None
+                    if text:
+                        answer = self._start_answer(turn, text, held=True)
+                elif item is RESUME:
+                    if answer is not None:
+                        await answer.cancel()
+                        answer = None
+                    turn.reset_answer()
+                    stt = await self._open_stt()
+                    for pcm in frames:  # the whole command so far, as one utterance
+                        await stt.write_event(AudioChunk(rate=MIC_RATE, width=2, channels=1, audio=pcm).event())
+                elif isinstance(item, Frame):
+                    frames.append(item.pcm)
+                    if stt is not None:
+                        await stt.write_event(AudioChunk(rate=MIC_RATE, width=2, channels=1, audio=item.pcm).event())
+            turn.end_of_speech_at = capture.ended_at
+            turn.last_voice_at = capture.last_voice_at
+            turn.extra["end"] = capture.end.value if capture.end else None
+            if capture.end is CommandEnd.NOTHING_SAID:
+                raise TurnFailed("nothing said", "no speech after the wake word")
+            if stt is not None:
+                text = await self._transcript(stt, turn)
+                await _close(stt)
+                stt = None
+                if text:
+                    answer = self._start_answer(turn, text, held=False)
+            elif answer is not None:
+                turn.extra["prepared_during_pause"] = True
+            if not text or answer is None:
+                raise TurnFailed("not understood", "the transcript is empty")
+            answer.release()
+            await answer.task
+        finally:
+            if stt is not None:
+                await _close(stt)
+            if answer is not None and not answer.task.done():
+                await answer.cancel()
+        return self.settings.follow_up and turn.outcome == "answered" and (turn.answer or "").rstrip().endswith("?")
+
+    async def _answer(self, turn: Turn, text: str, answer: _Answer) -> None:
+        """Ask the LLM server, stream its answer into the TTS server, play the audio (held if asked)."""
+        try:
+            llm, tts = await asyncio.gather(self.services.connect("llm"), self.services.connect("tts"))
+        except ServiceUnavailable as err:
+            raise TurnFailed(f"{err.kind} unavailable", str(err)) from err
+        try:
+            await self._converse(llm, tts, turn, text, answer)
+        finally:
+            await _close(llm)
+            await _close(tts)
+
+    async def _converse(self, llm: AsyncClient, tts: AsyncClient, turn: Turn, text: str, answer: _Answer) -> None:
         await tts.write_event(SynthesizeStart(voice=self._voice()).event())
-        player = asyncio.create_task(self._play_tts(tts, streaming=True, turn=turn))
-        context = {"conversation_id": self.conversation_id} if self.conversation_id else None
-        turn.llm_sent_at = time.monotonic()
-        await llm.write_event(Transcript(text=text, context=context).event())
-        spoken: list[str] = []
-        while True:
-            event = await _read(llm, ANSWER_TIMEOUT)
-            if HandledChunk.is_type(event.type):
-                piece = HandledChunk.from_event(event).text
-                if not spoken:
-                    turn.llm_first_at = turn.tts_text_at = time.monotonic()
-                spoken.append(piece)
-                await tts.write_event(SynthesizeChunk(text=piece).event())
-            elif Handled.is_type(event.type) or NotHandled.is_type(event.type):
-                turn.llm_done_at = time.monotonic()
-                final = Handled.from_event(event) if Handled.is_type(event.type) else NotHandled.from_event(event)
-                turn.answer = final.text or ""
-                if final.context and final.context.get("conversation_id"):
-                    self.conversation_id = turn.conversation_id = final.context["conversation_id"]
-                if NotHandled.is_type(event.type):
-                    turn.outcome = "not handled"
-                if not spoken and turn.answer:  # a non-streaming agent, or a failure sentence
-                    turn.tts_text_at = time.monotonic()
-                    spoken.append(turn.answer)
-                    await tts.write_event(SynthesizeChunk(text=turn.answer).event())
-                break
-            elif Error.is_type(event.type):
-                raise TurnFailed("llm error", Error.from_event(event).text)
-        await tts.write_event(Synthesize(text="".join(spoken), voice=self._voice()).event())
-        await tts.write_event(SynthesizeStop().event())
-        playback = await player
+        player = asyncio.create_task(self._play_tts(tts, streaming=True, turn=turn, answer=answer))
+        try:
+            context = {"conversation_id": self.conversation_id} if self.conversation_id else None
+            turn.llm_sent_at = time.monotonic()
+            await llm.write_event(Transcript(text=text, context=context).event())
+            spoken: list[str] = []
+            while True:
+                event = await _read(llm, ANSWER_TIMEOUT)
+                if HandledChunk.is_type(event.type):
+                    piece = HandledChunk.from_event(event).text
+                    if not spoken:
+                        turn.llm_first_at = turn.tts_text_at = time.monotonic()
+                    spoken.append(piece)
+                    await tts.write_event(SynthesizeChunk(text=piece).event())
+                elif Handled.is_type(event.type) or NotHandled.is_type(event.type):
+                    turn.llm_done_at = time.monotonic()
+                    final = Handled.from_event(event) if Handled.is_type(event.type) else NotHandled.from_event(event)
+                    turn.answer = final.text or ""
+                    if final.context and final.context.get("conversation_id"):
+                        self.conversation_id = turn.conversation_id = final.context["conversation_id"]
+                    if NotHandled.is_type(event.type):
+                        turn.outcome = "not handled"
+                    if not spoken and turn.answer:  # a non-streaming agent, or a failure sentence
+                        turn.tts_text_at = time.monotonic()
+                        spoken.append(turn.answer)
+                        await tts.write_event(SynthesizeChunk(text=turn.answer).event())
+                    break
+                elif Error.is_type(event.type):
+                    raise TurnFailed("llm error", Error.from_event(event).text)
+            await tts.write_event(Synthesize(text="".join(spoken), voice=self._voice()).event())
+            await tts.write_event(SynthesizeStop().event())
+            playback = await player
+        finally:
+            if not player.done():
+                player.cancel()
         if playback is None:
             raise TurnFailed("tts error", "the TTS server sent no audio")
         await playback.finished.wait()
         turn.first_played_at = playback.first_sound_at
         turn.extra["answer_seconds"] = round(playback.seconds, 2)
 
-    async def _play_tts(self, tts: AsyncClient, *, streaming: bool, turn: Turn | None) -> Playback | None:
+    async def _play_tts(
+        self, tts: AsyncClient, *, streaming: bool, turn: Turn | None, answer: _Answer | None = None
+    ) -> Playback | None:
         """Play the TTS server's audio as it arrives; returns once all of it is queued for the speaker."""
         playback: Playback | None = None
+
+        def new_playback(rate: int, width: int, channels: int) -> Playback:
+            held = answer is not None and not answer.released
+            created = self.player.playback(PcmFormat(rate, width, channels), held=held)
+            if answer is not None:
+                answer.playback = created
+            return created
+
         while True:
             event = await _read(tts, ANSWER_TIMEOUT)
             if AudioStart.is_type(event.type) and playback is None:
                 start = AudioStart.from_event(event)
-                playback = self.player.playback(PcmFormat(start.rate, start.width, start.channels))
+                playback = new_playback(start.rate, start.width, start.channels)
             elif AudioChunk.is_type(event.type):
                 if playback is None:
                     chunk = AudioChunk.from_event(event)
-                    playback = self.player.playback(PcmFormat(chunk.rate, chunk.width, chunk.channels))
+                    playback = new_playback(chunk.rate, chunk.width, chunk.channels)
                 if turn is not None and turn.tts_first_audio_at is None:
                     turn.tts_first_audio_at = time.monotonic()
                 playback.add(event.payload or b"")

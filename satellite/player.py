@@ -29,8 +29,9 @@ SILENCE_BLOCK = 0.01  # seconds of silence written at a time while idle
 class Playback:
     """One answer or sound. ``add`` audio as it arrives, then ``end``; await ``finished``."""
 
-    def __init__(self, player: Player, fmt: PcmFormat, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, player: Player, fmt: PcmFormat, loop: asyncio.AbstractEventLoop, *, held: bool = False) -> None:
         self._player = player
+        self._held: list[bytes | None] | None = [] if held else None
         self._converter = PcmToPcm16(fmt, player.rate)
         self._loop = loop
         self.started = asyncio.Event()
@@ -41,17 +42,29 @@ class Playback:
         self.interrupted = False
         self.seconds = 0.0
 
+    def _put(self, pcm: bytes | None) -> None:
+        if self._held is not None:
+            self._held.append(pcm)
+        else:
+            self._player._put(self, pcm)
+
     def add(self, pcm: bytes) -> None:
         converted = self._converter.convert(pcm)
         if converted:
             self.seconds += len(converted) / 2 / self._player.rate
-            self._player._put(self, converted)
+            self._put(converted)
 
     def end(self) -> None:
         tail = self._converter.flush()
         if tail:
-            self._player._put(self, tail)
-        self._player._put(self, None)
+            self._put(tail)
+        self._put(None)
+
+    def release(self) -> None:
+        """Start playing a playback made with ``held=True`` (what arrived so far, then the rest as it comes)."""
+        held, self._held = self._held, None
+        for pcm in held or []:
+            self._player._put(self, pcm)
 
     def _notify(self, event: asyncio.Event) -> None:
         with contextlib.suppress(RuntimeError):  # the event loop is gone
@@ -77,8 +90,9 @@ class Player:
         self._thread = threading.Thread(target=self._run, args=(at or time.monotonic(),), name="player", daemon=True)
         self._thread.start()
 
-    def playback(self, fmt: PcmFormat) -> Playback:
-        return Playback(self, fmt, asyncio.get_running_loop())
+    def playback(self, fmt: PcmFormat, *, held: bool = False) -> Playback:
+        """A new playback; ``held`` ones are not played until :meth:`Playback.release`."""
+        return Playback(self, fmt, asyncio.get_running_loop(), held=held)
 
     def queue(self, pcm: bytes, rate: int) -> Playback:
         """Queue a whole 16-bit mono sound after what is already queued."""

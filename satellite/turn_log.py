@@ -49,11 +49,19 @@ class Turn:
     outcome: str = "answered"
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def reset_answer(self) -> None:
+        """Forget an answer prepared during a pause that turned out not to be the end."""
+        self.transcript_at = self.llm_sent_at = self.llm_first_at = self.llm_done_at = None
+        self.tts_text_at = self.tts_first_audio_at = None
+        self.transcript = self.answer = None
+        self.outcome = "answered"
+
     def figures(self) -> dict[str, float | None]:
+        stt = _ms(self.transcript_at, self.end_of_speech_at)
         return {
             "QUESTION-TO-RESPONSE_MS": _ms(self.first_played_at, self.end_of_speech_at),
             "VOICE-TO-VOICE_MS": _ms(self.first_played_at, self.last_voice_at),
-            "STT_MS": _ms(self.transcript_at, self.end_of_speech_at),
+            "STT_MS": None if stt is None else max(stt, 0.0),  # 0: the transcript was there before the end
             "LLM-TTF_MS": _ms(self.llm_first_at, self.llm_sent_at),
             "LLM-TOTAL_MS": _ms(self.llm_done_at, self.llm_sent_at),
             "TTS-TTFA_MS": _ms(self.tts_first_audio_at, self.tts_text_at),

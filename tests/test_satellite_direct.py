@@ -80,8 +80,10 @@ async def test_a_spoken_turn_from_wake_word_to_played_answer(tmp_path, servers, 
         "TTS-TTFA_MS",
     ):
         assert isinstance(turn[figure], float) and turn[figure] >= 0, figure
-    # Voice-to-voice includes the trailing silence the end of speech waits for (0.6 s).
+    # Voice-to-voice includes the trailing silence the end of speech waits for (0.6 s) ...
     assert turn["VOICE-TO-VOICE_MS"] - turn["QUESTION-TO-RESPONSE_MS"] == pytest.approx(600, abs=60)
+    # ... during which the answer was already prepared, to be played the moment the end was certain.
+    assert turn["prepared_during_pause"] is True
     assert "Turn answered: QUESTION-TO-RESPONSE_MS=" in log
     # The answer as played, heard back by the STT server, says what the LLM wrote.
     heard = await stream_wav(stt_server.uri, out, realtime=False)
@@ -104,6 +106,18 @@ async def test_barge_in_stops_the_answer_within_200_ms_and_takes_the_new_questio
     samples, rate = read_speaker(out)
     assert loud(samples, rate, second_wake - 1.0, second_wake) > 0.5  # the story was playing ...
     assert loud(samples, rate, second_wake + 0.2, second_wake + 1.2) == 0.0  # ... and stopped within 200 ms
+
+
+async def test_speech_after_a_pause_is_part_of_the_question(tmp_path, servers):
+    """An answer prepared during a pause is dropped when the speaker goes on; the whole command is heard."""
+    nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")[: int(2.4 * 32000)]  # silence, "Okay Nabu.", silence
+    pause = pcm16k(DATA / "clips" / "pause.wav")  # "turn off the lights", 1 s silence, "in the bedroom please"
+    mic = write_wav(tmp_path / "mic.wav", nabu + pause + bytes(32000 * 3))
+    _, turns, log = run_satellite(tmp_path, mic, servers, "--end-silence", "1.6")
+    [turn] = turns
+    assert turn["outcome"] == "answered", log
+    assert {"lights", "bedroom"} <= set(words(turn["transcript"]))
+    assert "prepared_during_pause" in turn  # prepared at the final pause (after the first was dropped)
 
 
 async def test_nothing_said_after_the_wake_word_and_speech_without_it(tmp_path, servers):

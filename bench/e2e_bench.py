@@ -1,0 +1,147 @@
+"""Benchmark: whole spoken turns in direct mode, from the wake word to the first sound of the answer.
+
+Starts the STT, LLM and TTS servers on their embedded defaults and the
+satellite in direct mode, whose microphone is one WAV file of spoken turns
+("Okay Nabu." then a question, made here with espeak-ng), a few seconds apart,
+played in at real time. Prints the median and p95 of each figure of the
+satellite's per-turn log over all turns and writes them as JSON.
+
+    bench/run_e2e.sh [--rounds 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import wave
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from stt_bench import free_port, percentile  # noqa: E402
+
+QUESTIONS = [
+    "What is the capital of France?",
+    "How many legs does a spider have?",
+    "What is the boiling point of water?",
+    "Who wrote Romeo and Juliet?",
+    "What colour is the sky?",
+    "How many days are in a week?",
+    "What is the largest planet?",
+    "What do bees make?",
+    "What is two plus two?",
+    "Which animal is the king of the jungle?",
+]
+GAP_SECONDS = 8.0  # after each question: time for the answer to play before the next wake word
+FIGURES = ("QUESTION-TO-RESPONSE_MS", "VOICE-TO-VOICE_MS", "STT_MS", "LLM-TTF_MS", "LLM-TOTAL_MS", "TTS-TTFA_MS")
+
+
+def speech(text: str, work: Path) -> bytes:
+    """16 kHz mono 16-bit speech from espeak-ng (resampled with soxr)."""
+    import numpy as np
+    import soxr
+
+    raw = work / "say.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), text], check=True)
+    with wave.open(str(raw), "rb") as wav:
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+        rate = wav.getframerate()
+    return soxr.resample(samples, rate, 16000).astype("<i2").tobytes()
+
+
+def microphone(work: Path, rounds: int) -> Path:
+    silence = lambda seconds: bytes(int(seconds * 16000) * 2)  # noqa: E731
+    nabu = speech("Okay Nabu.", work)
+    pcm = silence(1.0)
+    for _ in range(rounds):
+        for question in QUESTIONS:
+            pcm += nabu + silence(0.6) + speech(question, work) + silence(GAP_SECONDS)
+    path = work / "turns.wav"
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(pcm)
+    return path
+
+
+def start(module: str, port: int, work: Path, *args: str) -> subprocess.Popen:
+    log = (work / f"{module}.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", module, "--uri", f"tcp://127.0.0.1:{port}", *args],
+        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, HF_HUB_OFFLINE="1"),
+    )  # fmt: skip
+
+
+def wait_ready(uri: str, process: subprocess.Popen) -> None:
+    import asyncio
+
+    from stt_bench import wait_ready as wait
+
+    asyncio.run(wait(uri, process, 300))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=1, help="passes over the 10 questions (default: 1)")
+    parser.add_argument("--satellite-arg", action="append", default=[], help="extra satellite flag (repeatable)")
+    args = parser.parse_args()
+    if shutil.which("espeak-ng") is None:
+        sys.exit("the end-to-end benchmark makes its questions with espeak-ng: apt-get install espeak-ng")
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        mic = microphone(work, args.rounds)
+        ports = {"stt": free_port(), "llm": free_port(), "tts": free_port()}
+        servers = {
+            "stt": start("wyoming_chatty_stt", ports["stt"], work),
+            "llm": start("wyoming_chatty_llm", ports["llm"], work, "--data-dir", str(work / "llm")),
+            "tts": start("wyoming_chatty_tts", ports["tts"], work),
+        }
+        try:
+            for kind, process in servers.items():
+                wait_ready(f"tcp://127.0.0.1:{ports[kind]}", process)
+            metrics = work / "turns.jsonl"
+            print(f"Running {len(QUESTIONS) * args.rounds} turns ...", file=sys.stderr)
+            subprocess.run(
+                [sys.executable, "-m", "satellite", "--mode", "direct", "--mic-file", str(mic), "--snd-file",
+                 str(work / "speaker.wav"), "--metrics-file", str(metrics), "--no-follow-up",
+                 *[a for kind, port in ports.items() for a in (f"--{kind}-uri", f"tcp://127.0.0.1:{port}")],
+                 *args.satellite_arg],
+                check=True, stderr=(work / "satellite.log").open("wb"),
+            )  # fmt: skip
+            turns = [json.loads(line) for line in metrics.read_text().splitlines()]
+            shutil.copy(metrics, out / "e2e-turns.jsonl")
+        finally:
+            for process in servers.values():
+                process.terminate()
+            for process in servers.values():
+                process.wait(30)
+
+    answered = [t for t in turns if t["outcome"] == "answered"]
+    print()
+    print(f"End to end, direct mode: {len(answered)} of {len(turns)} turns answered "
+          f"({len(QUESTIONS) * args.rounds} asked)")  # fmt: skip
+    header = f"{'figure':<26} {'median':>9} {'p95':>9}"
+    print(header)
+    print("-" * len(header))
+    summary = {}
+    for figure in FIGURES:
+        values = [t[figure] for t in answered if t.get(figure) is not None]
+        if values:
+            summary[figure] = {"median": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
+            print(f"{figure:<26} {summary[figure]['median']:>6.0f} ms {summary[figure]['p95']:>6.0f} ms")
+    (out / "e2e.json").write_text(json.dumps({"turns": len(turns), "answered": len(answered), **summary}, indent=2))
+    print("\nTargets: QUESTION-TO-RESPONSE_MS median at most 500 ms, VOICE-TO-VOICE_MS median at most 1000 ms.")
+    print(f"Per-turn records: {out / 'e2e-turns.jsonl'}")
+
+
+if __name__ == "__main__":
+    main()
