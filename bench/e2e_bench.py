@@ -38,7 +38,8 @@ QUESTIONS = [
     "What is two plus two?",
     "Which animal is the king of the jungle?",
 ]
-GAP_SECONDS = 8.0  # after each question: time for the answer to play before the next wake word
+GAP_SECONDS = 10.0  # after each question: time for the answer to play before the next wake word
+LLM_CONFIG = {"opts": {"llama_cpp": {"max_tokens": 60}}}  # voice-length answers (about 15 s at most)
 FIGURES = ("QUESTION-TO-RESPONSE_MS", "VOICE-TO-VOICE_MS", "STT_MS", "LLM-TTF_MS", "LLM-TOTAL_MS", "TTS-TTFA_MS")
 
 
@@ -91,6 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=1, help="passes over the 10 questions (default: 1)")
     parser.add_argument("--satellite-arg", action="append", default=[], help="extra satellite flag (repeatable)")
+    parser.add_argument("--llm-threads", type=int, help="threads of the local LLM (default: all cores)")
     args = parser.parse_args()
     if shutil.which("espeak-ng") is None:
         sys.exit("the end-to-end benchmark makes its questions with espeak-ng: apt-get install espeak-ng")
@@ -99,10 +101,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         mic = microphone(work, args.rounds)
+        llm_config = work / "llm.json"
+        config = json.loads(json.dumps(LLM_CONFIG))
+        if args.llm_threads:
+            config["opts"]["llama_cpp"]["threads"] = args.llm_threads
+        llm_config.write_text(json.dumps(config))
         ports = {"stt": free_port(), "llm": free_port(), "tts": free_port()}
         servers = {
             "stt": start("wyoming_chatty_stt", ports["stt"], work),
-            "llm": start("wyoming_chatty_llm", ports["llm"], work, "--data-dir", str(work / "llm")),
+            "llm": start("wyoming_chatty_llm", ports["llm"], work, "--config", str(llm_config)),
             "tts": start("wyoming_chatty_tts", ports["tts"], work),
         }
         try:

@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
         direct.add_argument(f"--{kind}-uri", help=f"the {kind.upper()} server (default: found by zeroconf)")
         direct.add_argument(f"--{kind}-name", default=f"chatty-{kind}",
                             help=f"zeroconf name of the {kind.upper()} server (default: chatty-{kind})")  # fmt: skip
+    direct.add_argument(
+        "--prepare-after", type=non_negative_float, default=0.2,
+        help="after this much silence, prepare the answer while waiting for the end of speech; it plays the "
+        "moment the end is certain, and is dropped if the speaker goes on (0: wait for the end) (default: 0.2)",
+    )  # fmt: skip
     direct.add_argument("--language", help="language of the questions, for speech-to-text (default: detected)")
     direct.add_argument("--voice", help="TTS voice (default: the server's)")
 
@@ -174,7 +179,10 @@ async def run(args: argparse.Namespace, wake_words: list[WakeWord]) -> None:
             {"stt": args.stt_name, "llm": args.llm_name, "tts": args.tts_name},
             interface=args.zeroconf_host,
         )
-        settings = DirectSettings(language=args.language, voice=args.voice, follow_up=not args.no_follow_up)
+        settings = DirectSettings(
+            language=args.language, voice=args.voice, follow_up=not args.no_follow_up,
+            prepare_after=args.prepare_after or None,
+        )  # fmt: skip
         mode = DirectMode(services, player, sounds, rules, turn_log, settings)
     else:
         mode = HaMode(

@@ -112,19 +112,27 @@ class _Clock:
         return self.now
 
 
-def test_memory_keeps_the_last_turns_and_forgets_after_the_expiry():
-    clock = _Clock()
-    memory = ConversationMemory(MemoryConfig(turns=2, expiry_minutes=5), clock)
-    for n in range(3):
+def test_memory_keeps_the_last_turns_dropping_the_older_half_at_once():
+    memory = ConversationMemory(MemoryConfig(turns=4), _Clock())
+    for n in range(4):
         memory.remember("kitchen", f"q{n}", f"a{n}")
-    assert memory.history("kitchen") == [
-        Message("user", "q1"), Message("assistant", "a1"), Message("user", "q2"), Message("assistant", "a2"),
-    ]  # fmt: skip
+    assert [m.content for m in memory.history("kitchen")[::2]] == ["q0", "q1", "q2", "q3"]
+    assert memory.history("kitchen")[:2] == [Message("user", "q0"), Message("assistant", "a0")]
+    memory.remember("kitchen", "q4", "a4")  # a fifth: the older half goes, the rest stays a stable prefix
+    assert [m.content for m in memory.history("kitchen")[::2]] == ["q3", "q4"]
+    memory.remember("kitchen", "q5", "a5")
+    assert [m.content for m in memory.history("kitchen")[::2]] == ["q3", "q4", "q5"]
     assert memory.history("bedroom") == []
+
+
+def test_memory_forgets_after_the_expiry():
+    clock = _Clock()
+    memory = ConversationMemory(MemoryConfig(turns=6, expiry_minutes=5), clock)
+    memory.remember("kitchen", "q1", "a1")
     clock.now += 4 * 60  # a follow-up within five minutes keeps the conversation alive
-    memory.remember("kitchen", "q3", "a3")
+    memory.remember("kitchen", "q2", "a2")
     clock.now += 4 * 60
-    assert [m.content for m in memory.history("kitchen")] == ["q2", "a2", "q3", "a3"]
+    assert [m.content for m in memory.history("kitchen")] == ["q1", "a1", "q2", "a2"]
     clock.now += 60.1
     assert memory.history("kitchen") == [] and len(memory) == 0
 

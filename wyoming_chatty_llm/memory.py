@@ -1,14 +1,16 @@
 """Conversation memory: the last turns of each conversation, forgotten after a quiet spell.
 
 Keyed by Home Assistant's ``conversation_id`` (or one id per connection). Bounded
-three ways: turns per conversation, conversations at once (least recently used
-goes first) and characters per stored message.
+three ways: turns per conversation (when there are more, the older half is
+dropped at once, so that the history stays an unchanged prefix of the prompt for
+several turns and the LLM's prompt cache stays valid), conversations at once
+(least recently used goes first) and characters per stored message.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,8 +31,8 @@ class Message:
 
 
 class _Conversation:
-    def __init__(self, turns: int, now: float) -> None:
-        self.turns: deque[tuple[Message, Message]] = deque(maxlen=turns)
+    def __init__(self, now: float) -> None:
+        self.turns: list[tuple[Message, Message]] = []
         self.last_used = now
 
 
@@ -68,11 +70,15 @@ class ConversationMemory:
             return
         self._expire()
         now = self._clock()
-        conversation = self._conversations.pop(conversation_id, None) or _Conversation(self._config.turns, now)
+        conversation = self._conversations.pop(conversation_id, None) or _Conversation(now)
         conversation.last_used = now
         conversation.turns.append(
             (Message("user", question[:MAX_STORED_CHARS]), Message("assistant", answer[:MAX_STORED_CHARS]))
         )
+        if len(conversation.turns) > self._config.turns:
+            # Drop the older half at once, not one turn per turn: the history then stays the same prefix
+            # for several turns, and the LLM's prompt cache keeps it evaluated.
+            del conversation.turns[: len(conversation.turns) - (self._config.turns + 1) // 2]
         self._conversations[conversation_id] = conversation
         while len(self._conversations) > self._config.max_conversations:
             self._conversations.popitem(last=False)
