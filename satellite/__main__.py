@@ -103,9 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         direct.add_argument(f"--{kind}-name", default=f"chatty-{kind}",
                             help=f"zeroconf name of the {kind.upper()} server (default: chatty-{kind})")  # fmt: skip
     direct.add_argument(
-        "--prepare-after", type=non_negative_float, default=0.2,
+        "--prepare-after", type=non_negative_float, default=0.1,
         help="after this much silence, prepare the answer while waiting for the end of speech; it plays the "
-        "moment the end is certain, and is dropped if the speaker goes on (0: wait for the end) (default: 0.2)",
+        "moment the end is certain, and is dropped if the speaker goes on (0: wait for the end) (default: 0.1)",
     )  # fmt: skip
     direct.add_argument("--language", help="language of the questions, for speech-to-text (default: detected)")
     direct.add_argument("--voice", help="TTS voice (default: the server's)")

@@ -45,7 +45,7 @@ class DirectSettings:
     language: str | None = None
     voice: str | None = None
     follow_up: bool = True
-    prepare_after: float | None = 0.2
+    prepare_after: float | None = 0.1
     """Silence after which the answer is prepared (held back until the end of speech); None: wait for the end."""
 
 
