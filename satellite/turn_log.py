@@ -67,11 +67,26 @@ class Turn:
             "TTS-TTFA_MS": _ms(self.tts_first_audio_at, self.tts_text_at),
         }
 
+    def stages(self) -> dict[str, float | None]:
+        """Each moment of the turn in ms after the last voiced frame of the question (for the waterfall)."""
+        moments = {
+            "end_of_speech": self.end_of_speech_at,
+            "transcript": self.transcript_at,
+            "llm_sent": self.llm_sent_at,
+            "llm_first": self.llm_first_at,
+            "llm_done": self.llm_done_at,
+            "tts_text": self.tts_text_at,
+            "tts_first_audio": self.tts_first_audio_at,
+            "first_played": self.first_played_at,
+        }
+        return {name: _ms(at, self.last_voice_at) for name, at in moments.items()}
+
     def record(self) -> dict[str, Any]:
         return {
             "mode": self.mode,
             "outcome": self.outcome,
             **self.figures(),
+            "stages_ms": self.stages(),
             "wake_word": self.wake_word,
             "conversation_id": self.conversation_id,
             "transcript": self.transcript,

@@ -90,6 +90,14 @@ async def test_a_spoken_turn_from_wake_word_to_played_answer(tmp_path, servers, 
     assert word_accuracy(turn["answer"], heard.transcript) >= 0.8, (turn["answer"], heard.transcript)
     samples, rate = read_speaker(out)
     assert len(samples) / rate == pytest.approx(len(pcm16k(SATELLITE_DATA / "nabu_capital.wav")) / 32000, abs=6.0)
+    # The turn's moments, from the last voiced frame, in order; and the report draws them.
+    stages = turn["stages_ms"]
+    assert 0 < stages["end_of_speech"] <= stages["first_played"] and stages["llm_sent"] <= stages["llm_first"]
+    report = subprocess.run(
+        [sys.executable, "-m", "chatty", "report", str(tmp_path / "turns.jsonl"), "-o", str(tmp_path / "l.png")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert report.returncode == 0 and (tmp_path / "l.png").stat().st_size > 20_000, report.stderr
 
 
 async def test_barge_in_stops_the_answer_within_200_ms_and_takes_the_new_question(tmp_path, servers):

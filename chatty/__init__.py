@@ -1,0 +1,1 @@
+"""The ``chatty`` command: run the whole stack (``chatty up``), the satellite, and latency reports."""
