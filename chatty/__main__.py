@@ -35,6 +35,8 @@ def up(args: argparse.Namespace) -> int:
             command += ["--zeroconf-host", args.zeroconf_host]
         if args.debug:
             command.append("--debug")
+        if args.data_dir:
+            command += ["--data-dir", str(args.data_dir / kind)]
         processes[kind] = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         threading.Thread(target=_relay, args=(kind, processes[kind].stdout, 3), daemon=True).start()
     stop = threading.Event()
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     up_parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
     up_parser.add_argument("--zeroconf-host", help="address to advertise (default: the default route's)")
     up_parser.add_argument("--debug", action="store_true")
+    up_parser.add_argument("--data-dir", type=Path, help="one folder for all three (DIR/stt, DIR/llm, DIR/tts)")
     for kind, _, port in SERVICES:
         up_parser.add_argument(f"--{kind}-port", type=int, default=port, help=f"(default: {port})")
     up_parser.add_argument("--zeroconf-suffix", default="", help="appended to the names chatty-stt, -llm, -tts")

@@ -16,15 +16,21 @@ from chatty_common.health_check import describe
 
 async def test_chatty_up_starts_the_three_servers_and_ctrl_c_stops_them(tmp_path, stt_data_dir, tts_data_dir):
     ports = {"stt": free_port(), "llm": free_port(), "tts": free_port()}
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "stt").symlink_to(stt_data_dir)  # the models the other tests prepared
+    (data / "tts").symlink_to(tts_data_dir)
+    log = tmp_path / "up.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "chatty", "up", "--host", "127.0.0.1", "--zeroconf-host", "127.0.0.1",
-         "--zeroconf-suffix", "-up", *[a for kind, port in ports.items() for a in (f"--{kind}-port", str(port))]],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+         "--zeroconf-suffix=-up", "--data-dir", str(data),
+         *[a for kind, port in ports.items() for a in (f"--{kind}-port", str(port))]],
+        stdout=log.open("w"), stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 300
         ready = set()
-        while ready != set(ports) and time.monotonic() < deadline:
+        while ready != set(ports) and time.monotonic() < deadline and process.poll() is None:
             for kind, port in ports.items():
                 try:
                     await describe(f"tcp://127.0.0.1:{port}", 2)
@@ -32,13 +38,14 @@ async def test_chatty_up_starts_the_three_servers_and_ctrl_c_stops_them(tmp_path
                 except (OSError, TimeoutError):
                     pass
             time.sleep(0.5)
-        assert ready == set(ports)
+        assert ready == set(ports), log.read_text()
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=60)
+        process.wait(60)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 0
+    output = log.read_text()
+    assert process.returncode == 0, output
     for kind in ports:
         assert f"{kind} | " in output and f"advertising chatty-{kind}-up" in output
 
