@@ -55,7 +55,6 @@ class CommandCapture:
         self.queue: asyncio.Queue[Frame | str | None] = asyncio.Queue()
         self.end: CommandEnd | None = None
         self.ended_at: float | None = None
-        self.done = asyncio.Event()
         self._paused = False
 
     def feed(self, heard: Heard) -> CommandEnd | None:
@@ -81,7 +80,6 @@ class CommandCapture:
             self.end = end
             self.ended_at = at if at is not None else time.monotonic()
             self.queue.put_nowait(None)
-            self.done.set()
 
     @property
     def last_voice_at(self) -> float | None:

@@ -25,7 +25,6 @@ from wyoming.info import Attribution, Describe, Info, MicProgram, Satellite, Snd
 from wyoming.ping import Ping, Pong
 from wyoming.pipeline import PipelineStage, RunPipeline
 from wyoming.satellite import PauseSatellite, RunSatellite
-from wyoming.server import AsyncServer
 from wyoming.snd import Played
 from wyoming.timer import TimerCancelled, TimerFinished, TimerStarted, TimerUpdated
 from wyoming.tts import Synthesize
@@ -34,9 +33,8 @@ from wyoming.wake import Detection
 
 from chatty_common import __version__
 from chatty_common.audio import PcmFormat
-from chatty_common.cli import tcp_port
 from chatty_common.protocol import LimitedEventHandler
-from chatty_common.zeroconf import ZeroconfAdvertiser
+from chatty_common.server import Listening
 
 from .audio_io import MIC_RATE
 from .core import CommandCapture, Heard, Mode
@@ -142,8 +140,7 @@ class HaMode(Mode):
         follow_up: bool = True,
     ) -> None:
         self.uri = uri
-        self.zeroconf_name = zeroconf_name
-        self.zeroconf_host = zeroconf_host
+        self._listening = Listening(uri, zeroconf_name, zeroconf_host)
         self.info = info
         self.player = player
         self.sounds = sounds
@@ -152,8 +149,6 @@ class HaMode(Mode):
         self.follow_up = follow_up
         self.connection: HaConnection | None = None
         self.running = False
-        self._server: AsyncServer | None = None
-        self._advertiser: ZeroconfAdvertiser | None = None
         self._capture: CommandCapture | None = None
         self._turn: Turn | None = None
         self._playback: Playback | None = None
@@ -165,23 +160,14 @@ class HaMode(Mode):
 
     # -- server and connections -------------------------------------------------------------------
     async def start(self) -> None:
-        self._server = AsyncServer.from_uri(self.uri)
-        await self._server.start(partial(HaConnection, mode=self))
-        if self.zeroconf_name:
-            port = tcp_port(self.uri)
-            assert port is not None
-            self._advertiser = ZeroconfAdvertiser(self.zeroconf_name, port, self.zeroconf_host)
-            await self._advertiser.start()
+        await self._listening.start(partial(HaConnection, mode=self))
         _LOGGER.info("Waiting for Home Assistant on %s", self.uri)
 
     async def close(self) -> None:
         for task in [*self._tasks, self._ringing]:
             if task is not None:
                 task.cancel()
-        if self._advertiser is not None:
-            await self._advertiser.close()
-        if self._server is not None:
-            await self._server.stop()
+        await self._listening.stop()
 
     def connected(self, connection: HaConnection) -> None:
         if self.connection is not None and self.connection is not connection:
