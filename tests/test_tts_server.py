@@ -104,13 +104,15 @@ async def test_streaming_speaks_each_sentence_as_it_completes(tts_server, stt_se
 
 async def test_markdown_and_emoji_are_not_read_out(tts_server, stt_server, tmp_path):
     text = (
-        "**Sure!** Here is your list:\n- apples\n- oranges 🍊\n"
+        "**Sure!** Here is your list:\n- apples\n- bananas 🍌\n"
         "```python\nprint('hello world')\n```\nEnjoy your shopping."
     )
     result = await speak(tts_server.uri, text)
     transcript = words(await heard(stt_server, result, tmp_path))
-    for word in ("apples", "oranges", "shopping"):
-        assert any(word[:5] in w for w in transcript), transcript
+    # Words the judge (Whisper tiny.en) hears in this voice wherever the audio starts ("oranges" it
+    # hears as "all inches" in a short window).
+    for word in ("apples", "bananas", "shopping"):
+        assert any(word[:5] in w for w in transcript), " ".join(transcript)
     for word in ("print", "hello", "python", "asterisk", "star", "backtick", "hash"):
         assert word not in transcript, transcript
 

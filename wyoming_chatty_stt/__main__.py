@@ -25,7 +25,7 @@ from .handler import SttEventHandler, SttSettings
 from .info import build_info
 from .models import ModelNotFound, resolve_model
 from .scheduler import DecodeScheduler
-from .transcriber import DecodeOptions, Transcriber
+from .transcriber import DEFAULT_MIN_WINDOW, DecodeOptions, Transcriber
 from .utterance import StreamingSettings
 
 _LOGGER = logging.getLogger(__name__)
@@ -54,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=os.cpu_count() or 1,
         help="threads per decode (default: all cores)",
+    )
+    model.add_argument(
+        "--min-window",
+        type=positive_float,
+        default=DEFAULT_MIN_WINDOW,
+        help="shortest encoder window in seconds; an utterance is encoded in a window just long enough "
+        "for it, checked, and decoded again in Whisper's full 30 s window only if the check fails; "
+        f"30 always uses the full window (default: {DEFAULT_MIN_WINDOW:g})",
     )
     model.add_argument("--initial-prompt", help="text to prime the decoder with (names, jargon)")
     model.add_argument("--local-files-only", action="store_true", help="never download a model; use only files on disk")
@@ -105,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
             workers=args.workers,
             download_root=str(args.data_dir / "models"),
             local_files_only=args.local_files_only,
+            min_window=min(args.min_window, 30.0),
         )
     except ModelNotFound as err:
         sys.exit(f"wyoming-chatty-stt: {err}")

@@ -134,8 +134,10 @@ class SttEventHandler(LimitedEventHandler):
         self.send(Transcript(text=result.text, language=language).event())
         self.send(TranscriptStop().event())
         _LOGGER.info(
-            "Transcribed %.2f s of audio; transcript sent %.0f ms after audio-stop",
+            "Transcribed %.2f s of audio (decode %.0f ms, %g s window); transcript sent %.0f ms after audio-stop",
             utterance.seconds,
+            result.seconds * 1000,
+            result.window,
             (time.monotonic() - stopped) * 1000,
         )
         _LOGGER.debug("Transcript: %r", result.text)
