@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import uuid
+from pathlib import Path
 
 from wyoming.asr import Transcript
 from wyoming.client import AsyncClient
@@ -129,3 +130,22 @@ async def test_questions_on_one_connection_are_answered_in_order(llm_server):
             if event.type in ("handled", "not-handled"):
                 finals.append(event.data["text"].lower())
     assert "paris" in finals[0] and "rome" in finals[1]
+
+
+def _thread_nice_values(pid: int) -> dict[int, int]:
+    """Each thread's nice value, from /proc (field 19 of stat)."""
+    values = {}
+    for task in (Path("/proc") / str(pid) / "task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        values[int(task.name)] = int(fields[16])
+    return values
+
+
+async def test_generation_yields_the_cpu_and_the_server_does_not(llm_server):
+    # The model's threads run at nice 10 (the default), so speech on the same machine goes first;
+    # the thread that talks to clients keeps the normal priority.
+    answer = await ask(llm_server.uri, "What is two plus two?", f"nice-{uuid.uuid4().hex[:6]}")
+    assert answer.handled
+    values = _thread_nice_values(llm_server.process.pid)
+    assert values[llm_server.process.pid] == 0
+    assert sorted(set(values.values())) == [0, 10], values

@@ -74,6 +74,10 @@ class LlamaCppOptions(GenerationOptions):
     """llama-cpp-python chat format; default: the template stored in the model."""
     n_ctx: int = field(default=2048, metadata=_check("int", low=256, high=1_048_576))
     threads: int = field(default_factory=lambda: os.cpu_count() or 1, metadata=_check("int", low=1, high=1024))
+    nice: int = field(default=10, metadata=_check("int", low=0, high=19))
+    """How far generation yields the CPU: its threads run at this nice value, so speech-to-text and
+    text-to-speech on the same machine go first (the answer is spoken far slower than it is written).
+    Alone on a machine it changes nothing. 0: the same priority as everything else."""
 
 
 @dataclass(frozen=True)

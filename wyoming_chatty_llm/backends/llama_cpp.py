@@ -14,6 +14,7 @@ import asyncio
 import fnmatch
 import importlib.util
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -98,7 +99,10 @@ class LlamaCppBackend(ChatBackend):
             )
         except (ValueError, RuntimeError) as err:
             raise ConfigError(f"opts.llama_cpp: llama.cpp cannot load {path}: {err}") from err
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
+        # The generation thread, and the compute threads llama.cpp starts from it, yield to speech.
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="llama", initializer=_yield_cpu, initargs=(options.nice,)
+        )
 
     def _tokens(self, text: str) -> int:
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)) + TOKENS_PER_MESSAGE
@@ -169,3 +173,13 @@ class LlamaCppBackend(ChatBackend):
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _yield_cpu(nice: int) -> None:
+    """Lower the calling thread's priority (on Linux the nice value is per thread; threads it starts inherit it)."""
+    if nice <= 0:
+        return
+    try:
+        os.nice(nice)
+    except OSError as err:  # not allowed here: generation simply keeps the normal priority
+        _LOGGER.warning("Could not lower the generation threads' priority: %s", err)
