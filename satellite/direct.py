@@ -329,8 +329,9 @@ class DirectMode(Mode):
                 player.cancel()
         if playback is None:
             raise TurnFailed("tts error", "the TTS server sent no audio")
+        await playback.wait_started()
+        turn.first_played_at = playback.first_sound_at  # counts even if a barge-in cuts the answer short
         await playback.finished.wait()
-        turn.first_played_at = playback.first_sound_at
         turn.extra["answer_seconds"] = round(playback.seconds, 2)
 
     async def _play_tts(

@@ -60,6 +60,15 @@ class Playback:
             self._put(tail)
         self._put(None)
 
+    async def wait_started(self) -> None:
+        """Until the first sound plays, or the playback ends without one (stopped, the speaker failed)."""
+        waits = [asyncio.ensure_future(self.started.wait()), asyncio.ensure_future(self.finished.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
     def release(self) -> None:
         """Start playing a playback made with ``held=True`` (what arrived so far, then the rest as it comes)."""
         held, self._held = self._held, None
