@@ -90,3 +90,20 @@ async def test_reader_limits_are_enforced_before_reading():
         await _read(b'{"type": "x", "data_length": 101}\n', limits)
     with pytest.raises(RequestError, match="longer than 1000 bytes"):
         await _read(b'{"type": "' + b"x" * 2000 + b'"}\n', limits)
+
+
+def test_heartbeat_reports_while_a_long_step_runs_and_stops_after(caplog):
+    import logging
+    import time
+
+    from chatty_common.progress import Heartbeat
+
+    logger = logging.getLogger("test.heartbeat")
+    with caplog.at_level(logging.INFO, logger="test.heartbeat"):
+        with Heartbeat(logger, "Quantizing", every=0.05):
+            time.sleep(0.32)
+        during = [r.getMessage() for r in caplog.records]
+        time.sleep(0.15)
+    assert 4 <= len(during) <= 7, during
+    assert all(m.startswith("Quantizing: still working (") for m in during)
+    assert len(caplog.records) == len(during)  # silent once the step is over

@@ -25,6 +25,7 @@ import numpy as np
 import onnxruntime
 
 from chatty_common.files import sha256_file
+from chatty_common.progress import Heartbeat
 
 from .rewrite import optimize, quantize_vocoder
 
@@ -79,7 +80,8 @@ def optimized_version(model: Path, data_dir: Path) -> Path:
         return target
     _LOGGER.info("Rewriting %s for speed (once; about 10 s) ...", model.name)
     started = time.monotonic()
-    optimize(model, target)
+    with Heartbeat(_LOGGER, "Rewriting the model"):
+        optimize(model, target)
     stamp.write_text(source_id)
     _LOGGER.info("Optimized model ready in %.1f s: %s", time.monotonic() - started, target)
     return target
@@ -109,6 +111,13 @@ def spectral_distance(reference: Path, candidate: Path, feeds: list[dict[str, np
     return float(np.mean(distances))
 
 
+def _calibration_progress(total: int) -> Callable[[int], None]:
+    def report(done: int) -> None:
+        _LOGGER.info("Calibrating the vocoder on sentence %d of %d ...", done, total)
+
+    return report
+
+
 def quantized_version(optimized: Path, data_dir: Path, feeds: list[dict[str, np.ndarray]]) -> Path | None:
     """``optimized`` with a statically quantized vocoder, made once; None if it sounds too different."""
     target = data_dir / f"{optimized.stem}.int8-vocoder.onnx"
@@ -118,11 +127,13 @@ def quantized_version(optimized: Path, data_dir: Path, feeds: list[dict[str, np.
         return target if target.is_file() and stamp.read_text() == source_id else None
     _LOGGER.info("Quantizing the vocoder of %s (once; about a minute) ...", optimized.name)
     started = time.monotonic()
-    count = quantize_vocoder(optimized, target, feeds)
-    if count == 0:
-        stamp.write_text(source_id + " not-applicable")
-        return None
-    distance = spectral_distance(optimized, target, feeds)
+    with Heartbeat(_LOGGER, "Quantizing the vocoder"):
+        count = quantize_vocoder(optimized, target, feeds, on_feed=_calibration_progress(len(feeds)))
+        if count == 0:
+            stamp.write_text(source_id + " not-applicable")
+            return None
+        _LOGGER.info("Comparing the quantized vocoder's sound with the float one ...")
+        distance = spectral_distance(optimized, target, feeds)
     if distance > MAX_SPECTRAL_DISTANCE:
         _LOGGER.warning("Not using the quantized vocoder: it sounds too different (%.2f)", distance)
         target.unlink()

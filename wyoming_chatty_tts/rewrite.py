@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -311,13 +312,16 @@ def optimize(source: Path, target: Path) -> dict[str, object]:
     return summary
 
 
-def quantize_vocoder(model: Path, target: Path, feeds: list[dict[str, np.ndarray]]) -> int:
+def quantize_vocoder(
+    model: Path, target: Path, feeds: list[dict[str, np.ndarray]], on_feed: Callable[[int], None] | None = None
+) -> int:
     """Static int8 (QDQ, per-channel weights) for the convolutions of the vocoder's residual blocks
     (those of the main path and of the noise path).
 
     They are most of the compute, and, calibrated on real inputs (``feeds``), change the
     sound about as much as Kokoro's own int8 export does; quantizing every convolution
     does not (checked by the caller). Returns how many convolutions were quantized.
+    ``on_feed(n)`` is called as calibration starts on the n-th input.
     """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
@@ -330,9 +334,15 @@ def quantize_vocoder(model: Path, target: Path, feeds: list[dict[str, np.ndarray
     class Feeds(CalibrationDataReader):
         def __init__(self) -> None:
             self._feeds = iter(feeds)
+            self._count = 0
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self._feeds, None)
+            feed = next(self._feeds, None)
+            if feed is not None:
+                self._count += 1
+                if on_feed is not None:
+                    on_feed(self._count)
+            return feed
 
     partial = target.with_suffix(".partial")
     logging.disable(logging.WARNING)  # its advice to pre-process the model goes to the root logger
