@@ -98,6 +98,8 @@ def main() -> None:
         sys.exit("the end-to-end benchmark makes its questions with espeak-ng: apt-get install espeak-ng")
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
+    logs = out / "e2e-logs"  # each server's log, the satellite's, and what it played
+    logs.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         mic = microphone(work, args.rounds)
@@ -108,9 +110,9 @@ def main() -> None:
         llm_config.write_text(json.dumps(config))
         ports = {"stt": free_port(), "llm": free_port(), "tts": free_port()}
         servers = {
-            "stt": start("wyoming_chatty_stt", ports["stt"], work),
-            "llm": start("wyoming_chatty_llm", ports["llm"], work, "--config", str(llm_config)),
-            "tts": start("wyoming_chatty_tts", ports["tts"], work),
+            "stt": start("wyoming_chatty_stt", ports["stt"], logs),
+            "llm": start("wyoming_chatty_llm", ports["llm"], logs, "--config", str(llm_config)),
+            "tts": start("wyoming_chatty_tts", ports["tts"], logs),
         }
         try:
             for kind, process in servers.items():
@@ -119,10 +121,10 @@ def main() -> None:
             print(f"Running {len(QUESTIONS) * args.rounds} turns ...", file=sys.stderr)
             subprocess.run(
                 [sys.executable, "-m", "satellite", "--mode", "direct", "--mic-file", str(mic), "--snd-file",
-                 str(work / "speaker.wav"), "--metrics-file", str(metrics), "--no-follow-up",
+                 str(logs / "speaker.wav"), "--metrics-file", str(metrics), "--no-follow-up",
                  *[a for kind, port in ports.items() for a in (f"--{kind}-uri", f"tcp://127.0.0.1:{port}")],
                  *args.satellite_arg],
-                check=True, stderr=(work / "satellite.log").open("wb"),
+                check=True, stderr=(logs / "satellite.log").open("wb"),
             )  # fmt: skip
             turns = [json.loads(line) for line in metrics.read_text().splitlines()]
             shutil.copy(metrics, out / "e2e-turns.jsonl")
