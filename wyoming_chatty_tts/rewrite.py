@@ -312,6 +312,11 @@ def optimize(source: Path, target: Path) -> dict[str, object]:
     return summary
 
 
+def _quantizer_advice(record: logging.LogRecord) -> bool:
+    """False for the root-logger lines ONNX Runtime's quantizer writes (advice, not problems)."""
+    return "onnxruntime" not in record.pathname or "quantization" not in record.pathname
+
+
 def quantize_vocoder(
     model: Path, target: Path, feeds: list[dict[str, np.ndarray]], on_feed: Callable[[int], None] | None = None
 ) -> int:
@@ -345,7 +350,8 @@ def quantize_vocoder(
             return feed
 
     partial = target.with_suffix(".partial")
-    logging.disable(logging.WARNING)  # its advice to pre-process the model goes to the root logger
+    root = logging.getLogger()
+    root.addFilter(_quantizer_advice)  # its advice to pre-process the model goes to the root logger
     try:
         quantize_static(
             str(model),
@@ -359,6 +365,6 @@ def quantize_vocoder(
             weight_type=QuantType.QInt8,
         )
     finally:
-        logging.disable(logging.NOTSET)
+        root.removeFilter(_quantizer_advice)
     partial.replace(target)
     return len(nodes)
