@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -31,9 +30,10 @@ import soxr
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stt_bench import percentile  # noqa: E402
+from stt_bench import percentile, word_errors  # noqa: E402
+from stt_bench import words as stt_words  # noqa: E402
 
-from wyoming_chatty_stt.models import resolve_model  # noqa: E402
+from wyoming_chatty_stt.models import ModelSource, resolve_model  # noqa: E402
 from wyoming_chatty_stt.transcriber import DecodeOptions, Transcriber  # noqa: E402
 
 SENTENCES = [
@@ -62,18 +62,11 @@ LEAD_SECONDS = 0.6
 
 
 def words(text: str) -> list[str]:
-    return re.sub(r"[^\w' ]+", " ", text.lower().replace("colour", "color")).split()
+    return stt_words(text.replace("colour", "color"))
 
 
 def errors(expected: str, heard: str) -> int:
-    """Word-level edit distance."""
-    reference, hypothesis = words(expected), words(heard)
-    row = list(range(len(hypothesis) + 1))
-    for i, ref in enumerate(reference, 1):
-        prev, row[0] = row[0], i
-        for j, hyp in enumerate(hypothesis, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ref != hyp))
-    return row[-1]
+    return word_errors(words(expected), words(heard))
 
 
 def read_wav(path: Path) -> np.ndarray:
@@ -141,6 +134,19 @@ def utterances(work: Path) -> list[tuple[np.ndarray, str, str]]:
     return items
 
 
+def load_transcriber(source: ModelSource, work: Path, min_window: float) -> Transcriber:
+    return Transcriber(
+        source,
+        device="cpu",
+        compute_type="int8",
+        cpu_threads=2,
+        workers=1,
+        download_root=str(work),
+        local_files_only=True,
+        min_window=min_window,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="tiny.en")
@@ -156,26 +162,8 @@ def main() -> None:
         work = Path(tmp)
         source = resolve_model(args.model, ROOT / "bench" / "out" / "data")
         ways = {
-            "full 30 s window": Transcriber(
-                source,
-                device="cpu",
-                compute_type="int8",
-                cpu_threads=2,
-                workers=1,
-                download_root=str(work),
-                local_files_only=True,
-                min_window=30.0,
-            ),
-            "fitted window": Transcriber(
-                source,
-                device="cpu",
-                compute_type="int8",
-                cpu_threads=2,
-                workers=1,
-                download_root=str(work),
-                local_files_only=True,
-                min_window=args.min_window,
-            ),
+            "full 30 s window": load_transcriber(source, work, min_window=30.0),
+            "fitted window": load_transcriber(source, work, min_window=args.min_window),
         }
         options = DecodeOptions(language=args.language, beam_size=args.beam_size)
         for transcriber in ways.values():

@@ -144,6 +144,23 @@ def stt_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_transcriber(tmp_path_factory: pytest.TempPathFactory):
+    """Whisper tiny.en loaded in the test process (bundled, offline), for tests below the server."""
+    from wyoming_chatty_stt.models import resolve_model
+    from wyoming_chatty_stt.transcriber import Transcriber
+
+    return Transcriber(
+        resolve_model("tiny.en", tmp_path_factory.mktemp("models")),
+        device="cpu",
+        compute_type="int8",
+        cpu_threads=2,
+        workers=1,
+        download_root=str(tmp_path_factory.mktemp("download")),
+        local_files_only=True,
+    )
+
+
+@pytest.fixture(scope="session")
 def stt_server(start_server, stt_data_dir: Path) -> ServerProcess:
     """The STT server with its defaults (bundled tiny.en, offline)."""
     return start_server("wyoming_chatty_stt", "--data-dir", str(stt_data_dir))

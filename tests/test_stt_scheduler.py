@@ -5,29 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-import pytest
 
-from wyoming_chatty_stt.models import resolve_model
 from wyoming_chatty_stt.scheduler import DecodeJob, DecodeScheduler, Priority
-from wyoming_chatty_stt.transcriber import DecodeOptions, Transcriber
+from wyoming_chatty_stt.transcriber import DecodeOptions
 
 
-@pytest.fixture(scope="module")
-def transcriber(tmp_path_factory) -> Transcriber:
-    source = resolve_model("tiny.en", tmp_path_factory.mktemp("models"))
-    return Transcriber(
-        source,
-        device="cpu",
-        compute_type="int8",
-        cpu_threads=2,
-        workers=1,
-        download_root=str(tmp_path_factory.mktemp("download")),
-        local_files_only=True,
-    )
-
-
-async def test_final_decodes_jump_the_queue_and_equal_priorities_keep_their_order(transcriber):
-    scheduler = DecodeScheduler(transcriber, workers=1)
+async def test_final_decodes_jump_the_queue_and_equal_priorities_keep_their_order(tiny_transcriber):
+    scheduler = DecodeScheduler(tiny_transcriber, workers=1)
     started: list[str] = []
     audio = np.zeros(16000, dtype=np.float32)
     options = DecodeOptions(language="en", beam_size=1)

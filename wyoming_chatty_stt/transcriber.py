@@ -4,7 +4,7 @@ Whisper's encoder is built for 30-second windows, and faster-whisper pads every
 utterance to one: for a three-second question most of the work (about 200 of
 300 ms with tiny.en on two cores) is spent encoding silence. A voice command is
 short, so :class:`Transcriber` encodes a window just long enough for the audio
-(at least ``min_window`` seconds and twice the audio: shorter windows make
+(at least ``min_window`` seconds and three times the audio: shorter windows make
 Whisper repeat itself or slip on words)
 and checks the result the way Whisper's own fallback does (repetition, low
 confidence, a run-away length). When the check fails, or the audio is longer
@@ -66,10 +66,11 @@ class Recognition:
 def window_frames(audio_frames: int, min_window: float) -> int:
     """Encoder window for audio of ``audio_frames`` log-mel frames (a multiple of 100, at most 3000).
 
-    At least ``min_window`` seconds and twice the audio: with the audio filling
-    more than half the window, Whisper starts to slip on single words.
+    At least ``min_window`` seconds and three times the audio: with the audio
+    filling half the window, Whisper already slips on single words now and then
+    ("lived" heard as "lives" in a six-second sentence).
     """
-    wanted = max(2 * audio_frames, audio_frames + WINDOW_MARGIN_FRAMES, round(min_window * FRAMES_PER_SECOND))
+    wanted = max(3 * audio_frames, audio_frames + WINDOW_MARGIN_FRAMES, round(min_window * FRAMES_PER_SECOND))
     return min(FULL_WINDOW_FRAMES, math.ceil(wanted / 100) * 100)
 
 
