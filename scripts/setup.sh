@@ -20,6 +20,27 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 
+# Debian packages some parts need; checked on every run (cheap), installed when missing.
+debian_package() {  # debian_package PACKAGE PATH-IT-PROVIDES WHY
+  [ -e "$2" ] && return 0
+  echo "setup: installing Debian's $1 ($3)"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get install -y -q "$1" > /dev/null || { apt-get update -q > /dev/null && apt-get install -y -q "$1" > /dev/null; }
+  elif command -v sudo > /dev/null && sudo -n true 2> /dev/null; then
+    sudo apt-get install -y -q "$1" > /dev/null || { sudo apt-get update -q > /dev/null && sudo apt-get install -y -q "$1" > /dev/null; }
+  else
+    echo "setup: $3 needs $1: run 'sudo apt-get install $1', then this again" >&2
+    exit 1
+  fi
+}
+if [[ ",$extras," == *,satellite,* ]]; then
+  debian_package portaudio19-dev /usr/include/portaudio.h "pyaudio compiles against PortAudio's headers"
+fi
+if [[ ",$extras," == *,dev,* ]]; then
+  debian_package shellcheck /usr/bin/shellcheck "the add-on tests check their shell scripts"
+  debian_package jq /usr/bin/jq "the add-on tests run the LLM add-on's config script"
+fi
+
 stamp="$venv/.chatty-setup"
 want="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16) $extras"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
@@ -48,19 +69,6 @@ if [[ ",$extras," == *,llm,* || ",$extras," == *,dev,* ]]; then
       "$venv/bin/python" -m pip wheel --quiet --no-deps --wheel-dir "$wheels" "llama-cpp-python==$llama"
     kill $ticker 2>/dev/null || true
     echo "setup: built $(basename "$wheels"/llama_cpp_python-"$llama"-*.whl)"
-  fi
-fi
-
-if [[ ",$extras," == *,satellite,* ]] && [ ! -e /usr/include/portaudio.h ]; then
-  # pyaudio compiles against PortAudio's headers.
-  echo "setup: installing Debian's portaudio19-dev (for pyaudio)"
-  if [ "$(id -u)" = 0 ]; then
-    apt-get install -y -q portaudio19-dev > /dev/null || { apt-get update -q > /dev/null && apt-get install -y -q portaudio19-dev > /dev/null; }
-  elif command -v sudo > /dev/null && sudo -n true 2> /dev/null; then
-    sudo apt-get install -y -q portaudio19-dev > /dev/null
-  else
-    echo "setup: pyaudio needs PortAudio's headers: run 'sudo apt-get install portaudio19-dev', then this again" >&2
-    exit 1
   fi
 fi
 
