@@ -1,0 +1,218 @@
+"""Chatty in a real Home Assistant: core 2025.4.4 in its own virtualenv (``scripts/setup_ha.sh``).
+
+Home Assistant runs headless on 127.0.0.1 (``tests/home_assistant.py``), our servers are added through
+its config-flow REST API as Wyoming integrations, Assist pipelines run over its websocket API, and the
+satellite joins it as a Wyoming satellite. What Home Assistant does here is Home Assistant's own code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import home_assistant
+import pytest
+from conftest import free_port, word_accuracy, words
+from home_assistant import HomeAssistant
+
+from wyoming_chatty_stt.client import stream_wav
+
+pytestmark = pytest.mark.timeout(600)
+
+NABU_CAPITAL = Path(__file__).parent / "data" / "satellite" / "nabu_capital.wav"
+QUESTION = "What is the capital of France?"
+MIC_LEAD_SECONDS = 8.0  # the satellite's microphone file starts at once; Home Assistant connects within ~1 s
+
+
+@pytest.fixture(scope="module")
+async def ha(tmp_path_factory: pytest.TempPathFactory):
+    home_assistant.setup_home_assistant()  # idempotent: returns at once when the virtualenv is there
+    async with HomeAssistant(tmp_path_factory.mktemp("home-assistant")) as instance:
+        yield instance
+
+
+@pytest.fixture(scope="module")
+async def chatty(ha, stt_server, tts_server, llm_server) -> dict:
+    """Our three servers added to Home Assistant, and a pipeline that uses them."""
+    entries = {name: await ha.add_wyoming("127.0.0.1", server.port) for name, server in
+               (("stt", stt_server), ("tts", tts_server), ("llm", llm_server))}  # fmt: skip
+    pipeline_id = await ha.create_pipeline(
+        "Chatty",
+        stt_engine=entries["stt"].entity("stt"),
+        tts_engine=entries["tts"].entity("tts"),
+        conversation_engine=entries["llm"].entity("conversation"),
+        language="en",
+        preferred=True,
+    )
+    return {"entries": entries, "pipeline_id": pipeline_id}
+
+
+def _pcm(path: Path) -> bytes:
+    with wave.open(str(path), "rb") as wav:
+        assert (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) == (16000, 2, 1)
+        return wav.readframes(wav.getnframes())
+
+
+def _question() -> bytes:
+    """ "What is the capital of France?" (espeak-ng, 16 kHz), cut from the satellite's clip after its wake word."""
+    import numpy as np
+
+    pcm = np.frombuffer(_pcm(NABU_CAPITAL), dtype=np.int16)
+    loud = np.abs(pcm.astype(np.int32)) > 300
+    frames = loud[: loud.size // 160 * 160].reshape(-1, 160).any(axis=1)  # 10 ms frames with sound
+    first_sound = int(np.argmax(frames))
+    quiet = 0
+    for index in range(first_sound, frames.size):  # the pause after "Okay Nabu."
+        quiet = 0 if frames[index] else quiet + 1
+        if quiet >= 40:
+            return pcm[(index + 1) * 160 :].tobytes()
+    raise AssertionError("no pause after the wake word in the clip")
+
+
+def _to_wav(audio: bytes, path: Path) -> Path:
+    """Decode what Home Assistant serves (MP3 here) to 16 kHz mono WAV with ffmpeg."""
+    source = path.with_suffix(".input")
+    source.write_bytes(audio)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(source), "-ar", "16000", "-ac", "1", "-sample_fmt", "s16", str(path)],
+        check=True,
+    )
+    return path
+
+
+def _llm_records(llm_dir: Path) -> list[dict]:
+    path = llm_dir / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+async def test_home_assistant_adds_our_servers_as_wyoming_integrations(ha, chatty):
+    entries = chatty["entries"]
+    assert all(entry.state == "loaded" for entry in entries.values())
+    assert entries["stt"].entities("stt") == ["stt.chatty_whisper"]
+    assert entries["tts"].entities("tts") == ["tts.chatty_kokoro"]
+    assert entries["llm"].entities("conversation") == ["conversation.chatty_llm"]
+    # Home Assistant offers them for English, from the languages our servers' info lists.
+    stt_engines = await ha.ws_call("stt/engine/list", language="en")
+    assert "stt.chatty_whisper" in {p["engine_id"] for p in stt_engines["providers"] if p["supported_languages"]}
+    agents = await ha.ws_call("conversation/agent/list", language="en")
+    assert "conversation.chatty_llm" in {a["id"] for a in agents["agents"] if a["supported_languages"]}
+
+
+async def test_an_assist_pipeline_hears_answers_and_speaks_with_our_services(ha, chatty, stt_server, llm_dir, tmp_path):
+    before = len(_llm_records(llm_dir))
+    run = await ha.run_pipeline(_question(), pipeline_id=chatty["pipeline_id"], trailing_silence=1.0)
+    run.raise_for_error()
+    assert run.types[:2] == ["run-start", "stt-start"] and run.types[-1] == "run-end"
+    assert words(run.transcript) == words(QUESTION)
+    # The answer is our LLM's: its server logged the turn with the transcript Home Assistant sent it.
+    assert "paris" in run.answer.lower()
+    records = _llm_records(llm_dir)[before:]
+    assert len(records) == 1 and records[0]["outcome"] == "handled"
+    # The TTS audio Home Assistant serves is real speech of that answer.
+    audio = await ha.fetch(run.tts_url)
+    wav = _to_wav(audio, tmp_path / "answer.wav")
+    heard = await stream_wav(stt_server.uri, wav, realtime=False)
+    assert word_accuracy(run.answer, heard.transcript) >= 0.6, (run.answer, heard.transcript)
+
+
+async def test_a_text_question_reaches_our_agent_through_home_assistant(ha, chatty, llm_dir):
+    run = await ha.run_pipeline(
+        start_stage="intent", end_stage="intent", text=QUESTION,
+        pipeline_id=chatty["pipeline_id"],
+    )  # fmt: skip
+    run.raise_for_error()
+    assert "paris" in run.answer.lower()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="Home Assistant 2025.4.4 pins wyoming 1.5.4, whose Transcript.event() drops the context, so our "
+    "LLM server never receives Home Assistant's conversation id and every turn starts afresh; later Home "
+    "Assistant releases (wyoming >= 1.7) send it. strict: this test reports when that changes.",
+)
+async def test_a_second_turn_within_five_minutes_continues_the_conversation(ha, chatty, llm_dir):
+    first = await ha.run_pipeline(
+        start_stage="intent", end_stage="intent", text="My name is Ada. Please remember my name.",
+        pipeline_id=chatty["pipeline_id"],
+    )  # fmt: skip
+    first.raise_for_error()
+    second = await ha.run_pipeline(
+        start_stage="intent", end_stage="intent", text="What is my name?",
+        pipeline_id=chatty["pipeline_id"], conversation_id=first.conversation_id,
+    )  # fmt: skip
+    second.raise_for_error()
+    records = _llm_records(llm_dir)[-2:]
+    assert records[0]["conversation_id"] == records[1]["conversation_id"] == first.conversation_id
+    assert "ada" in second.answer.lower()
+
+
+def _write_wav(path: Path, pcm: bytes) -> Path:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(pcm)
+    return path
+
+
+async def test_home_assistant_runs_a_spoken_turn_through_our_satellite(ha, chatty, stt_server, tmp_path):
+    mic = _write_wav(tmp_path / "mic.wav", bytes(int(32000 * MIC_LEAD_SECONDS)) + _pcm(NABU_CAPITAL))  # fmt: skip
+    port = free_port()
+    metrics = tmp_path / "turns.jsonl"
+    speaker = tmp_path / "speaker.wav"
+    log = (tmp_path / "satellite.log").open("wb")
+    satellite = subprocess.Popen(
+        [sys.executable, "-m", "satellite", "--mode", "ha",
+         "--uri", f"tcp://127.0.0.1:{port}", "--mic-file", str(mic), "--snd-file", str(speaker),
+         "--metrics-file", str(metrics), "--name", "kitchen", "--no-follow-up"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        entry = None
+        while entry is None:
+            try:
+                entry = await ha.add_wyoming("127.0.0.1", port)
+            except home_assistant.HomeAssistantError:
+                if time.monotonic() > deadline or satellite.poll() is not None:
+                    raise
+                await asyncio.sleep(0.5)
+        # With a satellite in its info, Home Assistant sets it up as a device, not as services.
+        [satellite_entity] = entry.entities("assist_satellite")
+        assert not entry.entities("stt") and not entry.entities("tts")
+        deadline = time.monotonic() + MIC_LEAD_SECONDS + 60
+        while not (metrics.exists() and metrics.read_text().strip()):
+            assert satellite.poll() is None, (tmp_path / "satellite.log").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "satellite.log").read_text()
+            await asyncio.sleep(0.2)
+        await ha.wait_for_state(satellite_entity, "idle", timeout=30)
+    finally:
+        satellite.terminate()
+        satellite.wait(20)
+        log.close()
+    [turn] = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert turn["mode"] == "ha" and turn["outcome"] == "answered", turn
+    assert words(turn["transcript"]) == words(QUESTION)
+    assert turn["QUESTION-TO-RESPONSE_MS"] > 0 and turn["answer"]
+    # Home Assistant ran our pipeline for it, and what the satellite played is that answer, spoken.
+    run = [r for r in await ha.pipeline_runs(chatty["pipeline_id"]) if r.transcript == turn["transcript"]][-1]
+    assert run.answer == turn["answer"]
+    heard = await stream_wav(stt_server.uri, speaker, realtime=False)
+    assert word_accuracy(turn["answer"], heard.transcript) >= 0.6, (turn["answer"], heard.transcript)
+
+
+def test_home_assistant_zeroconf_cannot_be_kept_on_loopback_here():
+    pytest.skip(
+        "Home Assistant 2025.4.4 cannot discover our servers by zeroconf on loopback only: its zeroconf "
+        "integration (components/zeroconf/__init__.py, _async_get_zc_args) drops every loopback address from "
+        "the enabled adapters, so with only 'lo' enabled it listens on nothing, and with the default adapter "
+        "it would send mDNS out of eth0, which the tests must not. Our zeroconf adverts are tested with a "
+        "python-zeroconf browser bound to 127.0.0.1 instead (test_stt_cli, test_tts_cli, test_llm_cli, "
+        "test_satellite_cli)."
+    )
