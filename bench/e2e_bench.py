@@ -40,6 +40,7 @@ QUESTIONS = [
 ]
 GAP_SECONDS = 10.0  # after each question: time for the answer to play before the next wake word
 LLM_CONFIG = {"opts": {"llama_cpp": {"max_tokens": 60}}}  # voice-length answers (about 15 s at most)
+STAGES = ("end_of_speech", "transcript", "llm_first", "tts_first_audio", "first_played")  # in the order they come
 FIGURES = ("QUESTION-TO-RESPONSE_MS", "VOICE-TO-VOICE_MS", "STT_MS", "LLM-TTF_MS", "LLM-TOTAL_MS", "TTS-TTFA_MS")
 
 
@@ -147,7 +148,18 @@ def main() -> None:
         if values:
             summary[figure] = {"median": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
             print(f"{figure:<26} {summary[figure]['median']:>6.0f} ms {summary[figure]['p95']:>6.0f} ms")
-    (out / "e2e.json").write_text(json.dumps({"turns": len(turns), "answered": len(answered), **summary}, indent=2))
+    # The breakdown: when each stage was reached, in ms after the last voiced frame of the question.
+    stages = {}
+    print(f"\n{'moment after the last word':<26} {'median':>9} {'p95':>9}")
+    print("-" * len(header))
+    for stage in STAGES:
+        values = [t["stages_ms"][stage] for t in answered if t.get("stages_ms", {}).get(stage) is not None]
+        if values:
+            stages[stage] = {"median": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
+            print(f"{stage:<26} {stages[stage]['median']:>6.0f} ms {stages[stage]['p95']:>6.0f} ms")
+    (out / "e2e.json").write_text(
+        json.dumps({"turns": len(turns), "answered": len(answered), **summary, "stages_ms": stages}, indent=2)
+    )
     print("\nTargets: QUESTION-TO-RESPONSE_MS median at most 500 ms, VOICE-TO-VOICE_MS median at most 1000 ms.")
     print(f"Per-turn records: {out / 'e2e-turns.jsonl'}")
 

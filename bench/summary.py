@@ -65,6 +65,9 @@ def collect() -> list[dict[str, Any]]:
         for figure in ("QUESTION-TO-RESPONSE_MS", "VOICE-TO-VOICE_MS", "STT_MS", "LLM-TTF_MS", "LLM-TOTAL_MS",
                        "TTS-TTFA_MS"):  # fmt: skip
             _row(rows, f"end to end: {figure}", [r[figure] for r in answered if r.get(figure) is not None])
+        for stage in ("end_of_speech", "transcript", "llm_first", "tts_first_audio", "first_played"):
+            values = [r["stages_ms"][stage] for r in answered if r.get("stages_ms", {}).get(stage) is not None]
+            _row(rows, f"end to end: {stage} (ms after the last word)", values)
     return rows
 
 
@@ -72,12 +75,12 @@ def main() -> None:
     rows = collect()
     if not rows:
         sys.exit("no benchmark results in bench/out: run bench/run_all.sh")
-    header = f"{'figure':<50} {'median':>9} {'p95':>9}   {'peer median':>11} {'ratio':>6}  peer"
+    header = f"{'figure':<56} {'median':>9} {'p95':>9}   {'peer median':>11} {'ratio':>6}  peer"
     print(header)
     print("-" * len(header))
     for row in rows:
         peer = f"{row['peer_median']:>11.2f} {row['ratio']:>6.2f}  {row['peer']}" if "peer" in row else ""
-        print(f"{row['figure']:<50} {row['median']:>9.2f} {row['p95']:>9.2f}   {peer}")
+        print(f"{row['figure']:<56} {row['median']:>9.2f} {row['p95']:>9.2f}   {peer}")
     (OUT / "summary.json").write_text(json.dumps(rows, indent=2))
     print(f"\n{OUT / 'summary.json'}")
 
