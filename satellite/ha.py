@@ -109,12 +109,16 @@ def build_info(name: str, area: str | None, wake_words: list[WakeWord], snd_rate
 
 
 class HaConnection(LimitedEventHandler):
-    """One connection from Home Assistant; the newest one is the one the satellite talks to."""
+    """One connection to the satellite's server.
+
+    Any connection gets ``info`` and ``pong``; the one that sent ``run-satellite`` last is Home
+    Assistant's, the one the satellite talks to. So a probe, a health check or a client sending
+    garbage never cuts Home Assistant off, and a reconnecting Home Assistant takes over at once.
+    """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, mode: HaMode) -> None:
         super().__init__(reader, writer)
         self.mode = mode
-        mode.connected(self)
 
     async def handle_event(self, event: Event) -> bool:
         return self.mode.on_event(self, event)
@@ -251,14 +255,19 @@ class HaMode(Mode):
 
     # -- events from Home Assistant ---------------------------------------------------------------
     def on_event(self, connection: HaConnection, event: Event) -> bool:
-        if connection is not self.connection:
-            return False
-        turn = self._turn
         if Describe.is_type(event.type):
             connection.send(self.info.event())
-        elif Ping.is_type(event.type):
+            return True
+        if Ping.is_type(event.type):
             connection.send(Pong(text=Ping.from_event(event).text).event())
-        elif RunSatellite.is_type(event.type):
+            return True
+        if connection is not self.connection:
+            if not RunSatellite.is_type(event.type):
+                _LOGGER.debug("Ignoring %s from a connection that is not Home Assistant's", event.type)
+                return True
+            self.connected(connection)
+        turn = self._turn
+        if RunSatellite.is_type(event.type):
             self.running = True
             _LOGGER.info("Home Assistant runs the satellite")
         elif PauseSatellite.is_type(event.type):
