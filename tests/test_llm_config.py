@@ -13,6 +13,7 @@ from wyoming_chatty_llm.config import (
     ConfigError,
     LlamaCppOptions,
     MemoryConfig,
+    OllamaOptions,
     OpenAIOptions,
     api_key,
     load_config,
@@ -147,3 +148,19 @@ def test_memory_is_bounded_in_conversations_and_message_size():
     memory.remember("satellite-5", "q", "a")  # satellite-3 is now the least recently used
     assert memory.history("satellite-3") == [] and memory.history("satellite-2")
     assert not ConversationMemory(MemoryConfig(turns=0), _Clock()).history("any")
+
+
+def test_api_keys_can_come_from_a_file_named_in_the_config(tmp_path):
+    secret = tmp_path / "openai.key"
+    secret.write_text("sk-from-a-file-31415\n")
+    cloud = Config(backend="openai", options=OpenAIOptions(api_key_file=str(secret)), source="c.json")
+    assert api_key(cloud, {"OPENAI_API_KEY": "sk-from-the-environment"}) == "sk-from-a-file-31415"
+    with pytest.raises(ConfigError) as missing:
+        api_key(replace(cloud, options=OpenAIOptions(api_key_file=str(tmp_path / "nope.key"))), {})
+    assert "opts.openai.api_key_file" in str(missing.value) and "nope.key" in str(missing.value)
+    secret.write_text("  \n")
+    with pytest.raises(ConfigError, match="is empty"):
+        api_key(cloud, {})
+    proxied = Config(backend="ollama", options=OllamaOptions(api_key_file=str(secret)), source="c.json")
+    secret.write_text("ollama-token")
+    assert api_key(proxied, {}) == "ollama-token"

@@ -92,6 +92,8 @@ class OllamaOptions(GenerationOptions):
     """Further Ollama model options (num_ctx, top_p, ...), passed as they are."""
     api_key_env: str | None = field(default=None, metadata=_check("str?"))
     """Environment variable holding a bearer token, for an Ollama behind a proxy or ollama.com."""
+    api_key_file: str | None = field(default=None, metadata=_check("str?"))
+    """A file holding the token (a container or systemd secret); used instead of api_key_env."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ class OpenAIOptions(GenerationOptions):
     model: str = field(default="gpt-4o-mini", metadata=_check("str"))
     api_key_env: str | None = field(default="OPENAI_API_KEY", metadata=_check("str?"))
     """Environment variable holding the API key (required for OpenAI itself)."""
+    api_key_file: str | None = field(default=None, metadata=_check("str?"))
+    """A file holding the API key (a container or systemd secret); used instead of api_key_env."""
     moderation: bool = field(default=False, metadata=_check("bool"))
     """Check each question with the moderation endpoint (alongside the answer, so it adds no wait)."""
     moderation_model: str = field(default="omni-moderation-latest", metadata=_check("str"))
@@ -298,12 +302,24 @@ def load_config(path: Path | None) -> Config:
 
 
 def api_key(config: Config, environ: Mapping[str, str] = os.environ) -> str | None:
-    """The API key for the chosen backend, from the environment variable its ``api_key_env`` names.
+    """The API key for the chosen backend: from the file ``api_key_file`` names, else from the
+    environment variable ``api_key_env`` names (keys are never in config.json or on the command line).
 
-    OpenAI itself (no ``base_url``) needs one. A variable that is named must be set;
-    the message names the variable, never a value.
+    OpenAI itself (no ``base_url``) needs one. A file or variable that is named must hold a key;
+    the message names the file or variable, never a value.
     """
     options = config.options
+    path = getattr(options, "api_key_file", None)
+    if path is not None:
+        where = f"opts.{config.backend}.api_key_file"
+        try:
+            value = Path(path).expanduser().read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else "not readable text"
+            raise ConfigError(f"{config.source}: {where}: cannot read the API key file {path}: {reason}") from None
+        if not value:
+            raise ConfigError(f"{config.source}: {where}: the API key file {path} is empty")
+        return value
     variable = getattr(options, "api_key_env", None)
     where = f"opts.{config.backend}.api_key_env"
     if variable is None:
