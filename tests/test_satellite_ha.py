@@ -229,3 +229,41 @@ async def test_follow_up_question_and_barge_in(tmp_path, tts_server):
     samples, rate = read_speaker(satellite.out)
     assert loud(samples, rate, second_wake - 1.5, second_wake - 0.5) > 0.5  # the long answer was playing
     assert loud(samples, rate, second_wake + 0.2, len(samples) / rate) == 0.0  # and then nothing more of it
+
+
+async def test_a_reconnecting_home_assistant_takes_over_and_a_probe_does_not(tmp_path):
+    satellite = Satellite(tmp_path, bytes(32000 * 6), "--no-sounds")
+    first = await satellite.connect()
+    try:
+        await first.write_event(RunSatellite().event())
+        await first.write_event(Ping(text="first").event())
+        assert (await next_event(first, "pong")).data.get("text") == "first"
+
+        # A probe (a health check, a config flow, a scanner) gets answers but does not become Home Assistant.
+        probe = await satellite.connect()
+        await probe.write_event(Describe().event())
+        assert Info.from_event(await next_event(probe, "info")).satellite.name == "kitchen"
+        await probe.write_event(AudioStop().event())  # not Home Assistant's: ignored
+        await probe.disconnect()
+        await first.write_event(Ping(text="still").event())
+        assert (await next_event(first, "pong")).data.get("text") == "still"
+
+        # Home Assistant reconnecting (its old connection half-dead) takes over with run-satellite.
+        second = await satellite.connect()
+        await second.write_event(Describe().event())
+        await next_event(second, "info")
+        await second.write_event(RunSatellite().event())
+        assert await asyncio.wait_for(_read_until_closed(first), 5) is None
+        await second.write_event(Ping(text="second").event())
+        assert (await next_event(second, "pong")).data.get("text") == "second"
+        await second.disconnect()
+    finally:
+        await first.disconnect()
+    log = satellite.finish()
+    assert "A new Home Assistant connection replaces the old one" in log
+
+
+async def _read_until_closed(client: AsyncClient) -> None:
+    while (event := await client.read_event()) is not None:
+        assert event.type in ("pong", "info"), event
+    return event
