@@ -295,3 +295,25 @@ async def test_user_model_file_and_voice_pack(start_server, stt_server, tts_serv
     assert "American English female" in next(v.description for v in info.tts[0].voices if v.name == "af_pack")
     result = await speak(server.uri, SENTENCES[1])
     assert word_accuracy(SENTENCES[1], await heard(stt_server, result, tmp_path)) >= 0.7
+
+
+async def test_text_over_the_limit_is_refused_whole_or_streamed(tts_server):
+    long_text = "All work and no play. " * 1000  # 22 000 characters
+    frame = _line({"type": "synthesize", "data": {"text": long_text}})
+    events = await _raw(tts_server.uri, frame)
+    assert [e["type"] for e in events] == ["error"] and events[0]["code"] == "text-too-long", events
+    # Streamed, the limit counts the chunks together: the error comes with the chunk that passes it,
+    # after the audio of what came before.
+    frames = (
+        _line({"type": "synthesize-start"})
+        + _line({"type": "synthesize-chunk", "data": {"text": "Hello there. "}})
+        + _line({"type": "synthesize-chunk", "data": {"text": "la " * 6_663}})  # 19 989: 20 002 in all
+    )
+    events = await _raw(tts_server.uri, frames)
+    assert events[-1]["type"] == "error" and events[-1]["code"] == "text-too-long", events[-1]
+    assert "20000" in events[-1]["text"]
+    assert (await speak(tts_server.uri, "Still here.")).seconds() > 0.3
+
+
+def _line(header: dict) -> bytes:
+    return json.dumps(header).encode() + b"\n"

@@ -104,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=1024,
         help="samples per audio-chunk event (default: 1024)",
     )
+    serving.add_argument(
+        "--max-text-chars",
+        type=positive_int,
+        default=20_000,
+        help="longest text spoken for one synthesize, or one stream's chunks together; longer gets a "
+        "text-too-long error (default: 20000, about 20 minutes of speech)",
+    )
     return parser
 
 
@@ -190,7 +197,12 @@ def main(argv: list[str] | None = None) -> None:
     # Warm up so the first client gets full speed.
     for _ in engine.synthesize("Ready.", voices.style(args.voice), args.speed):
         pass
-    settings = TtsSettings(default_voice=args.voice, speed=args.speed, samples_per_chunk=args.samples_per_chunk)
+    settings = TtsSettings(
+        default_voice=args.voice,
+        speed=args.speed,
+        samples_per_chunk=args.samples_per_chunk,
+        max_text_chars=args.max_text_chars,
+    )
     info = build_info(voices, args.language)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args, info, engine, voices, settings))

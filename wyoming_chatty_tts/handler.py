@@ -51,6 +51,7 @@ class TtsSettings:
     default_voice: str
     speed: float
     samples_per_chunk: int = 1024
+    max_text_chars: int = 20_000  # one synthesize, or one stream's chunks together (about 20 minutes of speech)
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ class TtsEventHandler(LimitedEventHandler):
         self._cancel = Cancel()
         self._stream: tuple[TextSplitter, np.ndarray] | None = None
         self._stream_pieces = 0
+        self._stream_chars = 0
 
     async def handle_event(self, event: Event) -> bool:
         if Describe.is_type(event.type):
@@ -142,6 +144,7 @@ class TtsEventHandler(LimitedEventHandler):
         elif Synthesize.is_type(event.type):
             if self._stream is None:  # while a stream is open, synthesize is the compatibility copy
                 text = self._text(event)
+                self._check_length(len(text))
                 style = self._style(event.data.get("voice"))
                 splitter = TextSplitter()
                 await self._queue(_Cycle(merge_pieces(splitter.feed(text) + splitter.flush()), style))
@@ -150,11 +153,15 @@ class TtsEventHandler(LimitedEventHandler):
                 await self._finish_stream()
             self._stream = (TextSplitter(), self._style(event.data.get("voice")))
             self._stream_pieces = 0
+            self._stream_chars = 0
         elif SynthesizeChunk.is_type(event.type):
             if self._stream is None:
                 raise RequestError("synthesize-chunk arrived before synthesize-start", "stream-not-started")
             splitter, style = self._stream
-            for piece in splitter.feed(self._text(event)):
+            text = self._text(event)
+            self._stream_chars += len(text)
+            self._check_length(self._stream_chars)
+            for piece in splitter.feed(text):
                 await self._queue_stream_piece(piece, style)
         elif SynthesizeStop.is_type(event.type):
             if self._stream is None:
@@ -177,6 +184,14 @@ class TtsEventHandler(LimitedEventHandler):
         # ready before the first has finished playing. Later ones may be merged while waiting.
         self._stream_pieces += 1
         await self._queue(_Cycle([piece], style, mergeable=self._stream_pieces > 2))
+
+    def _check_length(self, chars: int) -> None:
+        if chars > self._settings.max_text_chars:
+            raise RequestError(
+                f"the text has {chars} characters; this server speaks at most {self._settings.max_text_chars} "
+                "at a time (--max-text-chars)",
+                "text-too-long",
+            )
 
     @staticmethod
     def _text(event: Event) -> str:
