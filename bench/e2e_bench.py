@@ -6,6 +6,11 @@ satellite in direct mode, whose microphone is one WAV file of spoken turns
 played in at real time. Prints the median and p95 of each figure of the
 satellite's per-turn log over all turns and writes them as JSON.
 
+It is also the soak run: it checks that every turn was logged once and none
+failed, and reports each process's resident memory after the first round and
+at the end. 300 turns back to back: ``bench/run_e2e.sh --rounds 30`` (about an
+hour and ten minutes).
+
     bench/run_e2e.sh [--rounds 1]
 """
 
@@ -18,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import wave
 from pathlib import Path
 
@@ -89,6 +95,31 @@ def wait_ready(uri: str, process: subprocess.Popen) -> None:
     asyncio.run(wait(uri, process, 300))
 
 
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def watch_memory(processes: dict[str, subprocess.Popen], metrics: Path, warm_up_turns: int) -> dict[str, dict]:
+    """Until the satellite exits: each process's resident memory once ``warm_up_turns`` turns are done,
+    and at the end (for the soak reading: growth after warm-up)."""
+    warm: dict[str, float] = {}
+    last: dict[str, float] = {}
+    satellite = processes["satellite"]
+    while satellite.poll() is None:
+        time.sleep(2)
+        try:
+            last = {name: _rss_mb(p.pid) for name, p in processes.items() if p.poll() is None}
+        except OSError:
+            continue
+        done = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+        if not warm and done >= warm_up_turns:
+            warm = dict(last)
+    return {name: {"warm_mb": warm.get(name), "end_mb": last.get(name)} for name in processes}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=1, help="passes over the 10 questions (default: 1)")
@@ -120,13 +151,16 @@ def main() -> None:
                 wait_ready(f"tcp://127.0.0.1:{ports[kind]}", process)
             metrics = work / "turns.jsonl"
             print(f"Running {len(QUESTIONS) * args.rounds} turns ...", file=sys.stderr)
-            subprocess.run(
+            satellite = subprocess.Popen(
                 [sys.executable, "-m", "satellite", "--mode", "direct", "--mic-file", str(mic), "--snd-file",
                  str(logs / "speaker.wav"), "--metrics-file", str(metrics), "--no-follow-up",
                  *[a for kind, port in ports.items() for a in (f"--{kind}-uri", f"tcp://127.0.0.1:{port}")],
                  *args.satellite_arg],
-                check=True, stderr=(logs / "satellite.log").open("wb"),
+                stderr=(logs / "satellite.log").open("wb"),
             )  # fmt: skip
+            memory = watch_memory({**servers, "satellite": satellite}, metrics, warm_up_turns=len(QUESTIONS))
+            if satellite.returncode != 0:
+                sys.exit(f"the satellite exited with {satellite.returncode}; see {logs / 'satellite.log'}")
             turns = [json.loads(line) for line in metrics.read_text().splitlines()]
             shutil.copy(metrics, out / "e2e-turns.jsonl")
         finally:
@@ -157,9 +191,22 @@ def main() -> None:
         if values:
             stages[stage] = {"median": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
             print(f"{stage:<26} {stages[stage]['median']:>6.0f} ms {stages[stage]['p95']:>6.0f} ms")
+    # Soak reading: every turn logged once, none failed, memory growth after the first round.
+    failed = [t for t in turns if t["outcome"] not in ("answered", "interrupted")]
+    print(f"\n{len(turns)} turns logged for {len(QUESTIONS) * args.rounds} asked; {len(failed)} failed")
+    for name, figures in memory.items():
+        if figures["warm_mb"] and figures["end_mb"]:
+            growth = (figures["end_mb"] / figures["warm_mb"] - 1) * 100
+            figures["growth_pct"] = growth
+            print(f"  {name:<10} resident memory {figures['warm_mb']:.0f} MB after the first round, "
+                  f"{figures['end_mb']:.0f} MB at the end ({growth:+.1f}%)")  # fmt: skip
     (out / "e2e.json").write_text(
-        json.dumps({"turns": len(turns), "answered": len(answered), **summary, "stages_ms": stages}, indent=2)
-    )
+        json.dumps(
+            {"turns": len(turns), "answered": len(answered), "failed": len(failed), **summary, "stages_ms": stages,
+             "memory": memory},
+            indent=2,
+        )
+    )  # fmt: skip
     print("\nTargets: QUESTION-TO-RESPONSE_MS median at most 500 ms, VOICE-TO-VOICE_MS median at most 1000 ms.")
     print(f"Per-turn records: {out / 'e2e-turns.jsonl'}")
 

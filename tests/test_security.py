@@ -8,9 +8,7 @@ import pytest
 
 def _listening(pid: int) -> set[tuple[str, int]]:
     process = psutil.Process(pid)
-    return {
-        (c.laddr.ip, c.laddr.port) for c in process.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
-    }
+    return {(c.laddr.ip, c.laddr.port) for c in process.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
 
 
 @pytest.mark.parametrize("server", ["stt_server", "tts_server", "llm_server"])
