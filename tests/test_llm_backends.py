@@ -10,6 +10,7 @@ is cloud-only; ``api_servers.py openai`` stands in for it (a word-list classifie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port, llama_cpp_server_argv, write_config
 
+from chatty_common.health_check import describe
 from wyoming_chatty_llm.client import ask
 
 API_SERVERS = str(Path(__file__).parent / "api_servers.py")
@@ -179,3 +181,42 @@ async def test_metrics_file_records_failures_too(start_server, llm_dir, tmp_path
     assert record["conversation_id"] == "kitchen" and record["outcome"] == "not-handled:unreachable"
     assert record["LLM-TTF_MS"] is None and record["LLM-TOTAL_MS"] >= 0
     assert record["backend"] == "ollama" and record["model"] == "smollm2:135m"
+
+
+GARBAGE_BODIES = {
+    "not json": b"<html>502 Bad Gateway, but with a 200</html>",
+    "json of the wrong shape": b'{"unexpected": [1, 2, 3]}',
+    "a broken stream": b'data: {"choices": [{"delta": {"content": "Hel\n\n{"done": fa',
+}
+
+
+@pytest.mark.parametrize("body", list(GARBAGE_BODIES))
+@pytest.mark.parametrize("backend", ["openai", "ollama"])
+async def test_a_backend_answering_garbage_gives_a_short_spoken_error_every_time(start_server, llm_dir, backend, body):
+    async def answer_garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.readuntil(b"\r\n\r\n")  # the request's headers; its body does not matter
+            payload = GARBAGE_BODIES[body]
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(payload), payload)
+            )
+            await writer.drain()
+        writer.close()
+
+    garbage = await asyncio.start_server(answer_garbage, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{garbage.sockets[0].getsockname()[1]}"
+    config = _openai(url, api_key_env=None, timeout=5) if backend == "openai" else _ollama(url, timeout=5)
+    try:
+        server = _llm(start_server, llm_dir, config)
+        started = time.perf_counter()
+        answer = await ask(server.uri, "What is the capital of France?")
+        assert not answer.handled and answer.text.endswith(".") and len(answer.text) < 80, answer.text
+        assert time.perf_counter() - started < 6  # within the configured timeout
+        assert answer.types[-1] in ("not-handled", "handled-stop")
+        await describe(server.uri)
+        # The server is fine: the same question again gets the same short spoken error, not a hang.
+        again = await ask(server.uri, "What is the capital of France?")
+        assert again.text == answer.text
+    finally:
+        garbage.close()
