@@ -68,7 +68,8 @@ async def run_clients(
         for request in range(requests):
             started = time.monotonic()
             try:
-                work += await one(index, request)
+                done = await one(index, request)  # (not "work += await ...": that reads work before awaiting)
+                work += done
                 latencies.append((time.monotonic() - started) * 1000)
             except Exception as err:  # counted and reported, the run goes on
                 failures.append(f"client {index} request {request}: {err!r}")
