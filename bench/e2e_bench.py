@@ -17,6 +17,7 @@ hour and ten minutes).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -110,10 +111,10 @@ def watch_memory(processes: dict[str, subprocess.Popen], metrics: Path, warm_up_
     satellite = processes["satellite"]
     while satellite.poll() is None:
         time.sleep(2)
-        try:
-            last = {name: _rss_mb(p.pid) for name, p in processes.items() if p.poll() is None}
-        except OSError:
-            continue
+        for name, process in processes.items():
+            if process.poll() is None:
+                with contextlib.suppress(OSError):  # it may exit between the check and the read
+                    last[name] = _rss_mb(process.pid)
         done = len(metrics.read_text().splitlines()) if metrics.exists() else 0
         if not warm and done >= warm_up_turns:
             warm = dict(last)

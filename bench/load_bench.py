@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
 import sys
 import time
 import wave
@@ -26,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from e2e_bench import start  # noqa: E402
 from stt_bench import CLIP_NAMES, CLIPS, free_port, percentile, wait_ready, words  # noqa: E402
 from tts_bench import fragments  # noqa: E402
 
@@ -90,14 +89,6 @@ async def run_clients(
     }
 
 
-def start(module: str, port: int, logs: Path, *args: str) -> subprocess.Popen:
-    log = (logs / f"load-{module}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", module, "--uri", f"tcp://127.0.0.1:{port}", *args],
-        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, HF_HUB_OFFLINE="1"),
-    )  # fmt: skip
-
-
 async def main_async(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
@@ -133,7 +124,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     ):
         port = free_port()
         uri = f"tcp://127.0.0.1:{port}"
-        process = start(module, port, out, *extra)
+        logs = out / "load-logs"
+        logs.mkdir(exist_ok=True)
+        process = start(module, port, logs, *extra)
         try:
             await wait_ready(uri, process)
             print(f"{name}: {args.clients} clients x {args.requests} requests ...", file=sys.stderr)

@@ -19,6 +19,7 @@ import home_assistant
 import pytest
 from conftest import free_port, word_accuracy, words
 from home_assistant import HomeAssistant
+from test_satellite_direct import write_wav
 
 from wyoming_chatty_stt.client import stream_wav
 
@@ -152,17 +153,8 @@ async def test_a_second_turn_within_five_minutes_continues_the_conversation(ha, 
     assert "ada" in second.answer.lower()
 
 
-def _write_wav(path: Path, pcm: bytes) -> Path:
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(16000)
-        wav.writeframes(pcm)
-    return path
-
-
 async def test_home_assistant_runs_a_spoken_turn_through_our_satellite(ha, chatty, stt_server, tmp_path):
-    mic = _write_wav(tmp_path / "mic.wav", bytes(int(32000 * MIC_LEAD_SECONDS)) + _pcm(NABU_CAPITAL))  # fmt: skip
+    mic = write_wav(tmp_path / "mic.wav", bytes(int(32000 * MIC_LEAD_SECONDS)) + _pcm(NABU_CAPITAL))  # fmt: skip
     port = free_port()
     metrics = tmp_path / "turns.jsonl"
     speaker = tmp_path / "speaker.wav"
