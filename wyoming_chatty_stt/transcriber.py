@@ -5,8 +5,7 @@ utterance to one: for a three-second question most of the work (about 200 of
 300 ms with tiny.en on two cores) is spent encoding silence. A voice command is
 short, so :class:`Transcriber` encodes a window just long enough for the audio
 (at least ``min_window`` seconds and three times the audio: shorter windows make
-Whisper repeat itself or slip on words)
-and checks the result the way Whisper's own fallback does (repetition, low
+Whisper repeat itself or slip on words) and checks the result the way Whisper's own fallback does (repetition, low
 confidence, a run-away length). When the check fails, or the audio is longer
 than a window, it decodes the classic way. Measured on spoken questions
 (``bench/stt_window.py``): the same words, four to five times faster.
@@ -17,13 +16,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-import zlib
 from dataclasses import dataclass
 
 import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
 from .models import ModelSource
 
@@ -72,12 +71,6 @@ def window_frames(audio_frames: int, min_window: float) -> int:
     """
     wanted = max(3 * audio_frames, audio_frames + WINDOW_MARGIN_FRAMES, round(min_window * FRAMES_PER_SECOND))
     return min(FULL_WINDOW_FRAMES, math.ceil(wanted / 100) * 100)
-
-
-def compression_ratio(text: str) -> float:
-    """How well ``text`` compresses: repeated phrases compress far better than speech."""
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 class Transcriber:
@@ -178,7 +171,7 @@ class Transcriber:
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
-            suppress_tokens=_suppressed(tokenizer),
+            suppress_tokens=list(get_suppressed_tokens(tokenizer, [-1])),  # non-speech symbols, control tokens
         )[0]
         tokens = [token for token in result.sequences_ids[0] if token < tokenizer.eot]
         text = tokenizer.decode(tokens).strip()
@@ -189,7 +182,7 @@ class Transcriber:
             problem = None
             if len(prompt) + len(tokens) >= max_length:
                 problem = "ran to the length limit"
-            elif compression_ratio(text) > COMPRESSION_RATIO_LIMIT:
+            elif get_compression_ratio(text) > COMPRESSION_RATIO_LIMIT:
                 problem = "repeats itself"
             elif avg_log_prob < LOG_PROB_LIMIT:
                 problem = f"low confidence ({avg_log_prob:.2f})"
@@ -212,16 +205,3 @@ class Transcriber:
         self.transcribe(noise, options)
         self._transcribe_full(noise, options, started)  # the fallback's shapes, too
         _LOGGER.info("Warmed up in %.2f s", time.monotonic() - started)
-
-
-def _suppressed(tokenizer: Tokenizer) -> list[int]:
-    """Tokens never wanted in a transcript: symbols Whisper marks non-speech, and control tokens."""
-    control = [
-        tokenizer.transcribe,
-        tokenizer.translate,
-        tokenizer.sot,
-        tokenizer.sot_prev,
-        tokenizer.sot_lm,
-        tokenizer.no_speech,
-    ]
-    return sorted({*tokenizer.non_speech_tokens, *control})
