@@ -110,8 +110,8 @@ async def _throw(port: int, frame: bytes) -> None:
                     await reader.readexactly(header["payload_length"])
                 if header["type"] == "error":
                     assert header["data"].get("text") and header["data"].get("code"), header
-    except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
-        pass  # still busy with it, or the server closed on us: both are fine
+    except (TimeoutError, OSError, asyncio.IncompleteReadError):
+        pass  # still busy with it, or the server already closed on us (ENOTCONN, reset): both are fine
     finally:
         writer.close()
 
