@@ -317,3 +317,22 @@ async def test_text_over_the_limit_is_refused_whole_or_streamed(tts_server):
 
 def _line(header: dict) -> bytes:
     return json.dumps(header).encode() + b"\n"
+
+
+async def test_a_long_sentence_gives_its_memory_back(start_server, tts_data_dir):
+    """ONNX Runtime keeps the largest working set it was ever given; a long piece must not hold it for good."""
+    server = start_server("wyoming_chatty_tts", "--data-dir", str(tts_data_dir), "--workers", "1")
+    process = psutil.Process(server.process.pid)
+    await speak(server.uri, "Good morning.")
+    before = process.memory_info().rss
+    long_sentence = (
+        "The old lighthouse keeper walked slowly along the narrow path above the harbor and watched the fishing "
+        "boats come home one by one through the evening mist while the bells of the little church rang out "
+        "across the quiet water and the gulls circled high over the rooftops of the sleeping town"
+    )
+    result = await speak(server.uri, long_sentence + ".")
+    assert result.seconds() > 10  # it really was spoken, as one long piece
+    grown = (process.memory_info().rss - before) / 2**20
+    assert grown < 100, f"resident memory grew by {grown:.0f} MB after one long sentence"
+    again = await speak(server.uri, "Good morning.")
+    assert again.types[-1] == "audio-stop"

@@ -41,16 +41,39 @@ class Cancelled(Exception):
     """The synthesis was stopped because nobody wants its audio any more."""
 
 
+def run_options(*, give_back_memory: bool) -> onnxruntime.RunOptions:
+    """Options for one model call; ``give_back_memory`` returns the call's working memory when it ends.
+
+    ONNX Runtime's CPU arena keeps the largest working set it was ever asked
+    for, so one long sentence would hold hundreds of megabytes for the life of
+    the server. Short pieces (the first of every answer, where latency counts)
+    keep their memory between calls; the arena is shrunk after a long piece.
+    """
+    options = onnxruntime.RunOptions()
+    if give_back_memory:
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
+
+
+# Pieces longer than this give their memory back after the call (an answer's first piece is a few words).
+KEEP_MEMORY_TOKENS = 64
+
+
 class Cancel:
     """Stops a running synthesis from another thread."""
 
     def __init__(self) -> None:
-        self.options = onnxruntime.RunOptions()
+        self.options = run_options(give_back_memory=False)
+        self.long_piece_options = run_options(give_back_memory=True)
         self.cancelled = False
 
     def cancel(self) -> None:
         self.cancelled = True
         self.options.terminate = True
+        self.long_piece_options.terminate = True
+
+    def options_for(self, tokens: int) -> onnxruntime.RunOptions:
+        return self.long_piece_options if tokens > KEEP_MEMORY_TOKENS else self.options
 
 
 def providers_for(device: str) -> list[str]:
@@ -81,6 +104,9 @@ def trim(audio: np.ndarray) -> np.ndarray:
     if loud.size == 0:
         return audio[:0]
     return audio[max(0, loud[0] - _KEEP_BEFORE) : loud[-1] + _KEEP_AFTER]
+
+
+_LONG_PIECE = run_options(give_back_memory=True)
 
 
 class KokoroEngine:
@@ -114,8 +140,12 @@ class KokoroEngine:
     def run(self, tokens: list[int], style: np.ndarray, speed: float, cancel: Cancel | None = None) -> np.ndarray:
         """Audio for at most 510 tokens."""
         feed = self.feed(tokens, style, speed)
+        if cancel is not None:
+            options = cancel.options_for(len(tokens))
+        else:
+            options = _LONG_PIECE if len(tokens) > KEEP_MEMORY_TOKENS else None
         try:
-            audio = self.session.run(None, feed, cancel.options if cancel else None)[0]
+            audio = self.session.run(None, feed, options)[0]
         except Exception as err:
             if cancel is not None and cancel.cancelled:
                 raise Cancelled from err
