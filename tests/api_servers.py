@@ -12,17 +12,19 @@ so the answers are real model output.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
 from llama_cpp import Llama
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -46,15 +48,37 @@ class Model:
         self.lock = threading.Lock()
 
     def stream(
-        self, messages: list[dict], temperature: float, max_tokens: int, stop: list[str] | None = None
+        self,
+        messages: list[dict],
+        temperature: float,
+        max_tokens: int,
+        stop: list[str] | None = None,
+        gone: threading.Event | None = None,
     ) -> Iterator[str]:
+        """The answer's pieces; stops generating (and frees the model) once ``gone`` is set."""
         with self.lock:
             for chunk in self.llama.create_chat_completion(
                 messages=messages, temperature=temperature, max_tokens=max_tokens, stop=stop, stream=True
             ):
+                if gone is not None and gone.is_set():
+                    return
                 text = chunk["choices"][0]["delta"].get("content")
                 if text:
                     yield text
+
+
+async def _until_client_leaves(make: Callable[[threading.Event], Iterator[bytes]]) -> AsyncIterator[bytes]:
+    """Run a generating iterator in a worker thread; when the client hangs up, stop generating, as Ollama does."""
+    gone = threading.Event()
+    parts = make(gone)
+    try:
+        while (part := await run_in_threadpool(next, parts, None)) is not None:
+            yield part
+    finally:
+        gone.set()
+        # Close it here: left to the garbage collector, a generator paused inside the model's lock keeps it.
+        with contextlib.suppress(ValueError):  # still running in its thread: it sees ``gone`` at the next piece
+            parts.close()
 
 
 def _now() -> str:
@@ -115,9 +139,9 @@ def ollama_app(model: Model) -> Starlette:
                 "eval_duration": elapsed,
             }  # fmt: skip
 
-        def lines() -> Iterator[bytes]:
+        def lines(gone: threading.Event) -> Iterator[bytes]:
             count = 0
-            for text in model.stream(messages, temperature, max_tokens, stop):
+            for text in model.stream(messages, temperature, max_tokens, stop, gone):
                 count += 1
                 part = {"model": model.name, "created_at": _now(),
                         "message": {"role": "assistant", "content": text}, "done": False}  # fmt: skip
@@ -129,7 +153,7 @@ def ollama_app(model: Model) -> Starlette:
             result = final(1)
             result["message"]["content"] = text
             return JSONResponse(result)
-        return StreamingResponse(lines(), media_type="application/x-ndjson")
+        return StreamingResponse(_until_client_leaves(lines), media_type="application/x-ndjson")
 
     return Starlette(
         routes=[
@@ -176,14 +200,14 @@ def openai_app(model: Model) -> Starlette:
                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
             return f"data: {json.dumps(data)}\n\n".encode()
 
-        def events() -> Iterator[bytes]:
+        def events(gone: threading.Event) -> Iterator[bytes]:
             yield chunk({"role": "assistant", "content": ""}, None)
-            for text in model.stream(body["messages"], temperature, max_tokens):
+            for text in model.stream(body["messages"], temperature, max_tokens, gone=gone):
                 yield chunk({"content": text}, None)
             yield chunk({}, "stop")
             yield b"data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream")
+        return StreamingResponse(_until_client_leaves(events), media_type="text/event-stream")
 
     return Starlette(
         routes=[

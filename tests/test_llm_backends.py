@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from backend_switch import FAULTS, BackendSwitch
 from conftest import free_port, llama_cpp_server_argv, write_config
 
 from chatty_common.health_check import describe
@@ -220,3 +221,28 @@ async def test_a_backend_answering_garbage_gives_a_short_spoken_error_every_time
         assert again.text == answer.text
     finally:
         garbage.close()
+
+
+@pytest.mark.parametrize("backend", ["openai", "ollama"])
+async def test_after_each_fault_the_next_turn_works_once_the_backend_is_back(
+    start_server, llm_dir, openai_server, ollama_server, backend
+):
+    """One LLM server, one conversation: each fault is heard as a short error, then the backend comes back."""
+    real = openai_server if backend == "openai" else ollama_server
+    switch = BackendSwitch(int(real.url.rsplit(":", 1)[1]))
+    await switch.start()
+    config = _openai(switch.url, timeout=4, max_tokens=24) if backend == "openai" else _ollama(switch.url, timeout=4)
+    server = _llm(start_server, llm_dir, config, env={"CHATTY_TEST_KEY": SECRET})
+    try:
+        for fault in FAULTS:
+            await switch.set_mode(fault)
+            started = time.perf_counter()
+            failed = await ask(server.uri, "Tell me a long story about a dragon.", "fault-room", timeout=30)
+            assert time.perf_counter() - started < 8, fault  # within the configured timeout (4 s) and then some
+            assert not failed.handled and failed.text.endswith(".") and len(failed.text) < 80, (fault, failed.text)
+            await switch.set_mode("forward")
+            back = await ask(server.uri, "What is the capital of France?", "fault-room", timeout=30)
+            assert back.handled and "paris" in back.text.lower(), (fault, back.text)
+    finally:
+        await switch.close()
+    assert SECRET not in server.log()
