@@ -10,6 +10,7 @@ problem into an ``error`` event followed by a clean close.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
@@ -23,6 +24,8 @@ from wyoming.server import AsyncEventHandler
 
 _LOGGER = logging.getLogger(__name__)
 
+LINGER_SECONDS = 2.0  # after rejecting a request: how long to drain the client's input before closing
+LINGER_BYTES = 4 * 1024 * 1024
 MAX_EVENTS_PER_WRITE = 32  # events queued behind each other go out in one write, up to this many
 KIB = 1024
 MIB = 1024 * KIB
@@ -100,6 +103,8 @@ async def read_event(reader: asyncio.StreamReader, limits: EventLimits = DEFAULT
         header = json.loads(line)
     except ValueError as err:
         raise RequestError(f"event header is not valid JSON: {err}", "protocol-error") from err
+    except RecursionError as err:  # "[[[[…" nested deeper than the JSON parser goes
+        raise RequestError("event header is nested too deeply", "protocol-error") from err
     if not isinstance(header, dict):
         raise RequestError("event header must be a JSON object", "protocol-error")
 
@@ -122,6 +127,8 @@ async def read_event(reader: asyncio.StreamReader, limits: EventLimits = DEFAULT
             extra = json.loads(data_bytes)
         except ValueError as err:
             raise RequestError(f"event data is not valid JSON: {err}", "protocol-error") from err
+        except RecursionError as err:
+            raise RequestError("event data is nested too deeply", "protocol-error") from err
         if not isinstance(extra, dict):
             raise RequestError("event data must be a JSON object", "protocol-error")
         data.update(extra)
@@ -211,6 +218,7 @@ class LimitedEventHandler(AsyncEventHandler):
 
     async def run(self) -> None:
         self._is_running = True
+        rejected = False
         sender = asyncio.create_task(self._send_loop(), name="wyoming event sender")
         try:
             while self._is_running:
@@ -223,6 +231,7 @@ class LimitedEventHandler(AsyncEventHandler):
                 except RequestError as err:
                     _LOGGER.info("Rejected a client request: %s", err.text)
                     self.send(Error(text=err.text, code=err.code).event())
+                    rejected = True
                     break
                 except (ClientGone, ConnectionError) as err:
                     _LOGGER.debug("Client went away: %s", err)
@@ -239,4 +248,22 @@ class LimitedEventHandler(AsyncEventHandler):
             except TimeoutError:
                 _LOGGER.debug("Client did not take its last events in time")
             sender.cancel()
+            if rejected and not self._client_gone:
+                await self._linger()
             self.writer.close()
+
+    async def _linger(self) -> None:
+        """Half-close, then read and drop what the client still sends, for a moment.
+
+        Closing a socket with unread input makes the kernel send a reset, which
+        can destroy the error event on its way to the client (say, after an
+        oversized event whose rest is still arriving). This way it gets the
+        error, then the end of the stream.
+        """
+        with contextlib.suppress(Exception):
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+            dropped = 0
+            async with asyncio.timeout(LINGER_SECONDS):
+                while dropped < LINGER_BYTES and (chunk := await self.reader.read(64 * KIB)):
+                    dropped += len(chunk)

@@ -92,6 +92,15 @@ async def test_reader_limits_are_enforced_before_reading():
         await _read(b'{"type": "' + b"x" * 2000 + b'"}\n', limits)
 
 
+async def test_json_nested_deeper_than_the_parser_goes_is_a_protocol_error():
+    nested = b"[" * 20_000 + b"]" * 20_000  # json.loads raises RecursionError here, not ValueError
+    with pytest.raises(RequestError, match="header is nested too deeply") as header:
+        await _read(b'{"type": "describe", "data": {"x": ' + nested + b"}}\n")
+    with pytest.raises(RequestError, match="data is nested too deeply") as data:
+        await _read(b'{"type": "transcript", "data_length": %d}\n' % len(nested) + nested)
+    assert header.value.code == data.value.code == "protocol-error"
+
+
 def test_heartbeat_reports_while_a_long_step_runs_and_stops_after(caplog):
     import logging
     import time

@@ -45,18 +45,27 @@ def _line(header: object) -> bytes:
     return json.dumps(header).encode() + b"\n"
 
 
+# Frames whose first line is never a usable event header: the client must be told, with an error event.
+MUST_ANSWER_WITH_ERROR = {"not-json", "deep-json", "long-line"}
+
+
 @st.composite
-def bad_frames(draw: st.DrawFn) -> bytes:
-    """One connection's worth of bytes that no server should accept as it is."""
+def bad_frames(draw: st.DrawFn) -> tuple[str, bytes]:
+    """One connection's worth of bytes that no server should accept as it is, and its kind."""
     kind = draw(st.sampled_from(["garbage", "no-newline", "long-line", "not-json", "wrong-types",
-                                 "lengths", "short-payload", "out-of-order"]))  # fmt: skip
+                                 "lengths", "short-payload", "deep-json", "out-of-order"]))  # fmt: skip
+    return kind, draw(_frame_of(kind))
+
+
+@st.composite
+def _frame_of(draw: st.DrawFn, kind: str) -> bytes:
     if kind == "garbage":
         return draw(st.binary(min_size=1, max_size=4096))
     if kind == "no-newline":
         return json.dumps({"type": draw(st.sampled_from(KNOWN_TYPES))}).encode()
     if kind == "long-line":
         return b'{"type": "describe", "data": {"x": "' + b"a" * draw(st.integers(70_000, 300_000)) + b'"}}\n'
-    if kind == "not-json":
+    if kind == "not-json":  # not JSON, or JSON that is not an object: either way an error
         return draw(st.binary(max_size=200).filter(lambda b: b"\n" not in b)) + b"\n"
     if kind == "wrong-types":
         header = {
@@ -73,6 +82,12 @@ def bad_frames(draw: st.DrawFn) -> bytes:
             "payload_length": draw(st.integers(-(10**12), 10**12) | json_values),
         }
         return _line(header) + draw(st.binary(max_size=64))
+    if kind == "deep-json":  # deeper than Python's JSON parser goes: RecursionError, not ValueError
+        depth = draw(st.integers(5_000, 30_000))
+        nested = b"[" * depth + b"]" * depth
+        if draw(st.booleans()):
+            return b'{"type": "describe", "data": {"x": ' + nested + b"}}\n"
+        return _line({"type": "transcript", "data_length": len(nested)}) + nested
     if kind == "short-payload":
         size = draw(st.integers(10, 50_000))
         header = {"type": "audio-chunk", "data": {"rate": 16000, "width": 2, "channels": 1}, "payload_length": size}
@@ -91,8 +106,11 @@ def bad_frames(draw: st.DrawFn) -> bytes:
     return out
 
 
-async def _throw(port: int, frame: bytes) -> None:
-    """Send the frame, read what comes back for a moment, check it is well-formed, then hang up."""
+async def _throw(port: int, frame: bytes) -> list[str]:
+    """Send the frame, read what comes back for a moment, check it is well-formed, then hang up.
+
+    Returns the codes of the error events that came back."""
+    errors: list[str] = []
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(frame)
@@ -110,10 +128,12 @@ async def _throw(port: int, frame: bytes) -> None:
                     await reader.readexactly(header["payload_length"])
                 if header["type"] == "error":
                     assert header["data"].get("text") and header["data"].get("code"), header
+                    errors.append(header["data"]["code"])
     except (TimeoutError, OSError, asyncio.IncompleteReadError):
         pass  # still busy with it, or the server already closed on us (ENOTCONN, reset): both are fine
     finally:
         writer.close()
+    return errors
 
 
 def _rss_mb(pid: int) -> float:
@@ -127,18 +147,20 @@ async def _fuzz(port: int, pid: int, hello: Event | None = None) -> None:
         await bystander.write_event(hello)
     before = _rss_mb(pid)
     loop = asyncio.get_running_loop()
-    frames: list[bytes] = []
+    frames: list[tuple[str, bytes]] = []
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
     @given(bad_frames())
-    def collect(frame: bytes) -> None:
+    def collect(frame: tuple[str, bytes]) -> None:
         frames.append(frame)
 
     await loop.run_in_executor(None, collect)  # hypothesis drives a sync function; the frames are sent below
     try:
-        for frame in frames:
-            await _throw(port, frame)
+        for kind, frame in frames:
+            errors = await _throw(port, frame)
+            if kind in MUST_ANSWER_WITH_ERROR:
+                assert errors and errors[0] in ("protocol-error", "too-large"), (kind, frame[:80], errors)
             info = await describe(f"tcp://127.0.0.1:{port}", timeout=5)
             assert info is not None
         await bystander.write_event(Describe().event())
