@@ -137,7 +137,7 @@ class TextSplitter:
             words = list(re.finditer(r"\S+(?=\s)", text))  # complete words only
             if len(words) > self._first_max_words:
                 ends.append(self._first_cut(words))
-        if ends:
+        if ends and min(ends) <= self._max_chars:
             return self._take(min(ends))
         if len(text) > self._max_chars:  # a run-on sentence: cut at a space so memory stays bounded
             space = text.rfind(" ", 0, self._max_chars)
