@@ -182,11 +182,26 @@ class HaMode(Mode):
         _LOGGER.info("Home Assistant connected")
 
     def disconnected(self, connection: HaConnection) -> None:
-        if self.connection is connection:
-            _LOGGER.info("Home Assistant disconnected")
-            self.connection = None
-            self.running = False
-            self._end_capture(CommandEnd.NOTHING_SAID)
+        if self.connection is not connection:
+            return
+        _LOGGER.info("Home Assistant disconnected")
+        self.connection = None
+        self.running = False
+        self._discard_audio = False  # the next connection will not send the rest of anything
+        turn = self._turn
+        if turn is None:
+            return
+        # A turn was under way: it ends here, and the turn log says why.
+        turn.outcome = "home assistant disconnected"
+        if self._playback is not None:
+            self._on_audio_stop()  # play what arrived; the turn is logged when it has played
+            return
+        self._end_capture(CommandEnd.NOTHING_SAID)
+        self._turn = None
+        self._answer_text = None
+        self.turn_log.write(turn)
+        _LOGGER.warning("Home Assistant disconnected during a turn: playing the error sound")
+        self.sounds.play(self.player, "error")  # the question was asked; no answer will come
 
     def _send(self, event: Event) -> None:
         if self.connection is not None:

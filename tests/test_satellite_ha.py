@@ -267,3 +267,70 @@ async def _read_until_closed(client: AsyncClient) -> None:
     while (event := await client.read_event()) is not None:
         assert event.type in ("pong", "info"), event
     return event
+
+
+async def test_home_assistant_dropping_mid_turn_and_coming_back(tmp_path, answer_audio):
+    """HA restarts while the user is asking: that turn ends with the error sound and a log line, and the
+    satellite takes HA's next connection and its next turn as if nothing had happened."""
+    nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")
+    mic = bytes(32000 * 2) + nabu + bytes(32000 * 3) + nabu + bytes(32000 * 3)
+    satellite = Satellite(tmp_path, mic, "--no-follow-up")
+    first = await satellite.connect()
+    await first.write_event(RunSatellite().event())
+    await next_event(first, "detection")
+    await next_event(first, "run-pipeline")
+    for _ in range(5):
+        await next_event(first, "audio-chunk")
+    await first.disconnect()  # gone mid-question, without a word
+
+    second = await satellite.connect()
+    try:
+        await second.write_event(Describe().event())
+        await next_event(second, "info")
+        await second.write_event(RunSatellite().event())
+        assert (await next_event(second, "detection")).data["name"] == "okay_nabu"  # the second question
+        await next_event(second, "run-pipeline")
+        await next_event(second, "audio-stop")
+        await second.write_event(Transcript(text="What is the capital of France?").event())
+        await second.write_event(Synthesize(text=ANSWER).event())
+        await send_answer_audio(second, answer_audio)
+        await next_event(second, "played")
+    finally:
+        await second.disconnect()
+    satellite.process.terminate()
+    log = satellite.finish()
+    assert "Home Assistant disconnected during a turn: playing the error sound" in log
+    dropped, answered = satellite.turns()
+    assert dropped["outcome"] == "home assistant disconnected" and dropped["answer"] is None
+    assert answered["outcome"] == "answered" and answered["answer"] == ANSWER
+    assert answered["QUESTION-TO-RESPONSE_MS"] is not None
+
+
+async def test_home_assistant_dropping_while_the_answer_plays(tmp_path, answer_audio):
+    """The answer that had arrived is played to its end and logged; HA's next connection works."""
+    nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")
+    satellite = Satellite(tmp_path, bytes(32000 * 2) + nabu + bytes(32000 * 8), "--no-follow-up", "--no-sounds")
+    first = await satellite.connect()
+    await first.write_event(RunSatellite().event())
+    await next_event(first, "audio-stop")
+    await first.write_event(Transcript(text="What is the capital of France?").event())
+    await first.write_event(Synthesize(text=ANSWER).event())
+    half = len(answer_audio) // 2 // 2 * 2
+    pcm = soxr.resample(np.frombuffer(answer_audio[:half], dtype="<i2"), 24000, HA_RATE).astype("<i2").tobytes()
+    await first.write_event(AudioStart(rate=HA_RATE, width=2, channels=1).event())
+    await first.write_event(AudioChunk(rate=HA_RATE, width=2, channels=1, audio=pcm).event())
+    await first.disconnect()  # no audio-stop: HA went away with half of the answer sent
+
+    second = await satellite.connect()
+    try:
+        await second.write_event(RunSatellite().event())
+        await second.write_event(Ping(text="back").event())
+        assert (await next_event(second, "pong")).data.get("text") == "back"
+    finally:
+        await second.disconnect()
+    await asyncio.sleep(len(pcm) / 2 / HA_RATE + 1.0)  # the half answer plays out
+    satellite.process.terminate()
+    satellite.finish()
+    [turn] = satellite.turns()
+    assert turn["outcome"] == "home assistant disconnected" and turn["answer"] == ANSWER
+    assert turn["QUESTION-TO-RESPONSE_MS"] is not None  # its first audio did play
