@@ -17,7 +17,7 @@ from pathlib import Path
 
 import home_assistant
 import pytest
-from conftest import free_port, word_accuracy, words
+from conftest import free_port, word_accuracy, words, write_config
 from home_assistant import HomeAssistant
 from test_satellite_direct import write_wav
 
@@ -153,50 +153,111 @@ async def test_a_second_turn_within_five_minutes_continues_the_conversation(ha, 
     assert "ada" in second.answer.lower()
 
 
-async def test_home_assistant_runs_a_spoken_turn_through_our_satellite(ha, chatty, stt_server, tmp_path):
-    mic = write_wav(tmp_path / "mic.wav", bytes(int(32000 * MIC_LEAD_SECONDS)) + _pcm(NABU_CAPITAL))  # fmt: skip
-    port = free_port()
-    metrics = tmp_path / "turns.jsonl"
-    speaker = tmp_path / "speaker.wav"
-    log = (tmp_path / "satellite.log").open("wb")
-    satellite = subprocess.Popen(
-        [sys.executable, "-m", "satellite", "--mode", "ha",
-         "--uri", f"tcp://127.0.0.1:{port}", "--mic-file", str(mic), "--snd-file", str(speaker),
-         "--metrics-file", str(metrics), "--name", "kitchen", "--no-follow-up"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+class HaSatellite:
+    """Our satellite in Home Assistant mode as its own process, added to Home Assistant as a device."""
+
+    def __init__(self, tmp_path: Path, mic_pcm: bytes) -> None:
+        self.port = free_port()
+        self.metrics = tmp_path / "turns.jsonl"
+        self.speaker = tmp_path / "speaker.wav"
+        self.log_path = tmp_path / "satellite.log"
+        mic = write_wav(tmp_path / "mic.wav", mic_pcm)
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "satellite", "--mode", "ha",
+             "--uri", f"tcp://127.0.0.1:{self.port}", "--mic-file", str(mic), "--snd-file", str(self.speaker),
+             "--metrics-file", str(self.metrics), "--name", "kitchen", "--no-follow-up"],
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    async def join(self, ha: HomeAssistant) -> str:
+        """Add it to Home Assistant (retrying while it starts); returns its assist_satellite entity."""
         deadline = time.monotonic() + 30
-        entry = None
-        while entry is None:
+        while True:
             try:
-                entry = await ha.add_wyoming("127.0.0.1", port)
+                entry = await ha.add_wyoming("127.0.0.1", self.port)
+                break
             except home_assistant.HomeAssistantError:
-                if time.monotonic() > deadline or satellite.poll() is not None:
+                if time.monotonic() > deadline or self.process.poll() is not None:
                     raise
                 await asyncio.sleep(0.5)
         # With a satellite in its info, Home Assistant sets it up as a device, not as services.
-        [satellite_entity] = entry.entities("assist_satellite")
         assert not entry.entities("stt") and not entry.entities("tts")
-        deadline = time.monotonic() + MIC_LEAD_SECONDS + 60
-        while not (metrics.exists() and metrics.read_text().strip()):
-            assert satellite.poll() is None, (tmp_path / "satellite.log").read_text()
-            assert time.monotonic() < deadline, (tmp_path / "satellite.log").read_text()
+        [entity] = entry.entities("assist_satellite")
+        return entity
+
+    def turns(self) -> list[dict]:
+        text = self.metrics.read_text() if self.metrics.exists() else ""
+        return [json.loads(line) for line in text.splitlines()]
+
+    async def wait_for_turns(self, count: int, timeout: float) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while len(turns := self.turns()) < count:
+            assert self.process.poll() is None, self.log_path.read_text()
+            assert time.monotonic() < deadline, self.log_path.read_text()
             await asyncio.sleep(0.2)
-        await ha.wait_for_state(satellite_entity, "idle", timeout=30)
+        return turns
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(20)
+        self._log.close()
+
+
+async def test_home_assistant_runs_a_spoken_turn_through_our_satellite(ha, chatty, stt_server, tmp_path):
+    satellite = HaSatellite(tmp_path, bytes(int(32000 * MIC_LEAD_SECONDS)) + _pcm(NABU_CAPITAL))
+    try:
+        entity = await satellite.join(ha)
+        await satellite.wait_for_turns(1, timeout=MIC_LEAD_SECONDS + 60)
+        await ha.wait_for_state(entity, "idle", timeout=30)
     finally:
-        satellite.terminate()
-        satellite.wait(20)
-        log.close()
-    [turn] = [json.loads(line) for line in metrics.read_text().splitlines()]
+        satellite.stop()
+    [turn] = satellite.turns()
     assert turn["mode"] == "ha" and turn["outcome"] == "answered", turn
     assert words(turn["transcript"]) == words(QUESTION)
     assert turn["QUESTION-TO-RESPONSE_MS"] > 0 and turn["answer"]
     # Home Assistant ran our pipeline for it, and what the satellite played is that answer, spoken.
     run = [r for r in await ha.pipeline_runs(chatty["pipeline_id"]) if r.transcript == turn["transcript"]][-1]
     assert run.answer == turn["answer"]
-    heard = await stream_wav(stt_server.uri, speaker, realtime=False)
+    heard = await stream_wav(stt_server.uri, satellite.speaker, realtime=False)
     assert word_accuracy(turn["answer"], heard.transcript) >= 0.6, (turn["answer"], heard.transcript)
+
+
+async def test_our_llm_server_restarted_during_a_conversation_through_the_satellite(
+    ha, chatty, start_server, llm_dir, tmp_path
+):
+    """Home Assistant mode, three questions; our LLM server dies after the first and is started again
+    after the second. The second answer is Home Assistant's spoken error, the third is ours again: no
+    restart of the satellite or reload of Home Assistant's integration needed."""
+    config = str(write_config(llm_dir, {"opts": {"llama_cpp": {"temperature": 0, "max_tokens": 30}}}))
+    llm = start_server("wyoming_chatty_llm", "--data-dir", str(llm_dir), "--config", config)
+    entry = await ha.add_wyoming("127.0.0.1", llm.port)
+    entries = chatty["entries"]
+    await ha.create_pipeline(
+        "Chatty (restarted LLM)",
+        stt_engine=entries["stt"].entity("stt"),
+        tts_engine=entries["tts"].entity("tts"),
+        conversation_engine=entry.entity("conversation"),
+        language="en",
+        preferred=True,  # the satellite runs the preferred pipeline
+    )
+    gap = bytes(32000 * 14)
+    question = _pcm(NABU_CAPITAL)
+    satellite = HaSatellite(tmp_path, bytes(int(32000 * MIC_LEAD_SECONDS)) + question + gap + question + gap + question)
+    try:
+        await satellite.join(ha)
+        await satellite.wait_for_turns(1, timeout=MIC_LEAD_SECONDS + 60)
+        llm.kill()  # as a crash would
+        await satellite.wait_for_turns(2, timeout=60)
+        start_server("wyoming_chatty_llm", "--data-dir", str(llm_dir), "--config", config, port=llm.port)
+        turns = await satellite.wait_for_turns(3, timeout=60)
+    finally:
+        satellite.stop()
+    assert [t["outcome"] for t in turns] == ["answered"] * 3, turns
+    assert all(words(t["transcript"]) == words(QUESTION) for t in turns), turns
+    first, down, back = (t["answer"] for t in turns)
+    assert "paris" in first.lower() and "paris" in back.lower(), (first, back)
+    assert down.startswith("Error communicating with service"), down  # Home Assistant's words, spoken
 
 
 def test_home_assistant_zeroconf_cannot_be_kept_on_loopback_here():
