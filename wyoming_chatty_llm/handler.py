@@ -22,6 +22,7 @@ from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop, Not
 from wyoming.info import Describe, Info
 from wyoming.intent import Intent
 
+from chatty_common.heap import release_free_memory_soon
 from chatty_common.protocol import LimitedEventHandler, RequestError
 
 from .agent import Agent
@@ -88,6 +89,7 @@ class LlmEventHandler(LimitedEventHandler):
                 self.send(NotHandled(text=result.text, context=context).event())
             if started:
                 self.send(HandledStop().event())
+            release_free_memory_soon()
 
     async def disconnect(self) -> None:
         for task in list(self._turns):

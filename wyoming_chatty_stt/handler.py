@@ -14,6 +14,7 @@ from wyoming.event import Event
 from wyoming.info import Describe, Info
 
 from chatty_common.audio import PcmFormat, UnsupportedAudio
+from chatty_common.heap import release_free_memory_soon
 from chatty_common.protocol import LimitedEventHandler, RequestError
 
 from .scheduler import DecodeScheduler
@@ -133,6 +134,7 @@ class SttEventHandler(LimitedEventHandler):
         language = result.language or utterance.options.language
         self.send(Transcript(text=result.text, language=language).event())
         self.send(TranscriptStop().event())
+        release_free_memory_soon()  # the utterance's decode buffers, once its transcript is out
         _LOGGER.info(
             "Transcribed %.2f s of audio (decode %.0f ms, %g s window); transcript sent %.0f ms after audio-stop",
             utterance.seconds,

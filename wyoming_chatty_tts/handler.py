@@ -28,6 +28,7 @@ from wyoming.tts import (
     SynthesizeStopped,
 )
 
+from chatty_common.heap import release_free_memory_soon
 from chatty_common.protocol import LimitedEventHandler, RequestError, limit_send_buffer
 
 from .engine import SAMPLE_RATE, Cancel, Cancelled, KokoroEngine
@@ -76,6 +77,10 @@ class _WorkQueue:
             await self._changed.wait_for(lambda: len(self._items) < self._limit)
             self._items.append(item)
             self._changed.notify_all()
+
+    @property
+    def empty(self) -> bool:
+        return not self._items
 
     async def get(self) -> _Cycle | Event:
         async with self._changed:
@@ -226,6 +231,8 @@ class TtsEventHandler(LimitedEventHandler):
                     self.send(item)
                 else:
                     await self._speak(await self._work.merge_following(item, MERGE_MAX_CHARS))
+                if self._work.empty:
+                    release_free_memory_soon()  # nothing more to say for now: give the memory back
         except Cancelled:
             pass
         except Exception:
