@@ -56,9 +56,13 @@ def _ollama(url: str, **options) -> dict:
 
 
 async def test_openai_backend_streams_from_llama_cpp_server_and_never_logs_the_key(
-    start_server, llm_dir, openai_server
+    start_server, llm_dir, openai_server, tmp_path
 ):
-    server = _llm(start_server, llm_dir, _openai(openai_server.url), "--debug", env={"CHATTY_TEST_KEY": SECRET})
+    metrics = tmp_path / "metrics.jsonl"
+    server = _llm(
+        start_server, llm_dir, _openai(openai_server.url), "--debug", "--metrics-file", str(metrics),
+        env={"CHATTY_TEST_KEY": SECRET},
+    )  # fmt: skip
     answer = await ask(server.uri, "What is the capital of France?", "openai-1")
     assert answer.handled and "paris" in answer.text.lower()
     assert answer.types[0] == "handled-start" and answer.types[-2:] == ["handled", "handled-stop"]
@@ -67,6 +71,7 @@ async def test_openai_backend_streams_from_llama_cpp_server_and_never_logs_the_k
     assert follow_up.handled and "rome" in follow_up.text.lower()
     assert "backend=openai model=smollm2" in server.log()
     assert SECRET not in server.log()
+    assert len(metrics.read_text().splitlines()) == 2 and SECRET not in metrics.read_text()
 
 
 async def test_a_rejected_key_is_an_error_the_user_hears_and_the_log_explains(start_server, llm_dir, openai_server):
