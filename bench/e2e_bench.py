@@ -7,9 +7,10 @@ played in at real time. Prints the median and p95 of each figure of the
 satellite's per-turn log over all turns and writes them as JSON.
 
 It is also the soak run: it checks that every turn was logged once and none
-failed, and reports each process's resident memory after the first round and
-at the end. 300 turns back to back: ``bench/run_e2e.sh --rounds 30`` (about an
-hour and ten minutes).
+failed, and reports each process's resident memory (median and peak of each
+round of ten turns): growth is the last round's median against the first's.
+300 turns back to back: ``bench/run_e2e.sh --rounds 30`` (about an hour and
+ten minutes).
 
     bench/run_e2e.sh [--rounds 1]
 """
@@ -21,6 +22,7 @@ import contextlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -104,21 +106,37 @@ def _rss_mb(pid: int) -> float:
 
 
 def watch_memory(processes: dict[str, subprocess.Popen], metrics: Path, warm_up_turns: int) -> dict[str, dict]:
-    """Until the satellite exits: each process's resident memory once ``warm_up_turns`` turns are done,
-    and at the end (for the soak reading: growth after warm-up)."""
-    warm: dict[str, float] = {}
-    last: dict[str, float] = {}
+    """Until the satellite exits, sample each process's resident memory every 2 s; per round of
+    ``warm_up_turns`` turns keep the median and the peak. The soak reading compares the medians of the
+    first and the last round (a request's working memory comes and goes; a leak raises the median)."""
+    samples: dict[str, list[float]] = {name: [] for name in processes}
+    by_round: list[dict[str, dict[str, float]]] = []
     satellite = processes["satellite"]
+
+    def close_round() -> None:
+        by_round.append({name: {"median": statistics.median(values), "max": max(values)}
+                         for name, values in samples.items() if values})  # fmt: skip
+        for values in samples.values():
+            values.clear()
+
     while satellite.poll() is None:
         time.sleep(2)
         for name, process in processes.items():
             if process.poll() is None:
                 with contextlib.suppress(OSError):  # it may exit between the check and the read
-                    last[name] = _rss_mb(process.pid)
+                    samples[name].append(_rss_mb(process.pid))
         done = len(metrics.read_text().splitlines()) if metrics.exists() else 0
-        if not warm and done >= warm_up_turns:
-            warm = dict(last)
-    return {name: {"warm_mb": warm.get(name), "end_mb": last.get(name)} for name in processes}
+        if done >= warm_up_turns * (len(by_round) + 1):
+            close_round()
+    if any(samples.values()):
+        close_round()
+    memory = {}
+    for name in processes:
+        rounds = [r.get(name) for r in by_round]
+        medians = [r["median"] for r in rounds if r]
+        memory[name] = {"warm_mb": medians[0] if medians else None, "end_mb": medians[-1] if medians else None,
+                        "by_round_mb": rounds}  # fmt: skip
+    return memory
 
 
 def main() -> None:
@@ -199,8 +217,12 @@ def main() -> None:
         if figures["warm_mb"] and figures["end_mb"]:
             growth = (figures["end_mb"] / figures["warm_mb"] - 1) * 100
             figures["growth_pct"] = growth
-            print(f"  {name:<10} resident memory {figures['warm_mb']:.0f} MB after the first round, "
-                  f"{figures['end_mb']:.0f} MB at the end ({growth:+.1f}%)")  # fmt: skip
+            print(f"  {name:<10} resident memory (median of a round) {figures['warm_mb']:.0f} MB in the first "
+                  f"round, {figures['end_mb']:.0f} MB in the last ({growth:+.1f}%)")  # fmt: skip
+            rounds = figures["by_round_mb"]
+            shown = sorted({0, *range(4, len(rounds), 5), len(rounds) - 1})
+            print(" " * 13 + "round: median/peak MB " + ", ".join(
+                f"{i + 1}: {rounds[i]['median']:.0f}/{rounds[i]['max']:.0f}" for i in shown if rounds[i]))  # fmt: skip
     (out / "e2e.json").write_text(
         json.dumps(
             {"turns": len(turns), "answered": len(answered), "failed": len(failed), **summary, "stages_ms": stages,
