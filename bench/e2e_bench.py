@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -145,6 +146,7 @@ def main() -> None:
     parser.add_argument("--satellite-arg", action="append", default=[], help="extra satellite flag (repeatable)")
     parser.add_argument("--llm-threads", type=int, help="threads of the local LLM (default: all cores)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up below when killed
     if shutil.which("espeak-ng") is None:
         sys.exit("the end-to-end benchmark makes its questions with espeak-ng: apt-get install espeak-ng")
     out = ROOT / "bench" / "out"
@@ -165,6 +167,7 @@ def main() -> None:
             "llm": start("wyoming_chatty_llm", ports["llm"], logs, "--config", str(llm_config)),
             "tts": start("wyoming_chatty_tts", ports["tts"], logs),
         }
+        satellite: subprocess.Popen | None = None
         try:
             for kind, process in servers.items():
                 wait_ready(f"tcp://127.0.0.1:{ports[kind]}", process)
@@ -182,10 +185,11 @@ def main() -> None:
                 sys.exit(f"the satellite exited with {satellite.returncode}; see {logs / 'satellite.log'}")
             turns = [json.loads(line) for line in metrics.read_text().splitlines()]
             shutil.copy(metrics, out / "e2e-turns.jsonl")
-        finally:
-            for process in servers.values():
+        finally:  # also on Ctrl-C and SIGTERM: no server or satellite is left running
+            children = [*servers.values(), *([satellite] if satellite is not None else [])]
+            for process in children:
                 process.terminate()
-            for process in servers.values():
+            for process in children:
                 process.wait(30)
 
     answered = [t for t in turns if t["outcome"] == "answered"]
