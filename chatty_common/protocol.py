@@ -22,6 +22,8 @@ from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.server import AsyncEventHandler
 
+from .heap import release_free_memory_soon
+
 _LOGGER = logging.getLogger(__name__)
 
 LINGER_SECONDS = 2.0  # after rejecting a request: how long to drain the client's input before closing
@@ -251,6 +253,7 @@ class LimitedEventHandler(AsyncEventHandler):
             if rejected and not self._client_gone:
                 await self._linger()
             self.writer.close()
+            release_free_memory_soon()  # whatever the connection held, the client gone mid-request too
 
     async def _linger(self) -> None:
         """Half-close, then read and drop what the client still sends, for a moment.
