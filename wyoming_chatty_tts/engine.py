@@ -106,7 +106,7 @@ def trim(audio: np.ndarray) -> np.ndarray:
     return audio[max(0, loud[0] - _KEEP_BEFORE) : loud[-1] + _KEEP_AFTER]
 
 
-_LONG_PIECE = run_options(give_back_memory=True)
+_NEVER_CANCELLED = Cancel()  # the run options of calls that nobody can stop
 
 
 class KokoroEngine:
@@ -140,10 +140,7 @@ class KokoroEngine:
     def run(self, tokens: list[int], style: np.ndarray, speed: float, cancel: Cancel | None = None) -> np.ndarray:
         """Audio for at most 510 tokens."""
         feed = self.feed(tokens, style, speed)
-        if cancel is not None:
-            options = cancel.options_for(len(tokens))
-        else:
-            options = _LONG_PIECE if len(tokens) > KEEP_MEMORY_TOKENS else None
+        options = (cancel or _NEVER_CANCELLED).options_for(len(tokens))
         try:
             audio = self.session.run(None, feed, options)[0]
         except Exception as err:
