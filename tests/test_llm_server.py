@@ -70,6 +70,37 @@ async def test_without_an_id_memory_lasts_for_the_connection(llm_server):
     assert "zorbo" in third.text.lower()
 
 
+async def test_a_speculative_answer_is_remembered_only_when_committed(llm_server, llm_dir):
+    """A question asked at a pause (speculative) is answered at once but kept out of the conversation
+    unless the client commits it: before the answer is done, after it, or never (it hangs up)."""
+    from wyoming_chatty_llm.client import ask_on, commit
+
+    async def speculate(conversation: str, when: str) -> None:
+        async with AsyncClient.from_uri(llm_server.uri) as client:
+            if when == "before":
+                await client.write_event(
+                    Event("transcript", {"text": "My name is Zorbo.", "context": {"conversation_id": conversation},
+                                         "chatty": {"speculative": True}})
+                )  # fmt: skip
+                await commit(client)
+                while (event := await client.read_event()) is not None and event.type != "handled-stop":
+                    pass
+                return
+            answer = await ask_on(client, "My name is Zorbo.", conversation, speculative=True)
+            assert answer.handled and answer.text
+            if when == "after":
+                await commit(client)
+                await asyncio.sleep(0.2)  # the commit is read before the connection closes
+
+    for when, remembered in (("never", False), ("after", True), ("before", True)):
+        conversation = f"speculative-{when}-{uuid.uuid4().hex[:6]}"
+        await speculate(conversation, when)
+        reply = await ask(llm_server.uri, "What is my name?", conversation)
+        assert ("zorbo" in reply.text.lower()) is remembered, (when, reply.text)
+    records = [r for r in _metrics(llm_dir) if r["conversation_id"].startswith("speculative-never")]
+    assert [r["speculative"] for r in records] == [True, False]
+
+
 async def test_empty_and_oversized_questions_get_a_spoken_refusal(llm_server):
     empty = await ask(llm_server.uri, "   ")
     assert not empty.handled and empty.text == "I didn't catch a question."

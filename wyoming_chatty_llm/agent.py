@@ -34,6 +34,7 @@ class TurnResult:
     ttf_s: float | None
     total_s: float
     pieces: int
+    question: str = ""  # as asked (stripped): what memory keeps with the answer
 
     @property
     def handled(self) -> bool:
@@ -55,16 +56,35 @@ class Agent:
         self.memory = memory or ConversationMemory(config.memory)
         self.metrics = metrics
 
-    def prompt(self, conversation_id: str, question: str) -> list[Message]:
-        """System prompt, the conversation so far, and the question."""
+    def prompt(self, conversation_id: str, question: str, extra_prompt: str = "") -> list[Message]:
+        """System prompt (and the client's addition to it), the conversation so far, and the question.
+
+        The addition is a message of its own after the configured prompt, so the prompt's start
+        stays the same for every turn (llama.cpp keeps it evaluated).
+        """
+        extra = [Message("system", extra_prompt)] if extra_prompt.strip() else []
         return [
             Message("system", self.config.system_prompt),
+            *extra,
             *self.memory.history(conversation_id),
             Message("user", question),
         ]
 
-    async def answer(self, question: str, conversation_id: str, on_piece: Callable[[str], None]) -> TurnResult:
-        """Answer ``question``; ``on_piece`` gets each piece of text as soon as it may be said."""
+    async def answer(
+        self,
+        question: str,
+        conversation_id: str,
+        on_piece: Callable[[str], None],
+        extra_prompt: str = "",
+        *,
+        remember: bool = True,
+    ) -> TurnResult:
+        """Answer ``question``; ``on_piece`` gets each piece of text as soon as it may be said.
+
+        ``extra_prompt`` (e.g. Home Assistant's instructions for this turn) is added to the system prompt.
+        Without ``remember`` the turn is not added to the conversation's memory (a speculative answer,
+        which the caller adds with ``memory.remember`` if it is used).
+        """
         started = time.perf_counter()
         pieces: list[str] = []
         ttf: float | None = None
@@ -79,7 +99,7 @@ class Agent:
                     f"the question has {len(question)} characters; max_question_chars is "
                     f"{self.config.max_question_chars}",
                 )
-            async with contextlib.aclosing(self._pieces(question, conversation_id)) as stream:
+            async with contextlib.aclosing(self._pieces(question, conversation_id, extra_prompt)) as stream:
                 async for piece in stream:
                     if ttf is None:
                         ttf = time.perf_counter() - started
@@ -88,9 +108,10 @@ class Agent:
             text = "".join(pieces).strip()
             if not text:
                 raise BackendError(Failure.EMPTY, "the model's answer was empty")
-            self.memory.remember(conversation_id, question, text)
+            if remember:
+                self.memory.remember(conversation_id, question, text)
             outcome = "handled"
-            return TurnResult(text, None, ttf, time.perf_counter() - started, len(pieces))
+            return TurnResult(text, None, ttf, time.perf_counter() - started, len(pieces), question)
         except BackendError as err:
             failure: Failure = err.failure
             outcome = f"not-handled:{failure.name.lower()}"
@@ -102,7 +123,7 @@ class Agent:
             _LOGGER.exception("The %s backend failed unexpectedly", self.backend.name)
             return TurnResult(failure.value, failure, ttf, time.perf_counter() - started, len(pieces))
         finally:
-            self._record(conversation_id, outcome, ttf, time.perf_counter() - started, pieces)
+            self._record(conversation_id, outcome, ttf, time.perf_counter() - started, pieces, speculative=not remember)
 
     async def _next_piece(self, stream: AsyncIterator[str], deadline: float) -> str | None:
         """The next piece of the answer (None at its end), within the timeouts."""
@@ -118,10 +139,10 @@ class Agent:
                 ) from None
             raise BackendError(Failure.TIMEOUT, f"no answer for {options.timeout:g} s") from None
 
-    async def _pieces(self, question: str, conversation_id: str) -> AsyncIterator[str]:
+    async def _pieces(self, question: str, conversation_id: str, extra_prompt: str) -> AsyncIterator[str]:
         """The backend's stream under the timeouts; held back until the question check (if any) passes."""
         deadline = asyncio.get_running_loop().time() + self.config.options.total_timeout
-        stream = self.backend.stream(self.prompt(conversation_id, question))
+        stream = self.backend.stream(self.prompt(conversation_id, question, extra_prompt))
         try:
             if not self.backend.checks_questions:
                 while (piece := await self._next_piece(stream, deadline)) is not None:
@@ -159,17 +180,20 @@ class Agent:
         finally:
             await stream.aclose()
 
-    def _record(self, conversation_id: str, outcome: str, ttf: float | None, total: float, pieces: list[str]) -> None:
+    def _record(
+        self, conversation_id: str, outcome: str, ttf: float | None, total: float, pieces: list[str], speculative: bool
+    ) -> None:
         ttf_ms = None if ttf is None else round(ttf * 1000, 1)
         total_ms = round(total * 1000, 1)
         _LOGGER.info(
-            "LLM-TTF_MS=%s LLM-TOTAL_MS=%.0f conversation=%s backend=%s model=%s outcome=%s",
+            "LLM-TTF_MS=%s LLM-TOTAL_MS=%.0f conversation=%s backend=%s model=%s outcome=%s%s",
             "-" if ttf_ms is None else f"{ttf_ms:.0f}",
             total_ms,
             conversation_id,
             self.backend.name,
             self.config.model_name,
             outcome,
+            " (speculative)" if speculative else "",
         )
         if self.metrics is not None:
             self.metrics.append(
@@ -182,5 +206,6 @@ class Agent:
                     "LLM-TOTAL_MS": total_ms,
                     "pieces": len(pieces),
                     "chars": sum(len(p) for p in pieces),
+                    "speculative": speculative,
                 }
             )

@@ -18,7 +18,10 @@ from typing import Any
 from wyoming.asr import Transcript
 from wyoming.client import AsyncClient
 from wyoming.error import Error
+from wyoming.event import Event
 from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop, NotHandled
+
+from .handler import COMMIT
 
 
 class AgentError(Exception):
@@ -57,12 +60,21 @@ async def ask_on(
     text: str,
     conversation_id: str | None = None,
     on_chunk: Callable[[str], None] | None = None,
+    *,
+    speculative: bool = False,
 ) -> Answer:
-    """Ask on an open connection; returns after the last event of the reply."""
+    """Ask on an open connection; returns after the last event of the reply.
+
+    A ``speculative`` question is answered but kept out of the conversation's memory until
+    :func:`commit` is sent on the same connection.
+    """
     context = {"conversation_id": conversation_id} if conversation_id else None
     answer = Answer()
     started = time.perf_counter()
-    await client.write_event(Transcript(text=text, context=context).event())
+    event = Transcript(text=text, context=context).event()
+    if speculative:
+        event.data["chatty"] = {"speculative": True}
+    await client.write_event(event)
     streaming = False
     while True:
         event = await client.read_event()
@@ -87,6 +99,11 @@ async def ask_on(
             return answer
         elif Error.is_type(event.type):
             raise AgentError(Error.from_event(event).text)
+
+
+async def commit(client: AsyncClient) -> None:
+    """Keep the speculative answer asked on this connection in the conversation's memory."""
+    await client.write_event(Event(COMMIT))
 
 
 async def ask(

@@ -30,6 +30,15 @@ from .agent import Agent
 _LOGGER = logging.getLogger(__name__)
 
 MAX_WAITING_TURNS = 4  # questions queued on one connection behind the one being answered
+COMMIT = "chatty-commit"  # keep the connection's speculative answer in the conversation's memory
+
+
+class _Speculation:
+    """The connection's latest speculative turn: committed or not, and its answer once it is there."""
+
+    def __init__(self) -> None:
+        self.committed = False
+        self.answer: tuple[str, str, str] | None = None  # conversation id, question, answer
 
 
 class LlmEventHandler(LimitedEventHandler):
@@ -42,6 +51,7 @@ class LlmEventHandler(LimitedEventHandler):
         self._connection_id = f"connection-{uuid.uuid4().hex[:12]}"
         self._turn_lock = asyncio.Lock()
         self._turns: set[asyncio.Task[None]] = set()
+        self._speculation: _Speculation | None = None
 
     async def handle_event(self, event: Event) -> bool:
         if Describe.is_type(event.type):
@@ -53,14 +63,40 @@ class LlmEventHandler(LimitedEventHandler):
             context = event.data.get("context")
             if context is not None and not isinstance(context, dict):
                 raise RequestError("transcript 'context' must be a JSON object")
+            extra_prompt = (context or {}).get("extra_system_prompt") or ""
+            if not isinstance(extra_prompt, str) or len(extra_prompt) > self._agent.config.max_question_chars:
+                raise RequestError(
+                    "transcript context 'extra_system_prompt' must be a string of at most "
+                    f"{self._agent.config.max_question_chars} characters (max_question_chars)"
+                )
             if len(self._turns) > MAX_WAITING_TURNS:
                 raise RequestError(f"more than {MAX_WAITING_TURNS} questions are waiting on this connection", "busy")
-            task = asyncio.create_task(self._turn(text, dict(context or {})), name="llm turn")
+            extension = event.data.get("chatty")
+            speculation = None
+            if isinstance(extension, dict) and extension.get("speculative") is True:
+                speculation = _Speculation()
+            self._speculation = speculation  # a new question ends the last one's chance to be committed
+            task = asyncio.create_task(
+                self._turn(text, dict(context or {}), extra_prompt, speculation), name="llm turn"
+            )
             self._turns.add(task)
             task.add_done_callback(self._turns.discard)
+        elif event.type == COMMIT:
+            self._commit()
         elif Intent.is_type(event.type):
             raise RequestError("this conversation agent answers transcript events, not intent", "unsupported")
         return True
+
+    def _commit(self) -> None:
+        speculation = self._speculation
+        if speculation is None:
+            _LOGGER.debug("%s without a speculative question on this connection: ignored", COMMIT)
+            return
+        speculation.committed = True
+        if speculation.answer is not None:
+            self._agent.memory.remember(*speculation.answer)
+            speculation.answer = None
+            _LOGGER.debug("Speculative answer committed")
 
     def _conversation_id(self, context: dict[str, Any]) -> str:
         conversation_id = context.get("conversation_id")
@@ -68,7 +104,9 @@ class LlmEventHandler(LimitedEventHandler):
             return conversation_id
         return self._connection_id
 
-    async def _turn(self, text: str, context: dict[str, Any]) -> None:
+    async def _turn(
+        self, text: str, context: dict[str, Any], extra_prompt: str, speculation: _Speculation | None
+    ) -> None:
         async with self._turn_lock:
             conversation_id = self._conversation_id(context)
             # Returned in every reply, so a client without an id can continue this conversation.
@@ -82,7 +120,14 @@ class LlmEventHandler(LimitedEventHandler):
                     started = True
                 self.send(HandledChunk(text=piece).event())
 
-            result = await self._agent.answer(text, conversation_id, on_piece)
+            result = await self._agent.answer(
+                text, conversation_id, on_piece, extra_prompt, remember=speculation is None
+            )
+            if speculation is not None and result.handled:
+                if speculation.committed:
+                    self._agent.memory.remember(conversation_id, result.question, result.text)
+                else:
+                    speculation.answer = (conversation_id, result.question, result.text)
             if result.handled:
                 self.send(Handled(text=result.text, context=context).event())
             else:
