@@ -80,6 +80,39 @@ async def test_speech_after_a_pause_is_not_lost(stt_server, clips):
     assert words(result.transcript) == words(clips["pause.wav"])
 
 
+async def test_asked_for_it_the_server_offers_the_transcript_at_each_pause(stt_server, clips):
+    """With ``"chatty": {"candidates": true}`` the server sends what the transcript will be if the speaker
+    is done, at each pause (here: mid-sentence, then at the end), before the client ends the audio."""
+    pcm, rate, width, channels = read_wav(CLIPS_DIR / "pause.wav")
+    pcm += bytes(int(1.5 * rate) * width * channels)  # the silence after the question, as a satellite hears it
+    events: list[tuple[float, Event]] = []
+    async with AsyncClient.from_uri(stt_server.uri) as client:
+
+        async def read() -> None:
+            while (event := await client.read_event()) is not None:
+                events.append((time.monotonic(), event))
+                if event.type == "transcript-stop":
+                    return
+
+        reader = asyncio.create_task(read())
+        await client.write_event(Event("transcribe", {"language": "en", "chatty": {"candidates": True}}))
+        await client.write_event(AudioStart(rate=rate, width=width, channels=channels).event())
+        step = rate // 10 * width * channels
+        started = time.monotonic()
+        for offset in range(0, len(pcm), step):
+            await client.write_event(AudioChunk(rate, width, channels, pcm[offset : offset + step]).event())
+            await asyncio.sleep(max(0.0, started + (offset + step) / (rate * width * channels) - time.monotonic()))
+        stopped = time.monotonic()
+        await client.write_event(AudioStop().event())
+        await asyncio.wait_for(reader, 30)
+    candidates = [(at, event.data["text"]) for at, event in events if event.type == "chatty-candidate"]
+    transcript = next(event.data["text"] for _, event in events if event.type == "transcript")
+    assert words(transcript) == words(clips["pause.wav"])
+    assert len(candidates) >= 2, events  # at the pause in the middle, and at the end
+    assert len(words(candidates[0][1])) < len(words(transcript))
+    assert candidates[-1][1] == transcript and candidates[-1][0] < stopped
+
+
 async def test_silence_gives_an_empty_transcript(stt_server, tmp_path):
     import wave
 

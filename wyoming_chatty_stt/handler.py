@@ -55,6 +55,11 @@ def request_language(requested: str | None, settings: SttSettings) -> str | None
     return code
 
 
+# Sent to a client that asked for it (``transcribe`` with ``"chatty": {"candidates": true}``) when a
+# decode at a pause covers all the speech so far: the transcript it will be if the speaker is done.
+CANDIDATE = "chatty-candidate"
+
+
 class SttEventHandler(LimitedEventHandler):
     """Serves one client connection: ``describe``, and any number of utterances."""
 
@@ -75,6 +80,7 @@ class SttEventHandler(LimitedEventHandler):
         self._vad_executor = vad_executor
         self._options = settings.options
         self._utterance: Utterance | None = None
+        self._candidates = False  # the client asked for chatty-candidate events
 
     async def handle_event(self, event: Event) -> bool:
         if Describe.is_type(event.type):
@@ -94,6 +100,8 @@ class SttEventHandler(LimitedEventHandler):
         return True
 
     def _on_transcribe(self, event: Event) -> None:
+        extension = event.data.get("chatty")
+        self._candidates = isinstance(extension, dict) and extension.get("candidates") is True
         language = event.data.get("language")
         if language is not None and not isinstance(language, str):
             raise RequestError("transcribe: 'language' must be a string", "bad-request")
@@ -115,6 +123,7 @@ class SttEventHandler(LimitedEventHandler):
             settings=self._settings.streaming,
             vad_executor=self._vad_executor,
             on_partial=lambda text: self.send(TranscriptChunk(text=text).event()),
+            on_candidate=(lambda text: self.send(Event(CANDIDATE, {"text": text}))) if self._candidates else None,
         )
         self.send(TranscriptStart(language=self._options.language).event())
 

@@ -9,7 +9,9 @@ While audio streams in, the utterance
   (HA waits for 0.7 s of silence) sends ``audio-stop``.
 
 At ``audio-stop`` that decode is the answer if no speech came after the audio
-it covered; otherwise the utterance decodes again. All this happens only while
+it covered; otherwise the utterance decodes again. When such a decode covers
+all the speech so far, its text may be offered at once as a *candidate*
+(``on_candidate``): what the transcript will be if the speaker is done. All this happens only while
 audio arrives live: a recording sent faster than real time is decoded once,
 at ``audio-stop``. Audio is converted to
 16 kHz mono float32 on arrival and kept in a bounded buffer.
@@ -84,6 +86,7 @@ class Utterance:
         settings: StreamingSettings,
         vad_executor: Executor,
         on_partial: Callable[[str], None],
+        on_candidate: Callable[[str], None] | None = None,
     ) -> None:
         self.options = options
         self._converter = PcmToFloat(fmt, SAMPLE_RATE)
@@ -91,6 +94,8 @@ class Utterance:
         self._settings = settings
         self._vad_executor = vad_executor
         self._on_partial = on_partial
+        self._on_candidate = on_candidate
+        self._candidate = ""
         self._audio = AudioBuffer(int(settings.max_seconds * SAMPLE_RATE))
         self._vad = SpeechDetector()
         self._frames = 0
@@ -195,8 +200,24 @@ class Utterance:
             self._full_jobs.discard(job)
             if self._best is None or recognition.samples > self._best.samples:
                 self._best = recognition
+            self._offer_candidate(job, recognition)
         if not self._finished:
             self._confirm_words(recognition.text)
+
+    def _offer_candidate(self, job: DecodeJob, recognition: Recognition) -> None:
+        """A decode at a pause that covers all the speech so far: offer its text (once) as the likely transcript."""
+        text = recognition.text.strip()
+        if (
+            self._on_candidate is None
+            or self._finished
+            or job.priority < Priority.ENDPOINT
+            or recognition.samples < self._speech_end
+            or not text
+            or text == self._candidate
+        ):
+            return
+        self._candidate = text
+        self._on_candidate(text)
 
     # -- partial text -----------------------------------------------------
 
