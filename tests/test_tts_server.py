@@ -140,6 +140,24 @@ async def test_custom_voice_file_and_blend(start_server, stt_server, tts_data_di
         assert word_accuracy(SENTENCES[0], await heard(stt_server, result, tmp_path)) >= 0.7
 
 
+async def test_a_prepared_first_piece_is_spoken_at_once_when_asked_for(
+    start_server, tts_data_dir, stt_server, tmp_path
+):
+    """A client that knows an answer is coming prepares its first piece; the stream that then asks for
+    the same words (in other fragments, as Home Assistant cuts them) gets that audio, and the rest."""
+    server = start_server("wyoming_chatty_tts", "--data-dir", str(tts_data_dir), "--debug")
+    text = "Sure thing, the kitchen light is now off. The front door is locked too."
+    prepared = await speak(server.uri, [word + " " for word in text.split()], streaming=True, prepare=True)
+    assert prepared.types == ["synthesize-stopped"]  # nothing to hear: the first piece is kept
+    asked = await speak(server.uri, [text[:61], text[61:]], streaming=True)
+    assert asked.error is None and asked.types[-1] == "synthesize-stopped"
+    assert "First piece 'Sure thing,' was prepared" in server.log()
+    assert word_accuracy(text, await heard(stt_server, asked, tmp_path)) >= 0.6
+    # Another voice is not served from it.
+    await speak(server.uri, [text[:61], text[61:]], voice="jm_kumo", streaming=True)
+    assert server.log().count("was prepared") == 1
+
+
 async def test_unknown_voice_is_an_error_that_lists_the_voices(tts_server):
     result = await speak(tts_server.uri, "Hello.", voice="af_heart")
     assert result.types == ["error"]

@@ -31,6 +31,7 @@ from .models import (
     optimized_version,
     quantized_version,
 )
+from .recent import RecentPieces
 from .voices import VoiceBank, VoiceError
 
 _LOGGER = logging.getLogger(__name__)
@@ -213,7 +214,15 @@ async def _serve(args: argparse.Namespace, info, engine, voices, settings) -> No
     try:
         await serve(
             args,
-            partial(TtsEventHandler, info=info, engine=engine, voices=voices, settings=settings, executor=executor),
+            partial(
+                TtsEventHandler,
+                info=info,
+                engine=engine,
+                voices=voices,
+                settings=settings,
+                executor=executor,
+                recent=RecentPieces(),
+            ),
         )
     finally:
         executor.shutdown(wait=False, cancel_futures=True)

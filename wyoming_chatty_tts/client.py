@@ -83,12 +83,14 @@ async def speak(
     *,
     voice: str | None = None,
     streaming: bool = False,
+    prepare: bool = False,
     fragment_delay: float = 0.0,
     timeout: float = 120.0,
 ) -> SpeechResult:
     """Send ``synthesize`` (one text), or a stream of ``synthesize-chunk`` fragments (a list, sent
     ``fragment_delay`` apart as an LLM would write them, or an async iterator of fragments as they
-    come); collect events until the audio ends."""
+    come); collect events until the audio ends. A ``prepare``d stream only has the server make its
+    first piece and keep it (no audio comes back) for a stream that asks for the same words soon."""
     voice_data = SynthesizeVoice(name=voice) if voice else None
     result = SpeechResult()
     async with AsyncClient.from_uri(uri) as client:
@@ -107,7 +109,10 @@ async def speak(
         reader = asyncio.create_task(collect())
         try:
             if streaming:
-                await client.write_event(SynthesizeStart(voice=voice_data).event())
+                start = SynthesizeStart(voice=voice_data).event()
+                if prepare:
+                    start.data["chatty"] = {"prepare": True}
+                await client.write_event(start)
                 sent = []
                 async for fragment in _fragments(text):
                     sent.append(fragment)

@@ -5,6 +5,12 @@ synthesizes the pieces in order on the shared synthesis threads and queues the
 audio for the client, so the next piece is being synthesized while the
 previous one is still on its way. A client that goes away cancels the running
 synthesis at once.
+
+The first piece of every stream is kept a minute (:mod:`.recent`): a client that
+knows an answer is coming may *prepare* it (``synthesize-start`` with
+``"chatty": {"prepare": true}``: only the first piece is made, no audio is sent,
+then ``synthesize-stopped``), so that the stream which then asks for the same
+words gets their audio at once.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -32,6 +39,7 @@ from chatty_common.heap import release_free_memory_soon
 from chatty_common.protocol import LimitedEventHandler, RequestError, limit_send_buffer
 
 from .engine import SAMPLE_RATE, Cancel, Cancelled, KokoroEngine
+from .recent import RecentPieces
 from .splitter import TextSplitter, merge_pieces
 from .voices import VoiceBank, VoiceError
 
@@ -61,7 +69,22 @@ class _Cycle:
 
     pieces: list[str]
     style: np.ndarray
+    voice: str
     mergeable: bool = False  # a later sentence of a stream: may join the sentences queued after it
+    first: bool = False  # the first piece of a stream: kept for a while, or taken from what was kept
+    prepare: bool = False  # make (and keep) the audio, send none
+
+
+@dataclass
+class _Stream:
+    """An open ``synthesize-start`` … ``synthesize-stop`` stream."""
+
+    splitter: TextSplitter
+    style: np.ndarray
+    voice: str
+    prepare: bool
+    pieces: int = 0
+    chars: int = 0
 
 
 class _WorkQueue:
@@ -101,14 +124,14 @@ class _WorkQueue:
         async with self._changed:
             while self._items:
                 following = self._items[0]
-                if not (isinstance(following, _Cycle) and following.mergeable and following.style is cycle.style):
+                if not (isinstance(following, _Cycle) and following.mergeable and following.voice == cycle.voice):
                     break
                 if len(" ".join(pieces + following.pieces)) > max_chars:
                     break
                 pieces += following.pieces
                 self._items.popleft()
             self._changed.notify_all()
-        return _Cycle([" ".join(pieces)], cycle.style, mergeable=True)
+        return _Cycle([" ".join(pieces)], cycle.style, cycle.voice, mergeable=True)
 
 
 def float_to_pcm16(audio: np.ndarray) -> bytes:
@@ -128,6 +151,7 @@ class TtsEventHandler(LimitedEventHandler):
         voices: VoiceBank,
         settings: TtsSettings,
         executor: Executor,
+        recent: RecentPieces | None = None,
     ) -> None:
         super().__init__(reader, writer)
         limit_send_buffer(writer, SEND_BUFFER_BYTES)
@@ -138,10 +162,9 @@ class TtsEventHandler(LimitedEventHandler):
         self._executor = executor
         self._work = _WorkQueue(MAX_QUEUED_PIECES)
         self._worker: asyncio.Task[None] | None = None
+        self._recent = recent if recent is not None else RecentPieces()
         self._cancel = Cancel()
-        self._stream: tuple[TextSplitter, np.ndarray] | None = None
-        self._stream_pieces = 0
-        self._stream_chars = 0
+        self._stream: _Stream | None = None
 
     async def handle_event(self, event: Event) -> bool:
         if Describe.is_type(event.type):
@@ -150,24 +173,24 @@ class TtsEventHandler(LimitedEventHandler):
             if self._stream is None:  # while a stream is open, synthesize is the compatibility copy
                 text = self._text(event)
                 self._check_length(len(text))
-                style = self._style(event.data.get("voice"))
+                voice, style = self._voice(event.data.get("voice"))
                 splitter = TextSplitter()
-                await self._queue(_Cycle(merge_pieces(splitter.feed(text) + splitter.flush()), style))
+                await self._queue(_Cycle(merge_pieces(splitter.feed(text) + splitter.flush()), style, voice))
         elif SynthesizeStart.is_type(event.type):
             if self._stream is not None:
                 await self._finish_stream()
-            self._stream = (TextSplitter(), self._style(event.data.get("voice")))
-            self._stream_pieces = 0
-            self._stream_chars = 0
+            voice, style = self._voice(event.data.get("voice"))
+            self._stream = _Stream(TextSplitter(), style, voice, prepare=self._prepare(event))
         elif SynthesizeChunk.is_type(event.type):
-            if self._stream is None:
+            stream = self._stream
+            if stream is None:
                 raise RequestError("synthesize-chunk arrived before synthesize-start", "stream-not-started")
-            splitter, style = self._stream
             text = self._text(event)
-            self._stream_chars += len(text)
-            self._check_length(self._stream_chars)
-            for piece in splitter.feed(text):
-                await self._queue_stream_piece(piece, style)
+            stream.chars += len(text)
+            self._check_length(stream.chars)
+            if not (stream.prepare and stream.pieces):  # preparing: only the first piece is wanted
+                for piece in stream.splitter.feed(text):
+                    await self._queue_stream_piece(piece, stream)
         elif SynthesizeStop.is_type(event.type):
             if self._stream is None:
                 raise RequestError("synthesize-stop arrived before synthesize-start", "stream-not-started")
@@ -177,18 +200,33 @@ class TtsEventHandler(LimitedEventHandler):
         return True
 
     async def _finish_stream(self) -> None:
-        assert self._stream is not None
-        splitter, style = self._stream
+        stream = self._stream
+        assert stream is not None
         self._stream = None
-        for piece in splitter.flush():
-            await self._queue_stream_piece(piece, style)
-        await self._queue(SynthesizeStopped().event())
+        for piece in stream.splitter.flush():
+            if not (stream.prepare and stream.pieces):
+                await self._queue_stream_piece(piece, stream)
+        if not (stream.prepare and stream.pieces):  # a prepared stream is stopped after its first piece
+            await self._queue(SynthesizeStopped().event())
 
-    async def _queue_stream_piece(self, piece: str, style: np.ndarray) -> None:
+    async def _queue_stream_piece(self, piece: str, stream: _Stream) -> None:
         # The first two pieces stay short: the first gets audio out early, the second must be
         # ready before the first has finished playing. Later ones may be merged while waiting.
-        self._stream_pieces += 1
-        await self._queue(_Cycle([piece], style, mergeable=self._stream_pieces > 2))
+        stream.pieces += 1
+        await self._queue(
+            _Cycle(
+                [piece], stream.style, stream.voice,
+                mergeable=stream.pieces > 2, first=stream.pieces == 1, prepare=stream.prepare,
+            )
+        )  # fmt: skip
+        if stream.prepare:  # only the first piece is prepared: the stream is done once it is made
+            await self._queue(SynthesizeStopped().event())
+
+    @staticmethod
+    def _prepare(event: Event) -> bool:
+        """Does the stream only prepare its first piece (``"chatty": {"prepare": true}``)?"""
+        extension = event.data.get("chatty")
+        return isinstance(extension, dict) and extension.get("prepare") is True
 
     def _check_length(self, chars: int) -> None:
         if chars > self._settings.max_text_chars:
@@ -205,7 +243,8 @@ class TtsEventHandler(LimitedEventHandler):
             raise RequestError(f"{event.type}: 'text' must be a string", "bad-request")
         return text
 
-    def _style(self, voice: object) -> np.ndarray:
+    def _voice(self, voice: object) -> tuple[str, np.ndarray]:
+        """The voice asked for (or the default): its name and its style."""
         name = self._settings.default_voice
         if isinstance(voice, dict) and voice.get("name"):
             name = voice["name"]
@@ -214,7 +253,7 @@ class TtsEventHandler(LimitedEventHandler):
         if not isinstance(name, str):
             raise RequestError("voice 'name' must be a string", "bad-request")
         try:
-            return self._voices.style(name)
+            return name, self._voices.style(name)
         except VoiceError as err:
             raise RequestError(str(err), "unknown-voice") from err
 
@@ -241,17 +280,50 @@ class TtsEventHandler(LimitedEventHandler):
             self.reader.feed_eof()  # ends this connection after the error is sent
 
     async def _speak(self, cycle: _Cycle) -> None:
-        loop = asyncio.get_running_loop()
+        if cycle.prepare:  # made and kept for the stream that will ask for it; nothing is sent
+            async for _audio in self._audio(cycle.pieces[0], cycle):
+                pass
+            return
         self.send(AudioStart(SAMPLE_RATE, WIDTH, CHANNELS).event())
         step = self._settings.samples_per_chunk * WIDTH
         for piece in cycle.pieces:
-            audio_parts = self._engine.synthesize(piece, cycle.style, self._settings.speed, self._cancel)
-            while (audio := await loop.run_in_executor(self._executor, next, audio_parts, None)) is not None:
+            async for audio in self._audio(piece, cycle):
                 await self.wait_for_room(MAX_QUEUED_EVENTS)
                 pcm = float_to_pcm16(audio)
                 for offset in range(0, len(pcm), step):
                     self.send(AudioChunk(SAMPLE_RATE, WIDTH, CHANNELS, pcm[offset : offset + step]).event())
         self.send(AudioStop().event())
+
+    async def _audio(self, piece: str, cycle: _Cycle) -> AsyncIterator[np.ndarray]:
+        """A piece's audio as it is made; a stream's first piece is taken from, or kept in, the recent pieces."""
+        if not cycle.first:
+            async for audio in self._synthesize(piece, cycle.style):
+                yield audio
+            return
+        key = RecentPieces.key(piece, cycle.voice, self._settings.speed)
+        if (kept := self._recent.get(key)) is not None:
+            await kept.done.wait()
+            if kept.audio is not None:
+                _LOGGER.debug("First piece %r was prepared", piece)
+                for audio in kept.audio:
+                    yield audio
+                return
+        entry = self._recent.begin(key)
+        parts: list[np.ndarray] = []
+        try:
+            async for audio in self._synthesize(piece, cycle.style):
+                parts.append(audio)
+                yield audio
+        except BaseException:
+            self._recent.finish(key, entry, None)
+            raise
+        self._recent.finish(key, entry, parts)
+
+    async def _synthesize(self, piece: str, style: np.ndarray) -> AsyncIterator[np.ndarray]:
+        loop = asyncio.get_running_loop()
+        audio_parts = self._engine.synthesize(piece, style, self._settings.speed, self._cancel)
+        while (audio := await loop.run_in_executor(self._executor, next, audio_parts, None)) is not None:
+            yield audio
 
     async def disconnect(self) -> None:
         """The client is gone (or failed): stop its synthesis now, mid-sentence if need be."""
