@@ -357,11 +357,17 @@ class HaMode(Mode):
 
     async def _after_playback(self, playback: Playback, turn: Turn | None, answer: str | None) -> None:
         await playback.finished.wait()
+        if turn is not None:
+            turn.first_played_at = playback.first_sound_at
         if playback.interrupted:
+            # Cut off by the next wake word after the whole answer had arrived: logged here, as the
+            # barge-in found no turn under way (one that was still arriving is logged by _listen).
+            if turn is not None:
+                turn.outcome = "interrupted"
+                self.turn_log.write(turn)
             return
         self._send(Played().event())
         if turn is not None:
-            turn.first_played_at = playback.first_sound_at
             self.turn_log.write(turn)
         if (
             self.follow_up

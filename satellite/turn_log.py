@@ -12,6 +12,7 @@ All times are ``time.monotonic()`` readings taken on the satellite:
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,7 @@ class Turn:
     answer: str | None = None
     outcome: str = "answered"
     extra: dict[str, Any] = field(default_factory=dict)
+    wall_clock_offset: float = field(default_factory=lambda: time.time() - time.monotonic())  # epoch = monotonic + this
 
     def reset_answer(self) -> None:
         """Forget an answer prepared during a pause that turned out not to be the end."""
@@ -91,6 +93,10 @@ class Turn:
             "conversation_id": self.conversation_id,
             "transcript": self.transcript,
             "answer": self.answer,
+            # Wall-clock time of the first played audio, to line up with other programs' logs.
+            "first_played_time": None
+            if self.first_played_at is None
+            else round(self.first_played_at + self.wall_clock_offset, 3),
             **self.extra,
         }
 

@@ -197,9 +197,12 @@ async def test_follow_up_question_and_barge_in(tmp_path, tts_server):
     nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")  # wake word fires about 2 s in; the question ends at 5 s
     wake_only = nabu[: int(2.3 * 32000)]
     mic = bytes(32000 * 2) + nabu + bytes(32000 * 5) + wake_only + bytes(32000 * 4)
-    satellite = Satellite(tmp_path, mic, "--speech-timeout", "1.5", "--no-sounds")
     question = "Do you want to hear about the weather in Paris as well?"
+    # The answers are made before the satellite starts: its microphone file plays from its start, and a
+    # slow synthesis (a busy machine) would connect "Home Assistant" after the first wake word.
+    question_audio = (await speak(tts_server.uri, question)).audio
     long_answer = (await speak(tts_server.uri, "Paris is the capital of France. " * 6)).audio
+    satellite = Satellite(tmp_path, mic, "--speech-timeout", "1.5", "--no-sounds")
     client = await satellite.connect()
     try:
         await client.write_event(RunSatellite().event())
@@ -207,7 +210,7 @@ async def test_follow_up_question_and_barge_in(tmp_path, tts_server):
         await next_event(client, "audio-stop")
         await client.write_event(Transcript(text="What is the capital of France?").event())
         await client.write_event(Synthesize(text=question).event())
-        await send_answer_audio(client, (await speak(tts_server.uri, question)).audio)
+        await send_answer_audio(client, question_audio)
         await next_event(client, "played")
         # The answer asked something: the satellite listens again without the wake word ...
         follow_up = await next_event(client, "run-pipeline", "detection")
@@ -224,6 +227,10 @@ async def test_follow_up_question_and_barge_in(tmp_path, tts_server):
         await client.disconnect()
     log = satellite.finish()
     assert "Barge-in" in log
+    # The cut-off answer had wholly arrived before the wake word: its turn is still logged, as interrupted.
+    turns = satellite.turns()
+    assert [t["outcome"] for t in turns][:2] == ["answered", "interrupted"], turns
+    assert turns[1]["first_played_time"] is not None
     # The speaker file runs on the microphone's clock: the detection is where the detector fires in the audio.
     [_, (second_wake, _)] = detections(LocalWakeDetector([parse_wake_word("okay_nabu")]), mic)
     samples, rate = read_speaker(satellite.out)
