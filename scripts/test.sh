@@ -5,7 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 scripts/setup.sh stt,stt-base,tts,llm,satellite,dev
-scripts/setup_ha.sh   # a real Home Assistant in .venv-ha, for tests/test_home_assistant.py
+scripts/setup_ha.sh   # real Home Assistants (2025.4.4 in .venv-ha, 2026.2.3 in .venv-ha-2026.2.3) for the tests
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 exec .venv/bin/python -m pytest "$@"

@@ -1,13 +1,15 @@
 """A real Home Assistant core for tests, run as a subprocess on loopback.
 
-``scripts/setup_ha.sh`` installs Home Assistant into its own virtualenv (``.venv-ha``, Python 3.13, with the
-Python requirements of every integration used here, so it runs with ``--skip-pip`` and never installs
-anything). :class:`HomeAssistant` writes a minimal configuration (``http`` on 127.0.0.1, ``api``, ``config``,
-``onboarding``, ``assist_pipeline``, ``conversation``; no ``default_config``, no ``zeroconf``), starts
-``hass``, finishes the onboarding ``user`` step, takes a long-lived token, and offers the REST and websocket
+``scripts/setup_ha.sh`` installs each release in :data:`HA_VERSIONS` into its own virtualenv (:func:`ha_venv`:
+``.venv-ha`` for 2025.4.4, ``.venv-ha-2026.2.3``; Python 3.13, with the Python requirements of every integration
+used here, so it runs with ``--skip-pip`` and never installs anything). 2026.2.3 asks for Python >= 3.13.2 and
+starts through ``scripts/hass_launcher.py``, which relaxes only that check. :class:`HomeAssistant` writes a
+minimal configuration (``http`` on 127.0.0.1, ``api``, ``config``, ``onboarding``, ``assist_pipeline``,
+``conversation``; no ``default_config``, no ``zeroconf``), copies custom integrations in if asked, starts Home
+Assistant, finishes the onboarding ``user`` step, takes a long-lived token, and offers the REST and websocket
 calls the tests need::
 
-    async with HomeAssistant(tmp_path / "ha") as ha:
+    async with HomeAssistant(tmp_path / "ha", version="2026.2.3") as ha:
         stt = await ha.add_wyoming("127.0.0.1", stt_port)
         tts = await ha.add_wyoming("127.0.0.1", tts_port)
         llm = await ha.add_wyoming("127.0.0.1", llm_port)
@@ -21,9 +23,10 @@ calls the tests need::
         mp3 = await ha.fetch(run.tts_url)
 
 Every failure raises :class:`HomeAssistantError` with the end of Home Assistant's log. The messages and
-endpoints used are those of Home Assistant 2025.4 (``homeassistant/components/onboarding/views.py``,
-``auth/__init__.py``, ``auth/login_flow.py``, ``config/config_entries.py``, ``assist_pipeline/websocket_api.py``,
-``assist_pipeline/pipeline.py``, ``websocket_api/http.py``).
+endpoints used are those of Home Assistant 2025.4 and 2026.2, the same in both (in ``homeassistant/components/``:
+``onboarding/views.py``, ``auth/__init__.py``, ``auth/login_flow.py``, ``config/config_entries.py``,
+``assist_pipeline/websocket_api.py``, ``assist_pipeline/pipeline.py``, ``websocket_api/http.py``,
+``homeassistant/exposed_entities.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import ctypes
 import itertools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,6 +55,9 @@ from typing import Any, Self
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
+HA_VERSIONS = ("2025.4.4", "2026.2.3")  # the Home Assistant releases the tests run against, the newest last
+DEFAULT_HA_VERSION = HA_VERSIONS[0]  # in .venv-ha itself, started with its own hass (as before 2026.2.3)
+LAUNCHER = ROOT / "scripts" / "hass_launcher.py"  # hass for releases that want a newer Python than 3.13.0
 SAMPLE_RATE = 16000  # what Home Assistant's speech-to-text expects (16 kHz, 16-bit, mono)
 # Set for the tests' Python 3.11; inherited by Home Assistant they would mix the two environments.
 _FOREIGN_PYTHON_VARIABLES = {"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONSAFEPATH"}
@@ -58,15 +65,16 @@ USERNAME = "chatty"
 PASSWORD = "chatty-test-password"
 
 
-def ha_venv() -> Path:
-    """The virtualenv holding Home Assistant: ``$CHATTY_HA_VENV``, else ``.venv-ha`` in the repository."""
-    return Path(os.environ.get("CHATTY_HA_VENV") or ROOT / ".venv-ha")
+def ha_venv(version: str = DEFAULT_HA_VERSION) -> Path:
+    """A release's virtualenv as setup_ha.sh places it: ``$CHATTY_HA_VENV`` (``.venv-ha``), ``-VERSION`` appended."""
+    base = Path(os.environ.get("CHATTY_HA_VENV") or ROOT / ".venv-ha")  # DEFAULT_HA_VERSION's, as before
+    return base if version == DEFAULT_HA_VERSION else base.with_name(f"{base.name}-{version}")
 
 
-def setup_home_assistant() -> Path:
-    """Run ``scripts/setup_ha.sh`` (at once when already done) and return the ``hass`` program."""
-    subprocess.run(["bash", str(ROOT / "scripts" / "setup_ha.sh")], check=True)
-    return ha_venv() / "bin" / "hass"
+def setup_home_assistant(version: str = DEFAULT_HA_VERSION) -> Path:
+    """Run ``scripts/setup_ha.sh VERSION`` (at once when already done) and return that release's ``hass``."""
+    subprocess.run(["bash", str(ROOT / "scripts" / "setup_ha.sh"), version], check=True)
+    return ha_venv(version) / "bin" / "hass"
 
 
 def free_port() -> int:
@@ -82,6 +90,27 @@ def read_wav(path: str | Path) -> tuple[bytes, int]:
         if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
             raise ValueError(f"{path}: need 16-bit mono, got {wav.getsampwidth() * 8}-bit × {wav.getnchannels()}")
         return wav.readframes(wav.getnframes()), wav.getframerate()
+
+
+def write_wav(path: Path, pcm: bytes, rate: int = SAMPLE_RATE) -> Path:
+    """16-bit mono PCM as a WAV file."""
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm)
+    return path
+
+
+def decode_audio(audio: bytes, path: Path) -> Path:
+    """Decode what Home Assistant serves (MP3, WAV, ...) to a 16 kHz mono WAV file with ffmpeg."""
+    source = path.with_suffix(".input")
+    source.write_bytes(audio)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(source), "-ar", "16000", "-ac", "1", "-sample_fmt", "s16", str(path)],
+        check=True,
+    )
+    return path
 
 
 def pick_language(wanted: str, supported: Iterable[str]) -> str | None:
@@ -112,7 +141,7 @@ class HomeAssistantError(RuntimeError):
 
 @dataclass(frozen=True)
 class WyomingEntry:
-    """A Wyoming config entry that Home Assistant created, and the entities it made."""
+    """A config entry (Wyoming's, Chatty's) that Home Assistant created, and the entities it made."""
 
     entry_id: str
     title: str
@@ -363,22 +392,28 @@ class HomeAssistant:
         config_dir: str | Path,
         *,
         port: int | None = None,
+        version: str = DEFAULT_HA_VERSION,
         venv: str | Path | None = None,
         language: str = "en",
         debug: Iterable[str] = ("homeassistant.components.wyoming", "homeassistant.components.assist_pipeline"),
         extra_config: str = "",
+        custom_components: Iterable[str | Path] = (),
     ) -> None:
         """Only remembers the settings; :meth:`start` does the work.
 
-        ``debug`` lists loggers to log at DEBUG (the rest logs at INFO). ``extra_config`` is YAML appended
-        to ``configuration.yaml`` (top-level keys).
+        ``version`` picks the release (its virtualenv: :func:`ha_venv`, unless ``venv`` is given). ``debug`` lists
+        loggers to log at DEBUG (the rest logs at INFO). ``extra_config`` is YAML appended to
+        ``configuration.yaml`` (top-level keys). ``custom_components`` are integration folders copied into the
+        config folder's ``custom_components`` at each start (see :meth:`add_custom_component`).
         """
         self.config_dir = Path(config_dir)
         self.port = port or free_port()
-        self.venv = Path(venv) if venv else ha_venv()
+        self.version = version
+        self.venv = Path(venv) if venv else ha_venv(version)
         self.language = language
         self.debug = tuple(debug)
         self.extra_config = extra_config
+        self.custom_components = [Path(folder) for folder in custom_components]
         self.log_path = self.config_dir / "hass.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.token: str | None = None
@@ -407,6 +442,28 @@ class HomeAssistant:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
+
+    @property
+    def command(self) -> list[str]:
+        """How Home Assistant is started: ``hass``, or for releases after 2025.4.4 the launcher (same arguments)."""
+        hass_args = ["-c", str(self.config_dir), "--skip-pip", "--log-no-color"]
+        if self.version == DEFAULT_HA_VERSION:
+            return [str(self.venv / "bin" / "hass"), *hass_args]
+        return [str(self.venv / "bin" / "python"), str(LAUNCHER), *hass_args]
+
+    def add_custom_component(self, source: str | Path, name: str | None = None) -> Path:
+        """Copy an integration folder to ``<config_dir>/custom_components/<name>`` (default: the folder's name).
+
+        An earlier copy is replaced. Home Assistant loads it at its next start.
+        """
+        source = Path(source)
+        target = self.config_dir / "custom_components" / (name or source.name)
+        if not (source / "manifest.json").is_file():
+            raise HomeAssistantError(f"{source} is no integration (no manifest.json)")
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        return target
 
     def write_config(self) -> Path:
         """Write ``configuration.yaml`` (the port may have changed since the last start)."""
@@ -450,11 +507,13 @@ conversation:
         if self.process is not None:
             raise HomeAssistantError("already started")
         self.write_config()
+        for folder in self.custom_components:
+            self.add_custom_component(folder)
         began = time.monotonic()
         deadline = began + timeout
         self._log_file = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(hass), "-c", str(self.config_dir), "--skip-pip", "--log-no-color"],
+            self.command,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -643,6 +702,12 @@ conversation:
         """Entity id → state object (``state``, ``attributes``, ...)."""
         return {state["entity_id"]: state for state in await self.ws_call("get_states")}
 
+    async def expose_entity(self, entity_id: str, assistant: str = "conversation", should_expose: bool = True) -> None:
+        """Expose an entity to an assistant, or hide it (``homeassistant/expose_entity``)."""
+        await self.ws_call(
+            "homeassistant/expose_entity", assistants=[assistant], entity_ids=[entity_id], should_expose=should_expose
+        )
+
     async def wait_for_state(self, entity_id: str, states: str | Iterable[str], timeout: float = 30.0) -> str:
         """Wait until an entity's state is one of ``states`` (polling); returns it."""
         wanted = {states} if isinstance(states, str) else set(states)
@@ -672,14 +737,19 @@ conversation:
         )
 
     async def add_wyoming(self, host: str, port: int, timeout: float = 30.0) -> WyomingEntry:
-        """Add a Wyoming service with the integration's ``user`` config flow, as a user would.
+        """Add a Wyoming service with Home Assistant's Wyoming integration (see :meth:`add_integration`)."""
+        return await self.add_integration("wyoming", host, port, timeout)
 
-        Home Assistant sends ``describe`` to ``host:port``, creates the entry (titled with the program's name)
-        and its entities; returns once the entry is loaded and each enabled entity has a state.
+    async def add_integration(self, handler: str, host: str, port: int, timeout: float = 30.0) -> WyomingEntry:
+        """Add a service with an integration's ``user`` config flow (host and port), as a user would.
+
+        For ``wyoming`` (and ``chatty``) Home Assistant sends ``describe`` to ``host:port``, creates the entry
+        (titled with the program's name) and its entities; returns once the entry is loaded and each enabled
+        entity has a state. A form shown again with an error raises :class:`HomeAssistantError` with it.
         """
-        flow = await self.rest("POST", "/api/config/config_entries/flow", {"handler": "wyoming"})
+        flow = await self.rest("POST", "/api/config/config_entries/flow", {"handler": handler})
         if flow.get("type") != "form" or flow.get("step_id") != "user":
-            raise HomeAssistantError(f"wyoming config flow: unexpected first step {flow}")
+            raise HomeAssistantError(f"{handler} config flow: unexpected first step {flow}")
         result = await self.rest(
             "POST", f"/api/config/config_entries/flow/{flow['flow_id']}", {"host": host, "port": port}
         )
@@ -688,20 +758,24 @@ conversation:
                 with contextlib.suppress(HomeAssistantError):
                     await self.rest("DELETE", f"/api/config/config_entries/flow/{flow['flow_id']}")
             reason = result.get("errors") or result.get("reason")
-            raise HomeAssistantError(f"wyoming {host}:{port} not added: {reason} ({result}){self.log_excerpt()}")
+            raise HomeAssistantError(f"{handler} {host}:{port} not added: {reason} ({result}){self.log_excerpt()}")
         entry = result["result"]
+        return await self.loaded_entry(handler, entry["entry_id"], entry["title"], timeout)
+
+    async def loaded_entry(self, domain: str, entry_id: str, title: str, timeout: float = 30.0) -> WyomingEntry:
+        """A config entry once it is loaded and each of its enabled entities has a state."""
         deadline = time.monotonic() + timeout
         while True:
-            entries = {item["entry_id"]: item for item in await self.config_entries("wyoming")}
-            state = entries.get(entry["entry_id"], {}).get("state", "missing")
-            entity_ids = await self.entity_ids(entry["entry_id"]) if state == "loaded" else []
+            entries = {item["entry_id"]: item for item in await self.config_entries(domain)}
+            state = entries.get(entry_id, {}).get("state", "missing")
+            entity_ids = await self.entity_ids(entry_id) if state == "loaded" else []
             states = await self.states() if entity_ids else {}
             if entity_ids and all(entity_id in states for entity_id in entity_ids):
-                disabled = await self.entity_ids(entry["entry_id"], disabled=True)
-                return WyomingEntry(entry["entry_id"], entry["title"], state, tuple(entity_ids), tuple(disabled))
+                disabled = await self.entity_ids(entry_id, disabled=True)
+                return WyomingEntry(entry_id, title, state, tuple(entity_ids), tuple(disabled))
             if time.monotonic() > deadline:
                 raise HomeAssistantError(
-                    f"wyoming entry {entry['title']!r}: state {state}, entities {entity_ids}{self.log_excerpt()}"
+                    f"{domain} entry {title!r}: state {state}, entities {entity_ids}{self.log_excerpt()}"
                 )
             await asyncio.sleep(0.2)
 
@@ -886,3 +960,57 @@ conversation:
                     await asyncio.sleep(ahead)
         await self.ws.send_bytes(prefix)  # an empty chunk: the end of the audio
         run.audio_sent = time.monotonic()
+
+
+class HaSatellite:
+    """Our satellite in Home Assistant mode as its own process, added to Home Assistant as a device."""
+
+    def __init__(self, tmp_path: Path, mic_pcm: bytes, *extra_args: str) -> None:
+        self.port = free_port()
+        self.metrics = tmp_path / "turns.jsonl"
+        self.speaker = tmp_path / "speaker.wav"
+        self.log_path = tmp_path / "satellite.log"
+        mic = write_wav(tmp_path / "mic.wav", mic_pcm)
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "satellite", "--mode", "ha",
+             "--uri", f"tcp://127.0.0.1:{self.port}", "--mic-file", str(mic), "--snd-file", str(self.speaker),
+             "--metrics-file", str(self.metrics), "--name", "kitchen", "--no-follow-up", *extra_args],
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    async def join(self, ha: HomeAssistant) -> str:
+        """Add it to Home Assistant (retrying while it starts); returns its assist_satellite entity."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                entry = await ha.add_wyoming("127.0.0.1", self.port)
+                break
+            except HomeAssistantError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise
+                await asyncio.sleep(0.5)
+        # With a satellite in its info, Home Assistant sets it up as a device, not as services.
+        assert not entry.entities("stt") and not entry.entities("tts")
+        [entity] = entry.entities("assist_satellite")
+        return entity
+
+    def turns(self) -> list[dict]:
+        """The turns it logged so far (its metrics file)."""
+        text = self.metrics.read_text() if self.metrics.exists() else ""
+        return [json.loads(line) for line in text.splitlines()]
+
+    async def wait_for_turns(self, count: int, timeout: float) -> list[dict]:
+        """The turns, once ``count`` are logged; fails if it exits or ``timeout`` passes first."""
+        deadline = time.monotonic() + timeout
+        while len(turns := self.turns()) < count:
+            assert self.process.poll() is None, self.log_path.read_text()
+            assert time.monotonic() < deadline, self.log_path.read_text()
+            await asyncio.sleep(0.2)
+        return turns
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM) and close its log."""
+        self.process.terminate()
+        self.process.wait(20)
+        self._log.close()
