@@ -13,6 +13,9 @@ silence s1 1.0; silence s06 0.6; silence s15 1.5; silence s4 4.0
 say nabu "Okay Nabu."
 say capital "What is the capital of France?" en-us+f2
 say story "Tell me a long story about a dragon."
+say kitchen "Turn off the kitchen light." en-us+f2
 sox -D "$tmp/s1.wav" "$tmp/nabu.wav" "$tmp/s06.wav" "$tmp/capital.wav" "$tmp/s15.wav" nabu_capital.wav
+sox -D "$tmp/s1.wav" "$tmp/nabu.wav" "$tmp/s06.wav" "$tmp/kitchen.wav" "$tmp/s15.wav" nabu_kitchen.wav
+sox -D "$tmp/s1.wav" "$tmp/nabu.wav" "$tmp/s06.wav" "$tmp/story.wav" "$tmp/s15.wav" nabu_story.wav
 sox -D "$tmp/s1.wav" "$tmp/nabu.wav" "$tmp/s06.wav" "$tmp/story.wav" "$tmp/s4.wav" "$tmp/nabu.wav" "$tmp/s06.wav" \
   "$tmp/capital.wav" "$tmp/s15.wav" nabu_bargein.wav
