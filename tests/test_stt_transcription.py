@@ -82,7 +82,8 @@ async def test_speech_after_a_pause_is_not_lost(stt_server, clips):
 
 async def test_asked_for_it_the_server_offers_the_transcript_at_each_pause(stt_server, clips):
     """With ``"chatty": {"candidates": true}`` the server sends what the transcript will be if the speaker
-    is done, at each pause (here: mid-sentence, then at the end), before the client ends the audio."""
+    is done, at each pause (here: mid-sentence, then at the end), before the client ends the audio; the
+    client may choose the pause (0.1 s here, the server's own is 0.2 s)."""
     pcm, rate, width, channels = read_wav(CLIPS_DIR / "pause.wav")
     pcm += bytes(int(1.5 * rate) * width * channels)  # the silence after the question, as a satellite hears it
     events: list[tuple[float, Event]] = []
@@ -95,7 +96,7 @@ async def test_asked_for_it_the_server_offers_the_transcript_at_each_pause(stt_s
                     return
 
         reader = asyncio.create_task(read())
-        await client.write_event(Event("transcribe", {"language": "en", "chatty": {"candidates": True}}))
+        await client.write_event(Event("transcribe", {"language": "en", "chatty": {"candidates": True, "pause": 0.1}}))
         await client.write_event(AudioStart(rate=rate, width=width, channels=channels).event())
         step = rate // 10 * width * channels
         started = time.monotonic()
@@ -106,6 +107,10 @@ async def test_asked_for_it_the_server_offers_the_transcript_at_each_pause(stt_s
         await client.write_event(AudioStop().event())
         await asyncio.wait_for(reader, 30)
     candidates = [(at, event.data["text"]) for at, event in events if event.type == "chatty-candidate"]
+    async with AsyncClient.from_uri(stt_server.uri) as client:  # a pause out of bounds is refused
+        await client.write_event(Event("transcribe", {"chatty": {"candidates": True, "pause": 5}}))
+        refused = await client.read_event()
+    assert refused is not None and refused.type == "error" and refused.data["code"] == "bad-request"
     transcript = next(event.data["text"] for _, event in events if event.type == "transcript")
     assert words(transcript) == words(clips["pause.wav"])
     assert len(candidates) >= 2, events  # at the pause in the middle, and at the end

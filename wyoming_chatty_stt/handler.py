@@ -58,6 +58,7 @@ def request_language(requested: str | None, settings: SttSettings) -> str | None
 # Sent to a client that asked for it (``transcribe`` with ``"chatty": {"candidates": true}``) when a
 # decode at a pause covers all the speech so far: the transcript it will be if the speaker is done.
 CANDIDATE = "chatty-candidate"
+MIN_PAUSE, MAX_PAUSE = 0.05, 2.0  # seconds of silence a client may ask candidates after
 
 
 class SttEventHandler(LimitedEventHandler):
@@ -81,6 +82,7 @@ class SttEventHandler(LimitedEventHandler):
         self._options = settings.options
         self._utterance: Utterance | None = None
         self._candidates = False  # the client asked for chatty-candidate events
+        self._streaming = settings.streaming  # the server's, or with the client's pause for candidates
 
     async def handle_event(self, event: Event) -> bool:
         if Describe.is_type(event.type):
@@ -101,7 +103,14 @@ class SttEventHandler(LimitedEventHandler):
 
     def _on_transcribe(self, event: Event) -> None:
         extension = event.data.get("chatty")
-        self._candidates = isinstance(extension, dict) and extension.get("candidates") is True
+        extension = extension if isinstance(extension, dict) else {}
+        self._candidates = extension.get("candidates") is True
+        self._streaming = self._settings.streaming
+        if self._candidates and (pause := extension.get("pause")) is not None:
+            # The silence after which the speculative decode (and so the candidate) starts.
+            if not isinstance(pause, int | float) or not MIN_PAUSE <= pause <= MAX_PAUSE:
+                raise RequestError(f"transcribe: 'pause' must be {MIN_PAUSE} to {MAX_PAUSE} seconds", "bad-request")
+            self._streaming = replace(self._streaming, endpoint_silence=float(pause))
         language = event.data.get("language")
         if language is not None and not isinstance(language, str):
             raise RequestError("transcribe: 'language' must be a string", "bad-request")
@@ -120,7 +129,7 @@ class SttEventHandler(LimitedEventHandler):
             fmt,
             self._options,
             scheduler=self._scheduler,
-            settings=self._settings.streaming,
+            settings=self._streaming,
             vad_executor=self._vad_executor,
             on_partial=lambda text: self.send(TranscriptChunk(text=text).event()),
             on_candidate=(lambda text: self.send(Event(CANDIDATE, {"text": text}))) if self._candidates else None,
@@ -154,6 +163,8 @@ class SttEventHandler(LimitedEventHandler):
         _LOGGER.debug("Transcript: %r", result.text)
         # The next utterance on this connection starts from the server defaults again.
         self._options = self._settings.options
+        self._streaming = self._settings.streaming
+        self._candidates = False
 
     async def disconnect(self) -> None:
         if self._utterance is not None:
