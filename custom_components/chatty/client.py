@@ -24,6 +24,7 @@ CONNECT_TIMEOUT = 5.0  # seconds to open a connection
 # Chatty's extensions of the protocol (other servers ignore them): see the servers' handlers.
 COMMIT = "chatty-commit"  # LLM: keep this connection's speculative answer in the conversation's memory
 CANDIDATE = "chatty-candidate"  # STT: what the transcript will be if the speaker is done
+CANDIDATE_PAUSE = 0.1  # seconds of silence after which Chatty's STT server offers a candidate
 
 
 class ServiceError(Exception):
@@ -34,7 +35,7 @@ class ServiceUnreachable(ServiceError):
     """No connection to the service could be opened."""
 
 
-async def _connect(host: str, port: int) -> AsyncTcpClient:
+async def async_connect(host: str, port: int) -> AsyncTcpClient:
     """An open connection; raises :class:`ServiceUnreachable`."""
     client = AsyncTcpClient(host, port)
     try:
@@ -45,8 +46,12 @@ async def _connect(host: str, port: int) -> AsyncTcpClient:
     return client
 
 
-async def _close(client: AsyncTcpClient) -> None:
-    """Close a connection; one the peer already broke is closed too."""
+async def _close(client: AsyncTcpClient, task: asyncio.Task[None] | None = None) -> None:
+    """Stop the task that works on a connection (if any) and close the connection, even a broken one."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
     with contextlib.suppress(OSError):
         await client.disconnect()
 
@@ -108,7 +113,7 @@ class AgentTurn:
 
     async def ask(self) -> None:
         """Connect and send the question; raises :class:`ServiceUnreachable`."""
-        self._client = await _connect(self.host, self.port)
+        self._client = await async_connect(self.host, self.port)
         await self._client.write_event(Event("transcript", self._data))
 
     async def replies(self) -> AsyncGenerator[Reply]:
@@ -160,8 +165,7 @@ class AudioFormat:
 
 
 async def async_synthesize(
-    host: str,
-    port: int,
+    client: AsyncTcpClient,
     text: AsyncIterable[str],
     *,
     voice: str | None,
@@ -173,10 +177,9 @@ async def async_synthesize(
     ``streaming`` servers get each piece of text as it comes (``synthesize-start``/``-chunk``/``-stop``,
     plus the whole text in ``synthesize`` for servers that read only that, as Home Assistant does);
     others get the whole text at once. The audio ends at ``synthesize-stopped`` (streaming) or at the
-    first ``audio-stop``.
+    first ``audio-stop``. The connection (:func:`async_connect`) is closed at the end.
     """
     voice_data = {"voice": {"name": voice}} if voice else {}
-    client = await _connect(host, port)
     writer: asyncio.Task[None] | None = None
     try:
         if streaming:
@@ -198,11 +201,7 @@ async def async_synthesize(
             elif event.type == "error":
                 raise ServiceError(str(data.get("text") or "the text-to-speech service reported an error"))
     finally:
-        if writer is not None:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await writer
-        await _close(client)
+        await _close(client, writer)
 
 
 async def _write_text_stream(
@@ -231,7 +230,7 @@ async def async_prepare_speech(
     The server keeps that audio a minute; no audio comes back. Returns when it is made.
     """
     voice_data = {"voice": {"name": voice}} if voice else {}
-    client = await _connect(host, port)
+    client = await async_connect(host, port)
     writer = asyncio.create_task(
         _write_text_stream(client, text, voice_data, {"prepare": True}), name="chatty tts prepare"
     )
@@ -240,10 +239,7 @@ async def async_prepare_speech(
             if event.type == "error":
                 raise ServiceError(str((event.data or {}).get("text") or "the text-to-speech service failed"))
     finally:
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await writer
-        await _close(client)
+        await _close(client, writer)
 
 
 # Speech to text -------------------------------------------------------------------------------------------------
@@ -263,7 +259,7 @@ async def async_transcribe(
     The events are read while the audio is still being sent, so a candidate (the transcript if the
     speaker is done, sent by Chatty's STT server at a pause) arrives when it is made.
     """
-    client = await _connect(host, port)
+    client = await async_connect(host, port)
     fmt = {"rate": 16000, "width": 2, "channels": 1}
     transcript: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
@@ -283,7 +279,8 @@ async def async_transcribe(
 
     reader = asyncio.create_task(read(), name="chatty stt events")
     try:
-        transcribe: dict[str, Any] = {"chatty": {"candidates": on_candidate is not None}}
+        # Candidates after a 0.1 s pause (the server's own decode waits 0.2 s): the answer begins sooner.
+        transcribe: dict[str, Any] = {"chatty": {"candidates": True, "pause": CANDIDATE_PAUSE}} if on_candidate else {}
         if language:
             transcribe["language"] = language
         await client.write_event(Event("transcribe", transcribe))
@@ -299,7 +296,4 @@ async def async_transcribe(
         reader.result()  # raises what broke the exchange
         return transcript.result()
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
-        await _close(client)
+        await _close(client, reader)

@@ -17,12 +17,12 @@ from homeassistant.components import conversation
 from homeassistant.const import MATCH_ALL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import intent
-from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import ChattyConfigEntry
 from .client import AgentTurn, Reply, ReplyKind, ServiceError, ServiceUnreachable
-from .const import ANSWER_TIMEOUT, CONF_PROMPT, DOMAIN, LOST_SPEECH, UNREACHABLE_SPEECH
+from .const import ANSWER_TIMEOUT, CONF_PROMPT, LOST_SPEECH, UNREACHABLE_SPEECH
+from .entity import ChattyEntity
 from .speculation import Speculation, Speculator, TextFeed, speculator
 
 _LOGGER = logging.getLogger(__name__)
@@ -46,27 +46,16 @@ class _Turn:
     error_code: intent.IntentResponseErrorCode = intent.IntentResponseErrorCode.FAILED_TO_HANDLE
 
 
-class ChattyConversationEntity(conversation.ConversationEntity, conversation.AbstractConversationAgent):
+class ChattyConversationEntity(conversation.ConversationEntity, conversation.AbstractConversationAgent, ChattyEntity):
     """A Wyoming handle program as a streaming Home Assistant conversation agent."""
 
     _attr_supports_streaming = True
 
     def __init__(self, entry: ChattyConfigEntry) -> None:
         """One agent per config entry; the device is the service."""
-        self.entry = entry
-        self.service = entry.runtime_data
-        agent = self.service.info.agent
+        agent = entry.runtime_data.info.agent
         assert agent is not None
-        self._attr_name = entry.title  # Home Assistant's TTS needs an engine name; as its Wyoming entities do
-        self._attr_unique_id = f"{entry.entry_id}-conversation"
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, entry.entry_id)},
-            name=entry.title,
-            manufacturer="Chatty",
-            model=agent.model or agent.name,
-            sw_version=agent.version,
-            entry_type=DeviceEntryType.SERVICE,
-        )
+        ChattyEntity.__init__(self, entry, "conversation", agent.model or agent.name, agent.version)
         self._languages: list[str] = list(agent.languages)
         self._speculator: Speculator
 
@@ -79,6 +68,7 @@ class ChattyConversationEntity(conversation.ConversationEntity, conversation.Abs
         """Share the speculator (early answers) with the STT and TTS entities."""
         await super().async_added_to_hass()
         self._speculator = speculator(self.hass)
+        self._speculator.add_agent(self)
 
     async def async_will_remove_from_hass(self) -> None:
         """Drop this agent's early answers."""

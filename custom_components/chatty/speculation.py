@@ -139,6 +139,7 @@ class Speculator:
     def __init__(self, hass: HomeAssistant) -> None:
         self.hass = hass
         self.last_agent: ChattyConversationEntity | None = None
+        self._agents: list[ChattyConversationEntity] = []  # every Chatty agent in Home Assistant
         self._speculations: dict[str, Speculation] = {}
         self._speakers: dict[str, tuple[ChattyTtsEntity, str | None]] = {}  # agent entity id -> TTS, voice
         self._answers: deque[_Answer] = deque(maxlen=RECENT_ANSWERS)
@@ -146,8 +147,9 @@ class Speculator:
     # Speculative answers --------------------------------------------------------------------------------------
 
     def candidate(self, conversation_id: str, text: str, language: str | None) -> None:
-        """The STT server's candidate transcript for this conversation: put it to the last agent now."""
-        agent = self.last_agent
+        """The STT server's candidate transcript for this conversation: put it to the last agent now
+        (before any has answered: the only agent, if there is one)."""
+        agent = self.last_agent or (self._agents[0] if len(self._agents) == 1 else None)
         if agent is None or not text.strip():
             return
         current = self._speculations.get(conversation_id)
@@ -185,8 +187,14 @@ class Speculator:
         self.hass.async_create_background_task(current.cancel(), f"{DOMAIN} drop speculation")
         return None
 
+    def add_agent(self, agent: ChattyConversationEntity) -> None:
+        """An agent has been added to Home Assistant."""
+        self._agents.append(agent)
+
     def forget_agent(self, agent: ChattyConversationEntity) -> None:
         """An agent is going away: drop its speculations and what was learned about it."""
+        if agent in self._agents:
+            self._agents.remove(agent)
         for conversation_id, speculation in list(self._speculations.items()):
             if speculation.agent is agent:
                 self._drop(conversation_id)

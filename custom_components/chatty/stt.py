@@ -14,12 +14,12 @@ from collections.abc import AsyncIterable
 from homeassistant.components import stt
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import chat_session
-from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import ChattyConfigEntry
 from .client import ServiceError, async_transcribe
-from .const import DOMAIN, TRANSCRIPT_TIMEOUT
+from .const import TRANSCRIPT_TIMEOUT
+from .entity import ChattyEntity
 from .speculation import speculator
 
 _LOGGER = logging.getLogger(__name__)
@@ -33,25 +33,15 @@ async def async_setup_entry(
         async_add_entities([ChattySttEntity(entry)])
 
 
-class ChattySttEntity(stt.SpeechToTextEntity):
+class ChattySttEntity(stt.SpeechToTextEntity, ChattyEntity):
     """A Wyoming speech-to-text program (16 kHz 16-bit mono PCM, as Home Assistant's Wyoming STT)."""
 
     def __init__(self, entry: ChattyConfigEntry) -> None:
         """One entity per config entry; the device is the service."""
-        self.service = entry.runtime_data
-        program = self.service.info.stt
+        program = entry.runtime_data.info.stt
         assert program is not None
+        ChattyEntity.__init__(self, entry, "stt", program.name, program.version)
         self._program = program
-        self._attr_name = entry.title
-        self._attr_unique_id = f"{entry.entry_id}-stt"
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, entry.entry_id)},
-            name=entry.title,
-            manufacturer="Chatty",
-            model=program.name,
-            sw_version=program.version,
-            entry_type=DeviceEntryType.SERVICE,
-        )
 
     @property
     def supported_languages(self) -> list[str]:

@@ -13,6 +13,7 @@ not claim them: ffmpeg resamples, which costs a few milliseconds.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import AsyncGenerator, AsyncIterable
 from typing import Any, ClassVar
@@ -21,13 +22,13 @@ from homeassistant.components import tts
 from homeassistant.components.tts.entity import TTSAudioRequest, TTSAudioResponse
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import ChattyConfigEntry
 from .caf import caf_header
-from .client import AudioFormat, ServiceError, async_prepare_speech, async_synthesize
+from .client import AudioFormat, ServiceError, async_connect, async_prepare_speech, async_synthesize
 from .const import AUDIO_TIMEOUT, DOMAIN
+from .entity import ChattyEntity
 from .speculation import TextFeed, speculator
 
 _LOGGER = logging.getLogger(__name__)
@@ -43,27 +44,17 @@ async def async_setup_entry(
         async_add_entities([ChattyTtsEntity(entry)])
 
 
-class ChattyTtsEntity(tts.TextToSpeechEntity):
+class ChattyTtsEntity(tts.TextToSpeechEntity, ChattyEntity):
     """A Wyoming text-to-speech program whose audio reaches the listener while it is being made."""
 
     _attr_supported_options: ClassVar[list[str]] = [tts.ATTR_VOICE]
 
     def __init__(self, entry: ChattyConfigEntry) -> None:
         """One entity per config entry; the device is the service."""
-        self.service = entry.runtime_data
-        program = self.service.info.tts
+        program = entry.runtime_data.info.tts
         assert program is not None
+        ChattyEntity.__init__(self, entry, "tts", program.name, program.version)
         self._program = program
-        self._attr_name = entry.title  # Home Assistant's TTS needs an engine name; as its Wyoming entities do
-        self._attr_unique_id = f"{entry.entry_id}-tts"
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, entry.entry_id)},
-            name=entry.title,
-            manufacturer="Chatty",
-            model=program.name,
-            sw_version=program.version,
-            entry_type=DeviceEntryType.SERVICE,
-        )
         self._voices: dict[str, list[tts.Voice]] = defaultdict(list)
         for voice in program.voices:
             for language in voice.languages:
@@ -78,21 +69,18 @@ class ChattyTtsEntity(tts.TextToSpeechEntity):
         return self._voices.get(language)
 
     async def async_stream_tts_audio(self, request: TTSAudioRequest) -> TTSAudioResponse:
-        """Speak the text as it arrives; returns once the first audio is there (or the service failed)."""
+        """Speak the text as it arrives; returns once connected, so Home Assistant starts its converter
+        (ffmpeg, for a satellite) while the first words are synthesized."""
         voice: str | None = request.options.get(tts.ATTR_VOICE)
+        try:
+            client = await async_connect(self.service.host, self.service.port)
+        except ServiceError as err:
+            raise HomeAssistantError(f"Chatty text-to-speech: {err}") from err
         audio = async_synthesize(
-            self.service.host, self.service.port, self._told(request.message_gen, voice),
+            client, self._told(request.message_gen, voice),
             voice=voice, streaming=self._program.streaming, timeout=AUDIO_TIMEOUT,
         )  # fmt: skip
-        try:
-            first = await anext(audio, None)
-            header = caf_header(first.rate, first.width, first.channels) if isinstance(first, AudioFormat) else None
-        except (ServiceError, OSError, TimeoutError, ValueError) as err:
-            await audio.aclose()
-            raise HomeAssistantError(
-                f"Chatty text-to-speech at {self.service.host}:{self.service.port}: {err}"
-            ) from err
-        return TTSAudioResponse(EXTENSION, self._caf(header, audio))
+        return TTSAudioResponse(EXTENSION, self._caf(audio, time.monotonic()))
 
     async def _told(self, text: AsyncIterable[str], voice: str | None) -> AsyncGenerator[str]:
         """The text to speak, passed on; its first part tells the speculator whose answer this entity speaks."""
@@ -110,22 +98,28 @@ class ChattyTtsEntity(tts.TextToSpeechEntity):
         self.hass.async_create_background_task(self._prepare(text, voice), f"{DOMAIN} prepare speech")
 
     async def _prepare(self, text: TextFeed, voice: str | None) -> None:
+        started = time.monotonic()
         try:
             await async_prepare_speech(self.service.host, self.service.port, text, voice=voice, timeout=AUDIO_TIMEOUT)
+            _LOGGER.debug("First words prepared in %.0f ms", (time.monotonic() - started) * 1000)
         except (ServiceError, OSError, TimeoutError) as err:
             _LOGGER.debug("Preparing speech on %s:%s failed: %s", self.service.host, self.service.port, err)
 
-    async def _caf(self, header: bytes | None, audio: AsyncGenerator[Any]) -> AsyncGenerator[bytes]:
-        """The CAF stream: the header, then PCM as the service sends it."""
+    async def _caf(self, audio: AsyncGenerator[Any], asked: float) -> AsyncGenerator[bytes]:
+        """The CAF stream: the header once the format is known, then PCM as the service sends it."""
+        header_sent = False
         try:
-            if header is None:  # no text, no audio: an empty stream
-                yield caf_header(16000, 2, 1)
-                return
-            yield header
             async for item in audio:
-                if isinstance(item, bytes):
+                if isinstance(item, AudioFormat):
+                    if not header_sent:
+                        header_sent = True
+                        _LOGGER.debug("First audio %.0f ms after the request", (time.monotonic() - asked) * 1000)
+                        yield caf_header(item.rate, item.width, item.channels)
+                elif header_sent:
                     yield item
-        except (ServiceError, OSError, TimeoutError) as err:
+        except (ServiceError, OSError, TimeoutError, ValueError) as err:
             _LOGGER.warning("Chatty text-to-speech at %s:%s stopped: %s", self.service.host, self.service.port, err)
         finally:
             await audio.aclose()
+        if not header_sent:  # no text, or no audio: an empty stream
+            yield caf_header(16000, 2, 1)
