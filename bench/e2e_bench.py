@@ -36,6 +36,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from stt_bench import free_port, percentile  # noqa: E402
 
+from chatty_common.audio import write_wav  # noqa: E402
+
 QUESTIONS = [
     "What is the capital of France?",
     "How many legs does a spider have?",
@@ -54,13 +56,13 @@ STAGES = ("end_of_speech", "transcript", "llm_first", "tts_first_audio", "first_
 FIGURES = ("QUESTION-TO-RESPONSE_MS", "VOICE-TO-VOICE_MS", "STT_MS", "LLM-TTF_MS", "LLM-TOTAL_MS", "TTS-TTFA_MS")
 
 
-def speech(text: str, work: Path) -> bytes:
-    """16 kHz mono 16-bit speech from espeak-ng (resampled with soxr)."""
+def speech(text: str, work: Path, voice: str = "en-us") -> bytes:
+    """16 kHz mono 16-bit speech from espeak-ng in one of its voices (resampled with soxr)."""
     import numpy as np
     import soxr
 
     raw = work / "say.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), text], check=True)
+    subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text], check=True)
     with wave.open(str(raw), "rb") as wav:
         samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
         rate = wav.getframerate()
@@ -74,13 +76,7 @@ def microphone(work: Path, rounds: int) -> Path:
     for _ in range(rounds):
         for question in QUESTIONS:
             pcm += nabu + silence(0.6) + speech(question, work) + silence(GAP_SECONDS)
-    path = work / "turns.wav"
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(16000)
-        wav.writeframes(pcm)
-    return path
+    return write_wav(work / "turns.wav", pcm)
 
 
 def start(module: str, port: int, work: Path, *args: str) -> subprocess.Popen:

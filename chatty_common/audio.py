@@ -10,7 +10,9 @@ few milliseconds).
 
 from __future__ import annotations
 
+import wave
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import soxr
@@ -125,3 +127,13 @@ class PcmToPcm16:
             self._pending = b""
             return b""
         return float_to_pcm16(self._converter.flush())
+
+
+def write_wav(path: str | Path, pcm: bytes, rate: int = 16000) -> Path:
+    """16-bit mono PCM as a WAV file (a satellite's microphone file, a test clip)."""
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm)
+    return Path(path)

@@ -54,6 +54,8 @@ from typing import Any, Self
 
 import aiohttp
 
+from chatty_common.audio import write_wav
+
 ROOT = Path(__file__).resolve().parents[1]
 HA_VERSIONS = ("2025.4.4", "2026.2.3")  # the Home Assistant releases the tests run against, the newest last
 DEFAULT_HA_VERSION = HA_VERSIONS[0]  # in .venv-ha itself, started with its own hass (as before 2026.2.3)
@@ -90,16 +92,6 @@ def read_wav(path: str | Path) -> tuple[bytes, int]:
         if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
             raise ValueError(f"{path}: need 16-bit mono, got {wav.getsampwidth() * 8}-bit × {wav.getnchannels()}")
         return wav.readframes(wav.getnframes()), wav.getframerate()
-
-
-def write_wav(path: Path, pcm: bytes, rate: int = SAMPLE_RATE) -> Path:
-    """16-bit mono PCM as a WAV file."""
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(pcm)
-    return path
 
 
 def decode_audio(audio: bytes, path: Path) -> Path:

@@ -19,6 +19,7 @@ import pytest
 from conftest import free_port, word_accuracy, words, write_config
 from test_satellite_listening import DATA, detections, pcm16k
 
+from chatty_common.audio import write_wav
 from satellite.wake import LocalWakeDetector, parse_wake_word
 from wyoming_chatty_stt.client import stream_wav
 
@@ -49,15 +50,6 @@ def loud(samples: np.ndarray, rate: int, start: float, end: float) -> float:
     block = rate // 50
     blocks = part[: len(part) // block * block].reshape(-1, block)
     return float((np.abs(blocks).max(axis=1) > 300).mean()) if len(blocks) else 0.0
-
-
-def write_wav(path: Path, pcm: bytes, rate: int = 16000) -> Path:
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(pcm)
-    return path
 
 
 @pytest.fixture(scope="module")

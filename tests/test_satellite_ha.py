@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import soxr
 from conftest import free_port, word_accuracy, words
-from test_satellite_direct import SATELLITE_DATA, loud, read_speaker, write_wav
+from test_satellite_direct import SATELLITE_DATA, loud, read_speaker
 from test_satellite_listening import detections, pcm16k
 from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -35,6 +35,7 @@ from wyoming.satellite import PauseSatellite, RunSatellite
 from wyoming.timer import TimerFinished, TimerStarted
 from wyoming.tts import Synthesize
 
+from chatty_common.audio import write_wav
 from satellite.wake import LocalWakeDetector, parse_wake_word
 from wyoming_chatty_stt.client import stream_wav
 from wyoming_chatty_tts.client import speak

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import pytest
 from conftest import words
-from test_satellite_direct import SATELLITE_DATA, run_satellite, write_wav
+from test_satellite_direct import SATELLITE_DATA, run_satellite
 from test_satellite_listening import pcm16k
+
+from chatty_common.audio import write_wav
 
 TURNS = 4
 
