@@ -71,7 +71,13 @@ class ZeroconfAdvertiser:
             port=self.port,
             server=f"{self.name}.local.",
         )
-        await self._aiozc.async_register_service(self._info)
+        # Another server may hold the name (a second Chatty in the house with default names): take the
+        # next free one ("chatty-stt-2") rather than fail, and say so.
+        await self._aiozc.async_register_service(self._info, allow_name_change=True)
+        name = self._info.name[: -len(SERVICE_TYPE) - 1]
+        if name != self.name:
+            _LOGGER.warning("Zeroconf: the name %s is taken on this network; advertising as %s", self.name, name)
+            self.name = name
         _LOGGER.info("Zeroconf: advertising %s on %s:%s", self.name, self.host, self.port)
 
     async def close(self) -> None:

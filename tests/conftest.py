@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -24,6 +25,28 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+async def find_advertised(name_prefix: str, port: int, timeout: float = 10.0):
+    """The Wyoming service advertised on loopback for ``port`` under a name starting with ``name_prefix``.
+
+    Other servers may be advertised with the same prefix (another Chatty on this machine, servers of
+    earlier tests), so a service is matched by its port.
+    """
+    from chatty_common.zeroconf import browse
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    want = 1
+    while (remaining := deadline - loop.time()) > 0:
+        found = await browse(remaining, interface="127.0.0.1", name_prefix=name_prefix, wait_for=want)
+        for service in found:
+            if service.port == port:
+                return service
+        if len(found) < want:
+            break
+        want = len(found) + 1
+    raise AssertionError(f"no {name_prefix}* service for port {port} advertised on loopback within {timeout} s")
 
 
 def words(text: str) -> list[str]:

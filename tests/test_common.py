@@ -7,9 +7,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import find_advertised, free_port
 
 from chatty_common.audio import PcmFormat, PcmToFloat, UnsupportedAudio
 from chatty_common.protocol import ClientGone, EventLimits, RequestError, read_event
+from chatty_common.zeroconf import ZeroconfAdvertiser
 
 
 def _tone(rate: int, seconds: float = 1.0, freq: float = 440.0) -> np.ndarray:
@@ -116,3 +118,22 @@ def test_heartbeat_reports_while_a_long_step_runs_and_stops_after(caplog):
     assert 4 <= len(during) <= 7, during
     assert all(m.startswith("Quantizing: still working (") for m in during)
     assert len(caplog.records) == len(during)  # silent once the step is over
+
+
+async def test_a_taken_zeroconf_name_is_advertised_under_the_next_free_one(caplog):
+    """A second Chatty in the house with default names: the second server takes "NAME-2" instead of failing."""
+    name = f"chatty-test-{free_port()}"
+    first = ZeroconfAdvertiser(name, free_port(), "127.0.0.1")
+    second = ZeroconfAdvertiser(name, free_port(), "127.0.0.1")
+    await first.start()
+    try:
+        await second.start()
+        try:
+            assert second.name == f"{name}-2"
+            assert f"the name {name} is taken on this network; advertising as {name}-2" in caplog.text
+            assert (await find_advertised(name, first.port)).name == name
+            assert (await find_advertised(name, second.port)).name == f"{name}-2"
+        finally:
+            await second.close()
+    finally:
+        await first.close()

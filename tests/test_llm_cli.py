@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
-from conftest import free_port, write_config
+from conftest import find_advertised, free_port, write_config
 
 from chatty_common.health_check import describe
-from chatty_common.zeroconf import browse
 
 
 def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -66,7 +66,8 @@ async def test_zeroconf_advertises_chatty_llm_on_loopback(start_server, llm_dir)
     server = start_server(
         "wyoming_chatty_llm", "--data-dir", str(llm_dir), "--zeroconf", "--zeroconf-host", "127.0.0.1"
     )
-    found = await browse(10.0, interface="127.0.0.1", name_prefix="chatty-llm", wait_for=1)
-    assert [(s.name, s.host, s.port) for s in found] == [("chatty-llm", "127.0.0.1", server.port)]
-    info = await describe(found[0].uri)
+    service = await find_advertised("chatty-llm", server.port)
+    # "chatty-llm-2" and so on when another Chatty on this machine holds the name
+    assert re.fullmatch(r"chatty-llm(-\d+)?", service.name) and service.host == "127.0.0.1"
+    info = await describe(service.uri)
     assert info.handle[0].models[0].languages == ["en"]
