@@ -270,6 +270,18 @@ async def test_describe_is_answered_while_synthesis_runs(tts_server):
     assert max(waits) < 0.25, waits
 
 
+async def _cpu_seconds(process: psutil.Process, seconds: float) -> float:
+    """CPU time the process used (user and system) during the next ``seconds``."""
+    before = sum(process.cpu_times()[:2])
+    await asyncio.sleep(seconds)
+    return sum(process.cpu_times()[:2]) - before
+
+
+async def _read_all(reader: asyncio.StreamReader) -> None:
+    while await reader.read(65536):
+        pass
+
+
 async def test_a_client_that_stops_reading_pauses_its_synthesis(tts_server):
     """Backpressure: audio for a client that reads nothing queues up only so far, then synthesis waits."""
     process = psutil.Process(tts_server.process.pid)
@@ -277,16 +289,27 @@ async def test_a_client_that_stops_reading_pauses_its_synthesis(tts_server):
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # keep the kernel from buffering minutes
     sock.connect((host, int(port)))
-    _reader, writer = await asyncio.open_connection(sock=sock)
-    data = json.dumps({"text": " ".join(SENTENCES * 30)}).encode()  # about six minutes of speech
+    reader, writer = await asyncio.open_connection(sock=sock)
+    data = json.dumps({"text": " ".join(SENTENCES * 100)}).encode()  # about fifteen minutes of speech
     writer.write(json.dumps({"type": "synthesize", "data_length": len(data)}).encode() + b"\n" + data)
     await writer.drain()
-    await asyncio.sleep(20)  # enough to fill every buffer on the way
-    before = sum(process.cpu_times()[:2])
-    await asyncio.sleep(3)
-    busy = sum(process.cpu_times()[:2]) - before
+    # The buffers on the way (the kernel's send buffer grows to 4 MB, about 90 s of audio) fill at the
+    # speed of synthesis, which a busy machine slows; so wait until the server goes quiet, for at most
+    # 90 s, far less than synthesizing everything takes.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 90
+    busy: list[float] = []
+    while loop.time() < deadline:
+        busy.append(await _cpu_seconds(process, 3))
+        if busy[-1] < 0.5:
+            break
+    assert busy[-1] < 0.5, f"the server kept synthesizing for a client that reads nothing (CPU s per 3 s: {busy})"
+    # Paused, not finished: once the client reads again, synthesis goes on.
+    drain = asyncio.create_task(_read_all(reader))
+    resumed = await _cpu_seconds(process, 3)
+    drain.cancel()
     writer.transport.abort()
-    assert busy < 0.5, f"the server kept synthesizing for a client that reads nothing ({busy:.1f} s CPU in 3 s)"
+    assert resumed > 0.5, f"synthesis did not go on when the client read again ({resumed:.1f} s CPU in 3 s)"
     result = await speak(tts_server.uri, "Still here.")
     assert result.seconds() > 0.3
 
