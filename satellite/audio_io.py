@@ -17,9 +17,11 @@ import threading
 import time
 import wave
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from chatty_common.audio import PcmFormat, PcmToPcm16, UnsupportedAudio
 
@@ -185,71 +187,205 @@ def _find_device(audio, wanted: str, kind: str) -> int:
     raise DeviceError(f"no {kind} device {wanted!r}; {kind} devices: {names}")
 
 
+# PortAudio's set-up and tear-down (Pa_Initialize, Pa_Terminate, opening and closing streams) is not
+# thread-safe: the microphone and the speaker reopening at once from their threads corrupted the heap.
+_PORTAUDIO_LOCK = threading.RLock()
+
+
+class _PortAudioStream:
+    """One PortAudio stream on a device named by the user; opened again from scratch after a failure.
+
+    PortAudio reads the list of devices when it is first initialized, and again only once every
+    ``PyAudio()`` of the process has been terminated; so a device that went away and came back (a
+    restarted sound server, a USB sound card plugged in again) is found again once both the
+    microphone and the speaker have let go of theirs, which they do when the device fails.
+    """
+
+    def __init__(self, device: str | None, kind: str, rate: int, frames_per_buffer: int) -> None:
+        self.device = device or "default"
+        self._kind = kind
+        self._rate = rate
+        self._frames_per_buffer = frames_per_buffer
+        self._pyaudio = _pyaudio()
+        self._audio: Any = None
+        self.stream: Any = None
+
+    def open(self) -> None:
+        what = "microphone" if self._kind == "input" else "speaker"
+        with _PORTAUDIO_LOCK:
+            self._audio = self._pyaudio.PyAudio()
+            try:
+                index = None if self.device == "default" else _find_device(self._audio, self.device, self._kind)
+                self.stream = self._audio.open(
+                    format=self._pyaudio.paInt16, channels=1, rate=self._rate,
+                    frames_per_buffer=self._frames_per_buffer,
+                    **{self._kind: True, f"{self._kind}_device_index": index},
+                )  # fmt: skip
+            except (OSError, ValueError) as err:
+                self.release()
+                raise DeviceError(f"cannot open the {what} {self.device}: {err}") from err
+            except DeviceError:
+                self.release()
+                raise
+
+    def release(self) -> None:
+        """Close the stream and PortAudio; never while another thread is inside the stream."""
+        with _PORTAUDIO_LOCK:
+            if self.stream is not None:
+                with contextlib.suppress(OSError):
+                    self.stream.stop_stream()
+                    self.stream.close()
+                self.stream = None
+            if self._audio is not None:
+                self._audio.terminate()
+                self._audio = None
+
+
+class RealTimePacer:
+    """Holds a device that moves audio faster than real time (one without a clock) to real time.
+
+    A sound card moves audio at its own pace; an ALSA ``file`` PCM or a broken driver moves it at CPU
+    speed, which would flood the satellite. :meth:`delay` counts the audio moved and says how long to
+    wait once it is more than ``slack`` seconds ahead of the wall clock. It measures over windows of
+    ``window`` seconds, so the slow drift between a real device's clock and the system's never adds up.
+    """
+
+    def __init__(self, slack: float = 0.5, window: float = 60.0) -> None:
+        self._slack = slack
+        self._window = window
+        self._start: float | None = None
+        self._seconds = 0.0
+
+    def delay(self, seconds: float) -> float:
+        """Count ``seconds`` of audio just moved; how long to wait before moving more."""
+        now = time.monotonic()
+        if self._start is None or now - self._start > self._window:
+            self._start, self._seconds = now, 0.0
+        self._seconds += seconds
+        return max(self._seconds - (now - self._start) - self._slack, 0.0)
+
+
+MIC_QUEUE_SECONDS = 2.0  # audio waiting for the satellite before the oldest is dropped
+MIC_STALL_SECONDS = 5.0  # no audio for this long: the microphone has stalled (logged, then waited for)
+DROP_LOG_SECONDS = 30.0  # at most one line this often about dropped microphone audio
+MIC_JOIN_SECONDS = 1.0  # how long closing waits for the reader thread to leave the device
+
+
 class PyAudioMicrophone(Microphone):
-    """A PortAudio input device at 16 kHz mono (PortAudio converts where the device cannot)."""
+    """A PortAudio input device at 16 kHz mono (PortAudio converts where the device cannot).
+
+    A thread reads the device. It never runs ahead of real time (see :class:`RealTimePacer`), and
+    the device is closed only after that thread has left it: closing a PortAudio stream while
+    another thread is inside ``read`` crashes libpulse.
+    """
 
     def __init__(self, device: str | None) -> None:
-        self._pyaudio = _pyaudio()
-        self._audio = self._pyaudio.PyAudio()
-        self._device = device
-        try:
-            self._index = None if device in (None, "default") else _find_device(self._audio, device, "input")
-        except DeviceError:
-            self._audio.terminate()
-            raise
-        self._stream = None
-        self._open()
-        self.description = f"PortAudio input {device or 'default'}"
+        self._device = _PortAudioStream(device, "input", MIC_RATE, FRAME_SAMPLES * 2)
+        self._device.open()
+        self.description = f"PortAudio input {self._device.device}"
         self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
 
-    def _open(self) -> None:
-        try:
-            self._stream = self._audio.open(
-                format=self._pyaudio.paInt16, channels=1, rate=MIC_RATE, input=True,
-                input_device_index=self._index, frames_per_buffer=FRAME_SAMPLES * 2,
-            )  # fmt: skip
-        except (OSError, ValueError) as err:
-            raise DeviceError(f"cannot open the microphone {self._device or 'default'}: {err}") from err
+    def _stop_reader(self) -> bool:
+        """Stop the reader thread; False if it is still inside the device (a stalled ``read``)."""
+        self._stop.set()
+        if self._reader is not None:
+            self._reader.join(MIC_JOIN_SECONDS)
+            if self._reader.is_alive():
+                return False
+            self._reader = None
+        self._stop.clear()
+        return True
 
-    def _close_stream(self) -> None:
-        if self._stream is not None:
-            with contextlib.suppress(OSError):
-                self._stream.stop_stream()
-                self._stream.close()
-            self._stream = None
+    def _read(self, stream, deliver) -> None:
+        """The reader thread: chunks to ``deliver`` (on the event loop) until stopped or the device fails."""
+        pacer = RealTimePacer()
+        chunk = FRAME_SAMPLES * 2
+        warned = False
+        while not self._stop.is_set():
+            try:
+                data = stream.read(chunk, exception_on_overflow=False)
+            except OSError as err:
+                deliver(err)
+                return
+            deliver(data)
+            wait = pacer.delay(chunk / MIC_RATE)
+            if wait:
+                if not warned:
+                    warned = True
+                    _LOGGER.warning(
+                        "The microphone %s delivers audio faster than real time (a device without a clock?); "
+                        "reading it at real-time pace",
+                        self._device.device,
+                    )
+                self._stop.wait(wait)
 
     async def frames(self) -> AsyncIterator[Frame]:
-        if self._stream is None:
-            self._open()
+        if not self._stop_reader():
+            raise DeviceError("the microphone's reader is stuck in the device")
+        if self._device.stream is None:
+            self._device.open()
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[bytes | Exception] = asyncio.Queue(maxsize=500)
+        chunks: deque[bytes | Exception] = deque()
+        most = int(MIC_QUEUE_SECONDS * MIC_RATE / (FRAME_SAMPLES * 2))
+        ready = asyncio.Event()
+        dropped = 0
+        dropped_logged_at = -DROP_LOG_SECONDS
 
-        def read() -> None:
-            stream = self._stream
-            while not self._stop.is_set() and stream is not None:
-                try:
-                    data = stream.read(FRAME_SAMPLES * 2, exception_on_overflow=False)
-                except OSError as err:
-                    loop.call_soon_threadsafe(queue.put_nowait, err)
-                    return
-                loop.call_soon_threadsafe(queue.put_nowait, data)
+        def put(data: bytes | Exception) -> None:  # on the event loop
+            nonlocal dropped
+            if len(chunks) >= most:
+                chunks.popleft()
+                dropped += 1
+            chunks.append(data)
+            ready.set()
 
-        reader = threading.Thread(target=read, name="mic", daemon=True)
-        reader.start()
+        def deliver(data: bytes | Exception) -> None:  # on the reader thread
+            with contextlib.suppress(RuntimeError):  # the event loop is closed
+                loop.call_soon_threadsafe(put, data)
+
+        self._reader = threading.Thread(target=self._read, args=(self._device.stream, deliver), name="mic", daemon=True)
+        self._reader.start()
         framer = _Framer(MIC_FORMAT)
+        stalled = False
         while True:
-            data = await queue.get()
+            if not chunks:
+                ready.clear()
+                try:
+                    await asyncio.wait_for(ready.wait(), MIC_STALL_SECONDS)
+                except TimeoutError:
+                    if not stalled:
+                        stalled = True
+                        _LOGGER.warning(
+                            "The microphone %s delivered no audio for %.0f s; waiting for it",
+                            self._device.device, MIC_STALL_SECONDS,
+                        )  # fmt: skip
+                    continue
+            if stalled:
+                stalled = False
+                _LOGGER.info("The microphone %s delivers audio again", self._device.device)
+            if dropped and time.monotonic() - dropped_logged_at >= DROP_LOG_SECONDS:
+                dropped_logged_at = time.monotonic()
+                _LOGGER.warning(
+                    "Dropped %.1f s of microphone audio that came faster than the satellite took it",
+                    dropped * FRAME_SAMPLES * 2 / MIC_RATE,
+                )
+                dropped = 0
+            data = chunks.popleft()
             if isinstance(data, Exception):
-                self._close_stream()
+                self._stop_reader()
+                self._device.release()
                 raise DeviceError(f"the microphone stopped: {data}")
             now = time.monotonic()
             for pcm in framer.frames(data):
                 yield Frame(pcm, now)
 
     async def close(self) -> None:
-        self._stop.set()
-        self._close_stream()
-        self._audio.terminate()
+        if not await asyncio.to_thread(self._stop_reader):
+            # Closing the stream under a thread that is inside it crashes; the process is ending anyway.
+            _LOGGER.warning("The microphone is stuck in a read (%.0f s); leaving it open", MIC_JOIN_SECONDS)
+            return
+        self._device.release()
 
 
 class Speaker(ABC):
@@ -258,10 +394,16 @@ class Speaker(ABC):
 
     rate: int
     paced: bool = False
+    reopenable: bool = False
+    """Whether :meth:`reopen` can bring the device back after a failed ``write``."""
     description: str
 
     @abstractmethod
     def write(self, pcm: bytes) -> None: ...
+
+    def reopen(self) -> None:
+        """Open the device again after a failed ``write`` (only where ``reopenable``)."""
+        raise DeviceError(f"the speaker {self.description} cannot be opened again")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release."""
@@ -343,27 +485,22 @@ class PyAudioSpeaker(Speaker):
     """A PortAudio output device; its ``write`` blocks at the device's pace."""
 
     paced = True
+    reopenable = True
 
     def __init__(self, device: str | None, rate: int) -> None:
-        pyaudio = _pyaudio()
         self.rate = rate
-        self._audio = pyaudio.PyAudio()
-        try:
-            index = None if device in (None, "default") else _find_device(self._audio, device, "output")
-            self._stream = self._audio.open(
-                format=pyaudio.paInt16, channels=1, rate=rate, output=True, output_device_index=index,
-                frames_per_buffer=rate // 100 * 2,
-            )  # fmt: skip
-        except (OSError, ValueError) as err:
-            self._audio.terminate()
-            raise DeviceError(f"cannot open the speaker {device or 'default'}: {err}") from err
-        self.description = f"PortAudio output {device or 'default'}"
+        self._device = _PortAudioStream(device, "output", rate, rate // 100 * 2)
+        self._device.open()
+        self.description = f"PortAudio output {self._device.device}"
 
     def write(self, pcm: bytes) -> None:
-        self._stream.write(pcm)
+        if self._device.stream is None:
+            raise DeviceError(f"the speaker {self._device.device} is not open")
+        self._device.stream.write(pcm)
+
+    def reopen(self) -> None:
+        self._device.release()
+        self._device.open()
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._stream.stop_stream()
-            self._stream.close()
-        self._audio.terminate()
+        self._device.release()

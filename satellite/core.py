@@ -8,6 +8,7 @@ follow-up) to its end, queuing its frames for whoever streams them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -125,12 +126,14 @@ class Listener:
         """What the microphone hears. A microphone that fails at once is an error; one that stops after
         working (a USB glitch, a recorder that crashed) is opened again with back-off."""
         loop = asyncio.get_running_loop()
-        worked = False
+        worked = failed = False
         backoff = MIC_RETRY_FIRST
         while True:
             try:
                 async for frame in self.mic.frames():
-                    worked, backoff = True, MIC_RETRY_FIRST
+                    if failed:
+                        _LOGGER.info("The microphone %s works again", self.mic.description)
+                    worked, failed, backoff = True, False, MIC_RETRY_FIRST
                     wake, speech = await loop.run_in_executor(self._executor, self._analyse, frame.pcm)
                     if isinstance(self.wake, RemoteWakeDetector):
                         if self._start is None:
@@ -142,6 +145,7 @@ class Listener:
                 if not worked:
                     raise
                 _LOGGER.warning("%s; opening the microphone again in %.0f s", err, backoff)
+                failed = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MIC_RETRY_MAX)
 
@@ -169,15 +173,24 @@ class Satellite:
         if isinstance(mic, FileMicrophone):
             mic.start_at = start
         self.player.start(at=start)
+        listening = asyncio.create_task(self._listen())
+        stopping = asyncio.create_task(stop.wait())
         try:
-            async for heard in self.listener.heard():
-                self.mode.on_heard(heard)
-                if stop.is_set():
-                    break
-                if isinstance(mic, FileMicrophone) and mic.ended.is_set() and self.mode.idle and not self.player.busy:
-                    _LOGGER.info("The microphone file is used up and the satellite is idle: stopping")
-                    break
+            # A stop is noticed at once, also while the microphone delivers nothing (a stalled device).
+            await asyncio.wait({listening, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            stopping.cancel()
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening  # raises what ended the listening (a microphone that cannot be used)
             await self.mode.close()
-            await self.listener.close()
-            self.player.close()
+            # Together: each waits up to a second for its thread to leave a device that has stalled.
+            await asyncio.gather(self.listener.close(), asyncio.to_thread(self.player.close))
+
+    async def _listen(self) -> None:
+        mic = self.listener.mic
+        async for heard in self.listener.heard():
+            self.mode.on_heard(heard)
+            if isinstance(mic, FileMicrophone) and mic.ended.is_set() and self.mode.idle and not self.player.busy:
+                _LOGGER.info("The microphone file is used up and the satellite is idle: stopping")
+                return

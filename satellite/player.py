@@ -19,11 +19,14 @@ from collections import deque
 
 from chatty_common.audio import PcmFormat, PcmToPcm16
 
-from .audio_io import Speaker
+from .audio_io import DeviceError, RealTimePacer, Speaker
 
 _LOGGER = logging.getLogger(__name__)
 
 SILENCE_BLOCK = 0.01  # seconds of silence written at a time while idle
+JOIN_SECONDS = 1.0  # how long closing waits for the player's thread to leave the speaker
+REOPEN_FIRST = 1.0  # seconds before a failed speaker is opened again; doubles up to REOPEN_MAX
+REOPEN_MAX = 30.0
 
 
 class Playback:
@@ -89,8 +92,7 @@ class Player:
         self.lead = lead
         self._items: deque[tuple[Playback, bytes | None]] = deque()
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._closed = False
+        self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         self._ending: list[Playback] = []
 
@@ -139,47 +141,84 @@ class Player:
             self._items.append((playback, pcm))
 
     def _run(self, clock: float) -> None:
+        """Play until closed; a speaker that fails is opened again with back-off (where it can be)."""
+        backoff = REOPEN_FIRST
+        while not self._closed.is_set():
+            try:
+                self._play(clock)
+                return
+            except Exception as err:
+                self.stop()  # what was playing is lost
+                if not self.speaker.reopenable:
+                    _LOGGER.exception("The speaker failed; playback stopped")
+                    return
+                _LOGGER.warning("The speaker failed (%s); opening it again in %.0f s", err, backoff)
+            while not self._closed.wait(backoff):
+                self.stop()  # nothing waits for sound that cannot play
+                try:
+                    self.speaker.reopen()
+                except DeviceError as err:
+                    backoff = min(backoff * 2, REOPEN_MAX)
+                    _LOGGER.warning("%s; opening the speaker again in %.0f s", err, backoff)
+                    continue
+                _LOGGER.info("The speaker %s works again", self.speaker.description)
+                backoff, clock = REOPEN_FIRST, time.monotonic()
+                break
+
+    def _play(self, clock: float) -> None:
         silence = bytes(int(self.rate * SILENCE_BLOCK) * 2)
-        try:
-            while not self._closed:
-                now = time.monotonic()
-                if clock < now - 0.05:  # fell behind (a slow write): a file keeps its timeline with silence
-                    if not self.speaker.paced:
-                        gap = int((now - clock) * self.rate)
-                        self.speaker.write(bytes(gap * 2))
-                    clock = now
-                with self._lock:
-                    item = self._items.popleft() if self._items else None
-                    if item is not None and item[1] is None:
-                        item[0].end_at = clock
-                        self._ending.append(item[0])
-                        continue
-                    ending = [p for p in self._ending if p.end_at is not None and p.end_at <= now]
-                    for playback in ending:
-                        self._ending.remove(playback)
-                for playback in ending:
-                    playback._notify(playback.finished)
-                if item is None:
-                    pcm = silence
-                else:
-                    playback, pcm = item[0], item[1]
-                    assert pcm is not None
-                    if playback.first_sound_at is None:
-                        playback.first_sound_at = max(clock, now)
-                        playback._notify(playback.started)
-                self.speaker.write(pcm)
-                clock = max(clock, now if self.speaker.paced else clock) + len(pcm) / 2 / self.rate
+        pacer = RealTimePacer()  # for a "paced" device that turns out to have no clock
+        warned = False
+        while not self._closed.is_set():
+            now = time.monotonic()
+            if clock < now - 0.05:  # fell behind (a slow write): a file keeps its timeline with silence
                 if not self.speaker.paced:
-                    delay = clock - self.lead - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-        except Exception:
-            _LOGGER.exception("The speaker failed; playback stopped")
-            self.stop()
+                    gap = int((now - clock) * self.rate)
+                    self.speaker.write(bytes(gap * 2))
+                clock = now
+            with self._lock:
+                item = self._items.popleft() if self._items else None
+                if item is not None and item[1] is None:
+                    item[0].end_at = clock
+                    self._ending.append(item[0])
+                    continue
+                ending = [p for p in self._ending if p.end_at is not None and p.end_at <= now]
+                for playback in ending:
+                    self._ending.remove(playback)
+            for playback in ending:
+                playback._notify(playback.finished)
+            if item is None:
+                pcm = silence
+            else:
+                playback, data = item
+                assert data is not None
+                pcm = data
+                if playback.first_sound_at is None:
+                    playback.first_sound_at = max(clock, now)
+                    playback._notify(playback.started)
+            self.speaker.write(pcm)
+            clock = max(clock, now if self.speaker.paced else clock) + len(pcm) / 2 / self.rate
+            if not self.speaker.paced:
+                delay = clock - self.lead - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            elif delay := pacer.delay(len(pcm) / 2 / self.rate):
+                if not warned:
+                    warned = True
+                    _LOGGER.warning(
+                        "The speaker %s takes audio faster than real time (a device without a clock?); "
+                        "playing at real-time pace",
+                        self.speaker.description,
+                    )
+                time.sleep(delay)
 
     def close(self) -> None:
-        self._closed = True
+        self._closed.set()
         self.stop()
         if self._thread is not None:
-            self._thread.join(2)
+            self._thread.join(JOIN_SECONDS)
+            if self._thread.is_alive():
+                # Closing the device under a thread that is inside it crashes; the process is ending anyway.
+                _LOGGER.warning("The speaker is stuck in a write (%.0f s); leaving it open", JOIN_SECONDS)
+                return
         self.speaker.close()

@@ -25,9 +25,9 @@ debian_package() {  # debian_package PACKAGE PATH-IT-PROVIDES WHY
   [ -e "$2" ] && return 0
   echo "setup: installing Debian's $1 ($3)"
   if [ "$(id -u)" = 0 ]; then
-    apt-get install -y -q "$1" > /dev/null || { apt-get update -q > /dev/null && apt-get install -y -q "$1" > /dev/null; }
+    apt-get install -y -q --no-install-recommends "$1" > /dev/null || { apt-get update -q > /dev/null && apt-get install -y -q --no-install-recommends "$1" > /dev/null; }
   elif command -v sudo > /dev/null && sudo -n true 2> /dev/null; then
-    sudo apt-get install -y -q "$1" > /dev/null || { sudo apt-get update -q > /dev/null && sudo apt-get install -y -q "$1" > /dev/null; }
+    sudo apt-get install -y -q --no-install-recommends "$1" > /dev/null || { sudo apt-get update -q > /dev/null && sudo apt-get install -y -q --no-install-recommends "$1" > /dev/null; }
   else
     echo "setup: $3 needs $1: run 'sudo apt-get install $1', then this again" >&2
     exit 1
@@ -39,6 +39,10 @@ fi
 if [[ ",$extras," == *,dev,* ]]; then
   debian_package shellcheck /usr/bin/shellcheck "the add-on tests check their shell scripts"
   debian_package jq /usr/bin/jq "the add-on tests run the LLM add-on's config script"
+  why="the satellite tests open real PortAudio devices on a private PulseAudio daemon"
+  debian_package pulseaudio /usr/bin/pulseaudio "$why"
+  debian_package pulseaudio-utils /usr/bin/pactl "$why"
+  debian_package libasound2-plugins /usr/share/alsa/alsa.conf.d/50-pulseaudio.conf "$why (ALSA's pulse plugin)"
 fi
 
 stamp="$venv/.chatty-setup"

@@ -22,12 +22,12 @@ import numpy as np
 import pytest
 import soxr
 from conftest import free_port, word_accuracy, words
+from ha_peer import HA_RATE, next_event, send_answer_audio
 from test_satellite_direct import SATELLITE_DATA, loud, read_speaker
 from test_satellite_listening import detections, pcm16k
 from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
-from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.ping import Ping
 from wyoming.pipeline import RunPipeline
@@ -41,8 +41,6 @@ from wyoming_chatty_stt.client import stream_wav
 from wyoming_chatty_tts.client import speak
 
 ANSWER = "The capital of France is Paris."
-HA_RATE = 22050
-HA_CHUNK_BYTES = 2048
 
 
 class Satellite:
@@ -78,28 +76,6 @@ class Satellite:
 
     def turns(self) -> list[dict]:
         return [json.loads(line) for line in self.metrics.read_text().splitlines()] if self.metrics.exists() else []
-
-
-async def next_event(client: AsyncClient, *types: str, timeout: float = 20.0) -> Event:
-    """The next event of one of ``types`` (pongs and others in between are skipped)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        event = await asyncio.wait_for(client.read_event(), max(deadline - time.monotonic(), 0.01))
-        assert event is not None, "the satellite closed the connection"
-        if event.type in types:
-            return event
-
-
-async def send_answer_audio(client: AsyncClient, pcm24k: bytes) -> float:
-    """Stream answer audio as HA does: 22050 Hz, 2048-byte chunks; returns its length in seconds."""
-    pcm = soxr.resample(np.frombuffer(pcm24k, dtype="<i2"), 24000, HA_RATE).astype("<i2").tobytes()
-    await client.write_event(AudioStart(rate=HA_RATE, width=2, channels=1, timestamp=0).event())
-    for i in range(0, len(pcm), HA_CHUNK_BYTES):
-        await client.write_event(
-            AudioChunk(rate=HA_RATE, width=2, channels=1, audio=pcm[i : i + HA_CHUNK_BYTES]).event()
-        )
-    await client.write_event(AudioStop().event())
-    return len(pcm) / 2 / HA_RATE
 
 
 @pytest.fixture(scope="module")
