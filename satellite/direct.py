@@ -276,7 +276,7 @@ class DirectMode(Mode):
                 await _close(stt)
             if answer is not None and not answer.task.done():
                 await answer.cancel()
-        return self.settings.follow_up and turn.outcome == "answered" and (turn.answer or "").rstrip().endswith("?")
+        return self.settings.follow_up and turn.asks_back()
 
     async def _answer(self, turn: Turn, text: str, answer: _Answer) -> None:
         """Ask the LLM server, stream its answer into the TTS server, play the audio (held if asked)."""

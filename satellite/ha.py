@@ -156,7 +156,6 @@ class HaMode(Mode):
         self._capture: CommandCapture | None = None
         self._turn: Turn | None = None
         self._playback: Playback | None = None
-        self._answer_text: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._ringing: asyncio.Task[None] | None = None
         self._timers: dict[str, TimerStarted] = {}
@@ -198,7 +197,6 @@ class HaMode(Mode):
             return
         self._end_capture(CommandEnd.NOTHING_SAID)
         self._turn = None
-        self._answer_text = None
         self.turn_log.write(turn)
         _LOGGER.warning("Home Assistant disconnected during a turn: playing the error sound")
         self.sounds.play(self.player, "error")  # the question was asked; no answer will come
@@ -298,9 +296,8 @@ class HaMode(Mode):
                 turn.transcript_at = time.monotonic()
                 turn.transcript = Transcript.from_event(event).text
         elif Synthesize.is_type(event.type):
-            self._answer_text = Synthesize.from_event(event).text
             if turn is not None:
-                turn.answer = self._answer_text
+                turn.answer = Synthesize.from_event(event).text
                 turn.tts_text_at = time.monotonic()
         elif self._discard_audio and (AudioChunk.is_type(event.type) or AudioStop.is_type(event.type)):
             self._discard_audio = not AudioStop.is_type(event.type)  # the interrupted answer's audio
@@ -330,8 +327,8 @@ class HaMode(Mode):
             self._timers.pop(TimerCancelled.from_event(event).id, None)
         elif TimerFinished.is_type(event.type):
             timer_id = TimerFinished.from_event(event).id
-            timer = self._timers.pop(timer_id, None)
-            _LOGGER.info("Timer %s finished: ringing", (timer.name if timer else None) or timer_id)
+            finished = self._timers.pop(timer_id, None)
+            _LOGGER.info("Timer %s finished: ringing", (finished.name if finished else None) or timer_id)
             self._ring()
         return True
 
@@ -346,16 +343,15 @@ class HaMode(Mode):
     def _on_audio_stop(self) -> None:
         playback, self._playback = self._playback, None
         turn, self._turn = self._turn, None
-        answer, self._answer_text = self._answer_text, None
         if playback is None:
             self._send(Played().event())
             return
         playback.end()
-        task = asyncio.create_task(self._after_playback(playback, turn, answer))
+        task = asyncio.create_task(self._after_playback(playback, turn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _after_playback(self, playback: Playback, turn: Turn | None, answer: str | None) -> None:
+    async def _after_playback(self, playback: Playback, turn: Turn | None) -> None:
         await playback.finished.wait()
         if turn is not None:
             turn.first_played_at = playback.first_sound_at
@@ -372,8 +368,7 @@ class HaMode(Mode):
         if (
             self.follow_up
             and turn is not None
-            and answer
-            and answer.rstrip().endswith(("?", ";", "？"))
+            and turn.asks_back()
             and self.connection is not None
             and self.running
             and self._capture is None

@@ -20,6 +20,7 @@ from chatty_common.metrics import MetricsFile
 
 _LOGGER = logging.getLogger(__name__)
 
+QUESTION_ENDINGS = ("?", ";", "？", "\u037e")  # also the full-width and the Greek question marks
 FIGURES = ("QUESTION-TO-RESPONSE_MS", "VOICE-TO-VOICE_MS", "STT_MS", "LLM-TTF_MS", "LLM-TOTAL_MS", "TTS-TTFA_MS")
 
 
@@ -50,6 +51,10 @@ class Turn:
     outcome: str = "answered"
     extra: dict[str, Any] = field(default_factory=dict)
     wall_clock_offset: float = field(default_factory=lambda: time.time() - time.monotonic())  # epoch = monotonic + this
+
+    def asks_back(self) -> bool:
+        """The answer was heard in full and ends with a question: the user is listened to again, no wake word."""
+        return self.outcome == "answered" and (self.answer or "").rstrip().endswith(QUESTION_ENDINGS)
 
     def reset_answer(self) -> None:
         """Forget an answer prepared during a pause that turned out not to be the end."""
