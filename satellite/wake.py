@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncClient
@@ -67,7 +68,7 @@ class LocalWakeDetector:
         self.words = words
         self.refractory = refractory
         self._micro: list[tuple[WakeWord, object, object]] = []
-        self._oww_features = None
+        self._oww_features: Any = None
         self._oww: list[tuple[WakeWord, object]] = []
         self._seconds = 0.0
         self._last: dict[str, float] = {}

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 
 from chatty_common.metrics import MetricsFile
@@ -139,7 +139,7 @@ class Agent:
                 ) from None
             raise BackendError(Failure.TIMEOUT, f"no answer for {options.timeout:g} s") from None
 
-    async def _pieces(self, question: str, conversation_id: str, extra_prompt: str) -> AsyncIterator[str]:
+    async def _pieces(self, question: str, conversation_id: str, extra_prompt: str) -> AsyncGenerator[str, None]:
         """The backend's stream under the timeouts; held back until the question check (if any) passes."""
         deadline = asyncio.get_running_loop().time() + self.config.options.total_timeout
         stream = self.backend.stream(self.prompt(conversation_id, question, extra_prompt))

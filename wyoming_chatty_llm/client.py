@@ -71,10 +71,10 @@ async def ask_on(
     context = {"conversation_id": conversation_id} if conversation_id else None
     answer = Answer()
     started = time.perf_counter()
-    event = Transcript(text=text, context=context).event()
+    question = Transcript(text=text, context=context).event()
     if speculative:
-        event.data["chatty"] = {"speculative": True}
-    await client.write_event(event)
+        question.data["chatty"] = {"speculative": True}
+    await client.write_event(question)
     streaming = False
     while True:
         event = await client.read_event()

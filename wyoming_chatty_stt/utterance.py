@@ -175,7 +175,7 @@ class Utterance:
             self._waiting.priority = max(self._waiting.priority, priority)
             return self._waiting
         job = self._scheduler.submit(priority, self._snapshot)
-        job.result.add_done_callback(lambda _future, job=job: self._on_decoded(job))
+        job.result.add_done_callback(lambda _future: self._on_decoded(job))
         self._waiting = job
         return job
 

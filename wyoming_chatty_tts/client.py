@@ -143,7 +143,8 @@ def main() -> None:
     if result.error:
         raise SystemExit(f"error: {result.error}")
     result.write_wav(args.output)
-    print(f"{result.seconds():.2f} s of audio in {args.output}; first audio after {result.first_audio * 1000:.0f} ms")
+    first = "never" if result.first_audio is None else f"after {result.first_audio * 1000:.0f} ms"
+    print(f"{result.seconds():.2f} s of audio in {args.output}; first audio {first}")
 
 
 if __name__ == "__main__":

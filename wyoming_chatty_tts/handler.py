@@ -35,6 +35,7 @@ from wyoming.tts import (
     SynthesizeStopped,
 )
 
+from chatty_common.audio import float_to_pcm16
 from chatty_common.heap import release_free_memory_soon
 from chatty_common.protocol import LimitedEventHandler, RequestError, limit_send_buffer
 
@@ -132,10 +133,6 @@ class _WorkQueue:
                 self._items.popleft()
             self._changed.notify_all()
         return _Cycle([" ".join(pieces)], cycle.style, cycle.voice, mergeable=True)
-
-
-def float_to_pcm16(audio: np.ndarray) -> bytes:
-    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
 
 class TtsEventHandler(LimitedEventHandler):

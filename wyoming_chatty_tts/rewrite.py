@@ -32,6 +32,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -112,8 +113,8 @@ def _rewrite_integer_op(g: _Graph, node: onnx.NodeProto) -> Rewrite | None:
         obsolete.append(add)
         result = add.output[0]
     cast = g.only_consumer(result, "Cast")
-    mul = cast and g.only_consumer(cast.output[0], "Mul")
-    if mul is None:
+    mul = g.only_consumer(cast.output[0], "Mul") if cast is not None else None
+    if cast is None or mul is None:
         return None
     obsolete += [cast, mul]
     scales = next(name for name in mul.input if name != cast.output[0])
@@ -223,7 +224,7 @@ def conv1d_to_conv2d(model: onnx.ModelProto) -> int:
             g.graph.initializer.append(tensor)
             g.inits[name_2d] = tensor
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        new_attrs: dict[str, object] = {"kernel_shape": [1, int(weight.dims[2])]}
+        new_attrs: dict[str, Any] = {"kernel_shape": [1, int(weight.dims[2])]}
         if "pads" in attrs:
             new_attrs["pads"] = [0, attrs["pads"][0], 0, attrs["pads"][1]]
         for key in ("strides", "dilations"):

@@ -168,7 +168,7 @@ class VoiceBank:
         total = sum(weight for _, weight in weighted)
         if total <= 0:
             raise VoiceError(f"voice blend {spec!r} has no positive weight")
-        return sum(style * (weight / total) for style, weight in weighted).astype(np.float32)
+        return np.sum([style * (weight / total) for style, weight in weighted], axis=0).astype(np.float32)
 
     def unknown_message(self, name: str) -> str:
         return f"unknown voice {name!r}; voices: {', '.join(self.names)} (or a blend like a:0.7+b:0.3)"

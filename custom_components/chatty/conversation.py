@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from homeassistant.components import conversation
 from homeassistant.const import MATCH_ALL
@@ -24,6 +24,9 @@ from .client import AgentTurn, Reply, ReplyKind, ServiceError, ServiceUnreachabl
 from .const import ANSWER_TIMEOUT, CONF_PROMPT, LOST_SPEECH, UNREACHABLE_SPEECH
 from .entity import ChattyEntity
 from .speculation import Speculation, Speculator, TextFeed, speculator
+
+if TYPE_CHECKING:
+    from homeassistant.components.conversation.chat_log import AssistantContentDeltaDict
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -129,7 +132,7 @@ class ChattyConversationEntity(conversation.ConversationEntity, conversation.Abs
 
     async def _deltas(
         self, user_input: conversation.ConversationInput, conversation_id: str, context: dict[str, Any], turn: _Turn
-    ) -> AsyncGenerator[dict[str, Any]]:
+    ) -> AsyncGenerator[AssistantContentDeltaDict]:
         """The answer as chat-log deltas: the role once, then text as the server writes it.
 
         A failure before any text is not added to the chat log (the result carries it); a failure

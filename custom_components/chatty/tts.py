@@ -16,7 +16,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import AsyncGenerator, AsyncIterable
-from typing import Any, ClassVar
+from typing import Any
 
 from homeassistant.components import tts
 from homeassistant.components.tts.entity import TTSAudioRequest, TTSAudioResponse
@@ -47,10 +47,9 @@ async def async_setup_entry(
 class ChattyTtsEntity(tts.TextToSpeechEntity, ChattyEntity):
     """A Wyoming text-to-speech program whose audio reaches the listener while it is being made."""
 
-    _attr_supported_options: ClassVar[list[str]] = [tts.ATTR_VOICE]
-
     def __init__(self, entry: ChattyConfigEntry) -> None:
         """One entity per config entry; the device is the service."""
+        self._attr_supported_options = [tts.ATTR_VOICE]
         program = entry.runtime_data.info.tts
         assert program is not None
         ChattyEntity.__init__(self, entry, "tts", program.name, program.version)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from ..memory import Message
 
@@ -48,7 +48,7 @@ class ChatBackend(ABC):
         return False
 
     @abstractmethod
-    def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+    def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
         """Yield the answer's text as the model writes it."""
 
     async def check_question(self, question: str) -> None:  # noqa: B027 - optional hook

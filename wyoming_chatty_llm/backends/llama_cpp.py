@@ -16,7 +16,7 @@ import importlib.util
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -125,8 +125,11 @@ class LlamaCppBackend(ChatBackend):
     def _generate(self, messages: Sequence[Message], max_tokens: int, emit: Any, stop: threading.Event) -> None:
         try:
             prompt = self._fit(messages)
-            chunks = self._llama.create_chat_completion(
-                messages=prompt, max_tokens=max_tokens, temperature=self._options.temperature, stream=True
+            chunks: Iterator[Any] = self._llama.create_chat_completion(  # type: ignore[assignment]
+                messages=prompt,  # type: ignore[arg-type] # plain role/content dicts, as llama.cpp takes them
+                max_tokens=max_tokens,
+                temperature=self._options.temperature,
+                stream=True,
             )
             for count, chunk in enumerate(chunks):
                 if stop.is_set():
@@ -142,10 +145,10 @@ class LlamaCppBackend(ChatBackend):
         finally:
             emit(_DONE)
 
-    def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+    def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
         return self._run(messages, self._options.max_tokens)
 
-    async def _run(self, messages: Sequence[Message], max_tokens: int) -> AsyncIterator[str]:
+    async def _run(self, messages: Sequence[Message], max_tokens: int) -> AsyncGenerator[str, None]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()

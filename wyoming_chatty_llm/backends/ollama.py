@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 import httpx
 import ollama
@@ -27,7 +27,7 @@ class OllamaBackend(ChatBackend):
         timeout = httpx.Timeout(options.timeout, connect=min(options.timeout, 10.0))
         self._client = ollama.AsyncClient(host=options.host, timeout=timeout, headers=headers)
 
-    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
         options = {"temperature": self._options.temperature, "num_predict": self._options.max_tokens}
         options.update(self._options.options)
         got_any = False

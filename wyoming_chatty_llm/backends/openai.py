@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
+from typing import cast
 
-import httpx
+import httpx2  # the HTTP library the openai client is built on (its errors can escape a stream)
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from ..config import OpenAIOptions
 from ..memory import Message
@@ -28,31 +30,32 @@ class OpenAIBackend(ChatBackend):
         self._client = openai.AsyncOpenAI(
             api_key=api_key or NO_KEY,
             base_url=options.base_url,
-            timeout=httpx.Timeout(options.timeout, connect=min(options.timeout, 10.0)),
+            timeout=openai.Timeout(options.timeout, connect=min(options.timeout, 10.0)),
             max_retries=0,  # a retry would come after the user has given up; the turn reports the failure
         )
 
     def _failure(self, err: Exception, got_any: bool) -> BackendError:
-        if isinstance(err, openai.APITimeoutError | httpx.TimeoutException):
+        if isinstance(err, openai.APITimeoutError | httpx2.TimeoutException):
             return BackendError(Failure.TIMEOUT, f"{self._where} did not answer in time")
         if isinstance(err, openai.APIStatusError):
             return BackendError(Failure.ERROR, f"{self._where} answered HTTP {err.status_code}: {err.message}")
-        if isinstance(err, openai.APIConnectionError | httpx.HTTPError):
+        if isinstance(err, openai.APIConnectionError | httpx2.HTTPError):
             failure = Failure.LOST if got_any else Failure.UNREACHABLE
             return BackendError(failure, f"{self._where}: {type(err).__name__}: {err}")
         return BackendError(Failure.ERROR, f"{self._where}: {type(err).__name__}: {err}")
 
-    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
         # OpenAI's newer models take max_completion_tokens only; most compatible servers know only max_tokens.
-        limit_name = "max_completion_tokens" if self._options.base_url is None else "max_tokens"
+        official = self._options.base_url is None
         got_any = False
         try:
             chunks = await self._client.chat.completions.create(
                 model=self._options.model,
-                messages=[m.as_dict() for m in messages],  # type: ignore[misc]
+                messages=cast("list[ChatCompletionMessageParam]", [m.as_dict() for m in messages]),
                 temperature=self._options.temperature,
                 stream=True,
-                **{limit_name: self._options.max_tokens},
+                max_completion_tokens=self._options.max_tokens if official else openai.omit,
+                max_tokens=openai.omit if official else self._options.max_tokens,
             )
             async with chunks:
                 async for chunk in chunks:
@@ -62,7 +65,7 @@ class OpenAIBackend(ChatBackend):
                     if text:
                         got_any = True
                         yield text
-        except (openai.APIError, httpx.HTTPError) as err:
+        except (openai.APIError, httpx2.HTTPError) as err:
             raise self._failure(err, got_any) from err
 
     @property
@@ -72,7 +75,7 @@ class OpenAIBackend(ChatBackend):
     async def check_question(self, question: str) -> None:
         try:
             result = await self._client.moderations.create(model=self._options.moderation_model, input=question)
-        except (openai.APIError, httpx.HTTPError) as err:
+        except (openai.APIError, httpx2.HTTPError) as err:
             # The user asked for moderation: without its verdict the question is not answered.
             raise self._failure(err, False) from err
         flagged = [r for r in result.results if r.flagged]
