@@ -70,8 +70,8 @@ class Microphone(ABC):
     description: str
 
     @abstractmethod
-    def frames(self) -> AsyncIterator[Frame]:
-        """Frames as they are captured; ends only when the source does."""
+    def chunks(self) -> AsyncIterator[list[Frame]]:
+        """Frames as they are captured, those of one device read together; ends only when the source does."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release the device."""
@@ -104,7 +104,7 @@ class FileMicrophone(Microphone):
     def seconds(self) -> float:
         return len(self._frames) * FRAME_SECONDS
 
-    async def frames(self) -> AsyncIterator[Frame]:
+    async def chunks(self) -> AsyncIterator[list[Frame]]:
         silence = bytes(FRAME_BYTES)
         start = self.start_at if self.start_at is not None else time.monotonic()
         self.start_at = start
@@ -116,7 +116,7 @@ class FileMicrophone(Microphone):
                 await asyncio.sleep(delay)
             if index == len(self._frames):
                 self.ended.set()
-            yield Frame(self._frames[index] if index < len(self._frames) else silence, due)
+            yield [Frame(self._frames[index] if index < len(self._frames) else silence, due)]
         self.ended.set()
 
 
@@ -132,7 +132,7 @@ class CommandMicrophone(Microphone):
         self._process: asyncio.subprocess.Process | None = None
         self.description = f"command {self._argv[0]}"
 
-    async def frames(self) -> AsyncIterator[Frame]:
+    async def chunks(self) -> AsyncIterator[list[Frame]]:
         try:
             self._process = await asyncio.create_subprocess_exec(
                 *self._argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
@@ -146,8 +146,8 @@ class CommandMicrophone(Microphone):
             if not data:
                 break
             now = time.monotonic()
-            for pcm in self._framer.frames(data):
-                yield Frame(pcm, now)
+            if frames := self._framer.frames(data):
+                yield [Frame(pcm, now) for pcm in frames]
         code = await self._process.wait()
         stderr = b""
         if self._process.stderr is not None:
@@ -320,7 +320,7 @@ class PyAudioMicrophone(Microphone):
                     )
                 self._stop.wait(wait)
 
-    async def frames(self) -> AsyncIterator[Frame]:
+    async def chunks(self) -> AsyncIterator[list[Frame]]:
         if not self._stop_reader():
             raise DeviceError("the microphone's reader is stuck in the device")
         if self._device.stream is None:
@@ -347,38 +347,46 @@ class PyAudioMicrophone(Microphone):
         self._reader = threading.Thread(target=self._read, args=(self._device.stream, deliver), name="mic", daemon=True)
         self._reader.start()
         framer = _Framer(MIC_FORMAT)
+        last_at = time.monotonic()
         stalled = False
-        while True:
-            if not chunks:
-                ready.clear()
-                try:
-                    await asyncio.wait_for(ready.wait(), MIC_STALL_SECONDS)
-                except TimeoutError:
-                    if not stalled:
-                        stalled = True
-                        _LOGGER.warning(
-                            "The microphone %s delivered no audio for %.0f s; waiting for it",
-                            self._device.device, MIC_STALL_SECONDS,
-                        )  # fmt: skip
-                    continue
-            if stalled:
-                stalled = False
-                _LOGGER.info("The microphone %s delivers audio again", self._device.device)
-            if dropped and time.monotonic() - dropped_logged_at >= DROP_LOG_SECONDS:
-                dropped_logged_at = time.monotonic()
-                _LOGGER.warning(
-                    "Dropped %.1f s of microphone audio that came faster than the satellite took it",
-                    dropped * FRAME_SAMPLES * 2 / MIC_RATE,
-                )
-                dropped = 0
-            data = chunks.popleft()
-            if isinstance(data, Exception):
-                self._stop_reader()
-                self._device.release()
-                raise DeviceError(f"the microphone stopped: {data}")
-            now = time.monotonic()
-            for pcm in framer.frames(data):
-                yield Frame(pcm, now)
+
+        async def watch() -> None:  # a timer a second, rather than a timeout on every chunk
+            nonlocal stalled
+            while True:
+                await asyncio.sleep(1.0)
+                if not stalled and time.monotonic() - last_at >= MIC_STALL_SECONDS:
+                    stalled = True
+                    _LOGGER.warning(
+                        "The microphone %s delivered no audio for %.0f s; waiting for it",
+                        self._device.device, MIC_STALL_SECONDS,
+                    )  # fmt: skip
+
+        watchdog = asyncio.create_task(watch())
+        try:
+            while True:
+                if not chunks:
+                    ready.clear()
+                    await ready.wait()
+                last_at = time.monotonic()
+                if stalled:
+                    stalled = False
+                    _LOGGER.info("The microphone %s delivers audio again", self._device.device)
+                if dropped and last_at - dropped_logged_at >= DROP_LOG_SECONDS:
+                    dropped_logged_at = last_at
+                    _LOGGER.warning(
+                        "Dropped %.1f s of microphone audio that came faster than the satellite took it",
+                        dropped * FRAME_SAMPLES * 2 / MIC_RATE,
+                    )
+                    dropped = 0
+                data = chunks.popleft()
+                if isinstance(data, Exception):
+                    self._stop_reader()
+                    self._device.release()
+                    raise DeviceError(f"the microphone stopped: {data}")
+                if frames := framer.frames(data):
+                    yield [Frame(pcm, last_at) for pcm in frames]
+        finally:
+            watchdog.cancel()
 
     async def close(self) -> None:
         if not await asyncio.to_thread(self._stop_reader):

@@ -8,11 +8,11 @@ follow-up) to its end, queuing its frames for whoever streams them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -23,6 +23,7 @@ from .wake import LocalWakeDetector, RemoteWakeDetector
 
 _LOGGER = logging.getLogger(__name__)
 
+VAD_WARM_UP_FRAMES = 30  # 0.3 s
 MIC_RETRY_FIRST = 1.0
 MIC_RETRY_MAX = 30.0
 
@@ -99,6 +100,11 @@ class Mode(ABC):
     def idle(self) -> bool:
         """Nothing is being listened to, answered or played."""
 
+    @property
+    @abstractmethod
+    def capturing(self) -> bool:
+        """A spoken command is being heard (its end is looked for: the speech probability is needed)."""
+
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open what the mode needs (a server, connections)."""
 
@@ -117,29 +123,59 @@ class Listener:
         self.vad = vad
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="listener")
         self._start: float | None = None
+        self._vad_on = False
+        self._recent: deque[bytes] = deque(maxlen=VAD_WARM_UP_FRAMES)
 
-    def _analyse(self, pcm: bytes) -> tuple[str | None, float]:
-        wake = self.wake.process(pcm) if isinstance(self.wake, LocalWakeDetector) else None
-        return wake, self.vad.process(pcm)
+    def _analyse(self, chunk: list[Frame], want_speech: bool) -> list[tuple[str | None, float]]:
+        """Wake word and speech probability for each frame of a chunk (on the listener's thread).
 
-    async def heard(self) -> AsyncIterator[Heard]:
+        Voice activity detection, the costlier of the two, runs only while speech is wanted: during a
+        command, and from a wake word on (a command starts there). Switched on, the detector first
+        hears the last :data:`VAD_WARM_UP_FRAMES` again, so it starts in the state it would be in had
+        it run all along.
+        """
+        results: list[tuple[str | None, float]] = []
+        for frame in chunk:
+            wake = self.wake.process(frame.pcm) if isinstance(self.wake, LocalWakeDetector) else None
+            speech = 0.0
+            if want_speech:
+                if not self._vad_on:
+                    self.vad.reset()
+                    for pcm in self._recent:
+                        self.vad.process(pcm)
+                    self._vad_on = True
+                speech = self.vad.process(frame.pcm)
+            else:
+                self._vad_on = False
+            self._recent.append(frame.pcm)
+            want_speech = want_speech or wake is not None
+            results.append((wake, speech))
+        return results
+
+    async def heard(self, want_speech: Callable[[], bool] = lambda: True) -> AsyncIterator[Heard]:
         """What the microphone hears. A microphone that fails at once is an error; one that stops after
-        working (a USB glitch, a recorder that crashed) is opened again with back-off."""
+        working (a USB glitch, a recorder that crashed) is opened again with back-off.
+
+        ``want_speech`` says whether the speech probability is needed now (else it is 0.0).
+        """
         loop = asyncio.get_running_loop()
         worked = failed = False
         backoff = MIC_RETRY_FIRST
         while True:
             try:
-                async for frame in self.mic.frames():
+                async for chunk in self.mic.chunks():
                     if failed:
                         _LOGGER.info("The microphone %s works again", self.mic.description)
                     worked, failed, backoff = True, False, MIC_RETRY_FIRST
-                    wake, speech = await loop.run_in_executor(self._executor, self._analyse, frame.pcm)
-                    if isinstance(self.wake, RemoteWakeDetector):
-                        if self._start is None:
-                            self._start = frame.captured_at
-                        wake = await self.wake.process(frame.pcm, int((frame.captured_at - self._start) * 1000))
-                    yield Heard(frame, wake, speech)
+                    # One hop to the listener's thread per device read, not per 10 ms frame.
+                    results = await loop.run_in_executor(self._executor, self._analyse, chunk, want_speech())
+                    for frame, (wake, speech) in zip(chunk, results, strict=True):
+                        if isinstance(self.wake, RemoteWakeDetector):
+                            if self._start is None:
+                                self._start = frame.captured_at
+                            at = int((frame.captured_at - self._start) * 1000)
+                            wake = await self.wake.process(frame.pcm, at)
+                        yield Heard(frame, wake, speech)
                 return
             except DeviceError as err:
                 if not worked:
@@ -181,15 +217,17 @@ class Satellite:
         finally:
             stopping.cancel()
             listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listening  # raises what ended the listening (a microphone that cannot be used)
+            # Never wait long on a cancellation: Python 3.11's wait_for can lose one (in a library).
+            await asyncio.wait({listening}, timeout=1.0)
             await self.mode.close()
             # Together: each waits up to a second for its thread to leave a device that has stalled.
             await asyncio.gather(self.listener.close(), asyncio.to_thread(self.player.close))
+        if listening.done() and not listening.cancelled() and (error := listening.exception()) is not None:
+            raise error  # what ended the listening (a microphone that cannot be used)
 
     async def _listen(self) -> None:
         mic = self.listener.mic
-        async for heard in self.listener.heard():
+        async for heard in self.listener.heard(lambda: self.mode.capturing):
             self.mode.on_heard(heard)
             if isinstance(mic, FileMicrophone) and mic.ended.is_set() and self.mode.idle and not self.player.busy:
                 _LOGGER.info("The microphone file is used up and the satellite is idle: stopping")

@@ -82,7 +82,10 @@ async def _close(client: AsyncClient) -> None:
 
 
 async def _read(client: AsyncClient, timeout: float):
-    event = await asyncio.wait_for(client.read_event(), timeout)
+    # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancellation (a barge-in, a stop)
+    # that comes while the event arrives, and the turn would go on.
+    async with asyncio.timeout(timeout):
+        event = await client.read_event()
     if event is None:
         raise ConnectionError("the server closed the connection")
     return event
@@ -113,6 +116,10 @@ class DirectMode(Mode):
     @property
     def idle(self) -> bool:
         return self._capture is None and (self._turn is None or self._turn.done())
+
+    @property
+    def capturing(self) -> bool:
+        return self._capture is not None
 
     async def start(self) -> None:
         try:
@@ -372,5 +379,4 @@ class DirectMode(Mode):
     async def close(self) -> None:
         if self._turn is not None and not self._turn.done():
             self._turn.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._turn
+            await asyncio.wait({self._turn}, timeout=2.0)  # its sockets close as it unwinds

@@ -210,6 +210,10 @@ class HaMode(Mode):
     def idle(self) -> bool:
         return self._capture is None and self._playback is None and not self._tasks
 
+    @property
+    def capturing(self) -> bool:
+        return self._capture is not None
+
     def on_heard(self, heard: Heard) -> None:
         capture = self._capture
         if capture is not None:

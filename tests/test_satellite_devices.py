@@ -174,7 +174,7 @@ def test_a_hundred_sigterm_stops_with_the_devices_open(devices, tmp_path):
     modes = [closed_servers(), ["--mode", "ha", "--uri", f"tcp://127.0.0.1:{free_port()}"]]
     with ThreadPoolExecutor(2) as pool:  # two at a time: they share the devices, as two apps would
         stops = list(pool.map(lambda i: _start_and_stop(devices, tmp_path, modes[i % 2]), range(100)))
-    bad = [(code, round(seconds, 2), log[-2000:]) for code, seconds, log in stops if code != 0 or seconds >= 1.0]
+    bad = [(code, round(seconds, 2), log[-8000:]) for code, seconds, log in stops if code != 0 or seconds >= 1.0]
     assert not bad, f"{len(bad)} of 100 stops failed or were slow; the first: {bad[0]}"
 
 

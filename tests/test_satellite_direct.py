@@ -104,7 +104,7 @@ async def test_barge_in_stops_the_answer_within_200_ms_and_takes_the_new_questio
     assert "story" in words(turns[0]["transcript"]) and "paris" in turns[1]["answer"].lower()
     assert "Barge-in" in log
     samples, rate = read_speaker(out)
-    assert loud(samples, rate, second_wake - 1.0, second_wake) > 0.5  # the story was playing ...
+    assert loud(samples, rate, second_wake - 1.0, second_wake) > 0.5, (turns, log)  # the story was playing ...
     assert loud(samples, rate, second_wake + 0.2, second_wake + 1.2) == 0.0  # ... and stopped within 200 ms
 
 
