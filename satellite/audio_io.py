@@ -265,6 +265,8 @@ class RealTimePacer:
         return max(self._seconds - (now - self._start) - self._slack, 0.0)
 
 
+REOPEN_FIRST = 1.0  # seconds before a device that failed after working is opened again; doubles ...
+REOPEN_MAX = 30.0  # ... up to this (the microphone and the speaker alike)
 MIC_QUEUE_SECONDS = 2.0  # audio waiting for the satellite before the oldest is dropped
 MIC_STALL_SECONDS = 5.0  # no audio for this long: the microphone has stalled (logged, then waited for)
 DROP_LOG_SECONDS = 30.0  # at most one line this often about dropped microphone audio

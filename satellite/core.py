@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .audio_io import DeviceError, FileMicrophone, Frame, Microphone
+from .audio_io import REOPEN_FIRST, REOPEN_MAX, DeviceError, FileMicrophone, Frame, Microphone
 from .player import Player
 from .speech import CommandEnd, CommandRules, Endpointer, VoiceActivity
 from .wake import LocalWakeDetector, RemoteWakeDetector
@@ -24,8 +24,6 @@ from .wake import LocalWakeDetector, RemoteWakeDetector
 _LOGGER = logging.getLogger(__name__)
 
 VAD_WARM_UP_FRAMES = 30  # 0.3 s
-MIC_RETRY_FIRST = 1.0
-MIC_RETRY_MAX = 30.0
 
 
 @dataclass(frozen=True)
@@ -160,13 +158,13 @@ class Listener:
         """
         loop = asyncio.get_running_loop()
         worked = failed = False
-        backoff = MIC_RETRY_FIRST
+        backoff = REOPEN_FIRST
         while True:
             try:
                 async for chunk in self.mic.chunks():
                     if failed:
                         _LOGGER.info("The microphone %s works again", self.mic.description)
-                    worked, failed, backoff = True, False, MIC_RETRY_FIRST
+                    worked, failed, backoff = True, False, REOPEN_FIRST
                     # One hop to the listener's thread per device read, not per 10 ms frame.
                     results = await loop.run_in_executor(self._executor, self._analyse, chunk, want_speech())
                     for frame, (wake, speech) in zip(chunk, results, strict=True):
@@ -183,7 +181,7 @@ class Listener:
                 _LOGGER.warning("%s; opening the microphone again in %.0f s", err, backoff)
                 failed = True
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MIC_RETRY_MAX)
+                backoff = min(backoff * 2, REOPEN_MAX)
 
     async def close(self) -> None:
         if isinstance(self.wake, RemoteWakeDetector):

@@ -19,14 +19,12 @@ from collections import deque
 
 from chatty_common.audio import PcmFormat, PcmToPcm16
 
-from .audio_io import DeviceError, RealTimePacer, Speaker
+from .audio_io import REOPEN_FIRST, REOPEN_MAX, DeviceError, RealTimePacer, Speaker
 
 _LOGGER = logging.getLogger(__name__)
 
 SILENCE_BLOCK = 0.01  # seconds of silence written at a time while idle
 JOIN_SECONDS = 1.0  # how long closing waits for the player's thread to leave the speaker
-REOPEN_FIRST = 1.0  # seconds before a failed speaker is opened again; doubles up to REOPEN_MAX
-REOPEN_MAX = 30.0
 
 
 class Playback:
