@@ -195,6 +195,11 @@ class LimitedEventHandler(AsyncEventHandler):
         """Queue an event for the client, after everything queued before it."""
         self._outbox.put_nowait(event)
 
+    def close(self) -> None:
+        """Stop reading and close the connection (say, because another one took its place)."""
+        self._is_running = False
+        self.writer.close()
+
     async def wait_for_room(self, max_queued: int) -> None:
         """Wait until at most ``max_queued`` events wait to be written (a slow client holds back producers)."""
         while self._outbox.qsize() > max_queued and not self._client_gone:
@@ -246,7 +251,9 @@ class LimitedEventHandler(AsyncEventHandler):
         finally:
             await self.disconnect()
             try:
-                await asyncio.wait_for(self._outbox.join(), self.close_timeout)
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose a cancellation (a shutdown).
+                async with asyncio.timeout(self.close_timeout):
+                    await self._outbox.join()
             except TimeoutError:
                 _LOGGER.debug("Client did not take its last events in time")
             sender.cancel()

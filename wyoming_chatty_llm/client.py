@@ -2,7 +2,8 @@
 
 ``python -m wyoming_chatty_llm.client "What is the capital of France?" --uri tcp://127.0.0.1:10500``
 prints the answer as it arrives, then the time to the first piece and to the
-end. The satellite, the benchmark and the tests use :func:`ask`.
+end. The benchmark and the tests use :func:`ask`; the satellite reads an answer
+as it is written with :class:`AnswerStream`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,57 @@ class Answer:
         return next((at for at, t in self.events if t in ("handled", "not-handled")), None)
 
 
+class AnswerStream:
+    """A question asked on an open connection, its answer read piece by piece as the server writes it.
+
+    :meth:`ask`, then iterate :meth:`pieces`; afterwards :attr:`answer` holds the whole reply.
+    """
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self.answer = Answer()
+        self._started = 0.0
+
+    async def ask(self, text: str, conversation_id: str | None = None, *, speculative: bool = False) -> None:
+        """Send the question. A ``speculative`` one is answered but kept out of the conversation's
+        memory until :func:`commit` is sent on the same connection."""
+        context = {"conversation_id": conversation_id} if conversation_id else None
+        question = Transcript(text=text, context=context).event()
+        if speculative:
+            question.data["chatty"] = {"speculative": True}
+        self._started = time.perf_counter()
+        await self.client.write_event(question)
+
+    async def pieces(self, timeout: float | None = None) -> AsyncIterator[str]:
+        """The answer's ``handled-chunk`` texts as they come (none from an agent that does not stream),
+        until the reply ends; at most ``timeout`` seconds between two events."""
+        streaming = False
+        while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose the caller's cancellation.
+            async with asyncio.timeout(timeout):
+                event = await self.client.read_event()
+            if event is None:
+                raise AgentError("the server closed the connection before answering")
+            self.answer.events.append((time.perf_counter() - self._started, event.type))
+            if HandledStart.is_type(event.type):
+                streaming = True
+            elif HandledChunk.is_type(event.type):
+                chunk = HandledChunk.from_event(event).text
+                self.answer.chunks.append(chunk)
+                yield chunk
+            elif Handled.is_type(event.type) or NotHandled.is_type(event.type):
+                final = Handled.from_event(event) if Handled.is_type(event.type) else NotHandled.from_event(event)
+                self.answer.handled = Handled.is_type(event.type)
+                self.answer.text = final.text or ""
+                self.answer.context = final.context or {}
+                if not streaming:
+                    return
+            elif HandledStop.is_type(event.type):
+                return
+            elif Error.is_type(event.type):
+                raise AgentError(Error.from_event(event).text)
+
+
 async def ask_on(
     client: AsyncClient,
     text: str,
@@ -63,42 +115,13 @@ async def ask_on(
     *,
     speculative: bool = False,
 ) -> Answer:
-    """Ask on an open connection; returns after the last event of the reply.
-
-    A ``speculative`` question is answered but kept out of the conversation's memory until
-    :func:`commit` is sent on the same connection.
-    """
-    context = {"conversation_id": conversation_id} if conversation_id else None
-    answer = Answer()
-    started = time.perf_counter()
-    question = Transcript(text=text, context=context).event()
-    if speculative:
-        question.data["chatty"] = {"speculative": True}
-    await client.write_event(question)
-    streaming = False
-    while True:
-        event = await client.read_event()
-        if event is None:
-            raise AgentError("the server closed the connection before answering")
-        answer.events.append((time.perf_counter() - started, event.type))
-        if HandledStart.is_type(event.type):
-            streaming = True
-        elif HandledChunk.is_type(event.type):
-            chunk = HandledChunk.from_event(event).text
-            answer.chunks.append(chunk)
-            if on_chunk is not None:
-                on_chunk(chunk)
-        elif Handled.is_type(event.type) or NotHandled.is_type(event.type):
-            final = Handled.from_event(event) if Handled.is_type(event.type) else NotHandled.from_event(event)
-            answer.handled = Handled.is_type(event.type)
-            answer.text = final.text or ""
-            answer.context = final.context or {}
-            if not streaming:
-                return answer
-        elif HandledStop.is_type(event.type):
-            return answer
-        elif Error.is_type(event.type):
-            raise AgentError(Error.from_event(event).text)
+    """Ask on an open connection; returns after the last event of the reply (see :class:`AnswerStream`)."""
+    stream = AnswerStream(client)
+    await stream.ask(text, conversation_id, speculative=speculative)
+    async for chunk in stream.pieces():
+        if on_chunk is not None:
+            on_chunk(chunk)
+    return stream.answer
 
 
 async def commit(client: AsyncClient) -> None:

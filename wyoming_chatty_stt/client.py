@@ -2,7 +2,8 @@
 
 ``python -m wyoming_chatty_stt.client FILE.wav --uri tcp://127.0.0.1:10300``
 prints the transcript and how long after ``audio-stop`` it arrived. The
-benchmark, the demo and the tests use :func:`stream_wav`.
+benchmark, the demo and the tests use :func:`stream_wav`; the satellite streams
+its microphone with :class:`TranscriptionStream`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,42 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
 from wyoming.error import Error
 from wyoming.event import Event
+
+
+class TranscriptionError(Exception):
+    """The server sent an ``error`` event, or closed the connection, instead of a transcript."""
+
+
+class TranscriptionStream:
+    """One utterance streamed to an STT server while it is spoken, on an open connection.
+
+    :meth:`start` it, :meth:`send` audio as it comes, and :meth:`finish` for the transcript.
+    """
+
+    def __init__(self, client: AsyncClient, rate: int = 16000, width: int = 2, channels: int = 1) -> None:
+        self.client = client
+        self.rate, self.width, self.channels = rate, width, channels
+
+    async def start(self, language: str | None = None) -> None:
+        await self.client.write_event(Transcribe(language=language).event())
+        await self.client.write_event(AudioStart(self.rate, self.width, self.channels).event())
+
+    async def send(self, pcm: bytes) -> None:
+        await self.client.write_event(AudioChunk(self.rate, self.width, self.channels, pcm).event())
+
+    async def finish(self, timeout: float) -> str:
+        """End the audio and wait (at most ``timeout`` seconds) for the transcript."""
+        await self.client.write_event(AudioStop().event())
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose the caller's cancellation.
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await self.client.read_event()
+                if event is None:
+                    raise TranscriptionError("the server closed the connection before the transcript")
+                if Transcript.is_type(event.type):
+                    return Transcript.from_event(event).text.strip()
+                if Error.is_type(event.type):
+                    raise TranscriptionError(Error.from_event(event).text)
 
 
 @dataclass

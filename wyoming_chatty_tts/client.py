@@ -2,7 +2,8 @@
 
 ``python -m wyoming_chatty_tts.client "Hello there." -o hello.wav --uri tcp://127.0.0.1:10200``
 writes the audio to a WAV file and prints when the first audio arrived. The
-benchmark, the demo and the tests use :func:`speak`.
+benchmark, the demo and the tests use :func:`speak`; the satellite streams an
+answer's text in and its audio out with :class:`SpeechStream`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,69 @@ import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from wyoming.audio import AudioChunk, AudioStart
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
 from wyoming.error import Error
 from wyoming.event import Event
-from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStop,
+    SynthesizeStopped,
+    SynthesizeVoice,
+)
+
+
+class SpeechError(Exception):
+    """The server sent an ``error`` event, or closed the connection, before the audio ended."""
+
+
+class SpeechStream:
+    """Speech on an open connection: text in (all at once, or as an LLM writes it), audio out as it is made.
+
+    Either :meth:`say` a whole text, or :meth:`start`, :meth:`add` pieces and :meth:`finish`;
+    meanwhile iterate :meth:`audio`.
+    """
+
+    def __init__(self, client: AsyncClient, voice: str | None = None) -> None:
+        self.client = client
+        self.voice = SynthesizeVoice(name=voice) if voice else None
+        self._streaming = False
+        self._sent: list[str] = []
+
+    async def say(self, text: str) -> None:
+        """One whole text (``synthesize``)."""
+        await self.client.write_event(Synthesize(text=text, voice=self.voice).event())
+
+    async def start(self) -> None:
+        """Begin a text that comes in pieces (``synthesize-start``)."""
+        self._streaming = True
+        await self.client.write_event(SynthesizeStart(voice=self.voice).event())
+
+    async def add(self, text: str) -> None:
+        self._sent.append(text)
+        await self.client.write_event(SynthesizeChunk(text=text).event())
+
+    async def finish(self) -> None:
+        """The text is complete (``synthesize`` with all of it for older servers, then ``synthesize-stop``)."""
+        await self.client.write_event(Synthesize(text="".join(self._sent), voice=self.voice).event())
+        await self.client.write_event(SynthesizeStop().event())
+
+    async def audio(self, timeout: float | None = None) -> AsyncIterator[AudioChunk]:
+        """The audio as it comes, until it ends; at most ``timeout`` seconds between two events."""
+        while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose the caller's cancellation.
+            async with asyncio.timeout(timeout):
+                event = await self.client.read_event()
+            if event is None:
+                raise SpeechError("the server closed the connection before the audio ended")
+            if AudioChunk.is_type(event.type):
+                yield AudioChunk.from_event(event)
+            elif SynthesizeStopped.is_type(event.type) if self._streaming else AudioStop.is_type(event.type):
+                return
+            elif Error.is_type(event.type):
+                raise SpeechError(Error.from_event(event).text)
 
 
 @dataclass
