@@ -28,7 +28,8 @@ from .audio_io import (
 )
 from .core import Listener, Mode, Satellite
 from .direct import DirectMode, DirectSettings
-from .ha import HaMode, build_info
+from .ha import HaMode
+from .ha_info import build_info
 from .player import Player
 from .services import Services
 from .sounds import Sounds

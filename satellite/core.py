@@ -1,9 +1,5 @@
 """The satellite's listening loop: every microphone frame is checked for the wake word and for speech
-(on one audio thread, off the event loop), then handed to the mode (direct or Home Assistant).
-
-A :class:`CommandCapture` follows one spoken command from the wake word (or a
-follow-up) to its end, queuing its frames for whoever streams them.
-"""
+(on one audio thread, off the event loop), then handed to the mode (direct or Home Assistant)."""
 
 from __future__ import annotations
 
@@ -14,11 +10,12 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from .audio_io import REOPEN_FIRST, REOPEN_MAX, DeviceError, FileMicrophone, Frame, Microphone
+from .capture import Heard
 from .player import Player
-from .speech import CommandEnd, CommandRules, Endpointer, VoiceActivity
+from .speech import VoiceActivity
+from .turns import TurnController
 from .wake import LocalWakeDetector, RemoteWakeDetector
 
 _LOGGER = logging.getLogger(__name__)
@@ -26,82 +23,36 @@ _LOGGER = logging.getLogger(__name__)
 VAD_WARM_UP_FRAMES = 30  # 0.3 s
 
 
-@dataclass(frozen=True)
-class Heard:
-    """One frame with what was heard in it: a wake word (its name) and the speech probability."""
+class Mode(ABC):
+    """What the satellite does with what it hears: direct turns, or a Home Assistant pipeline.
 
-    frame: Frame
-    wake_word: str | None
-    speech: float
-
-
-PAUSE = "pause"
-"""Queued when the speaker has paused long enough that the command may be over (speculation point)."""
-RESUME = "resume"
-"""Queued when speech comes back after a :data:`PAUSE`."""
-
-
-class CommandCapture:
-    """One spoken command: frames go to ``queue`` until it ends (then None).
-
-    With ``pause_after``, a :data:`PAUSE` marker is queued once the speaker has
-    been silent that long after speech (the command may be over: work on it can
-    start), and :data:`RESUME` if speech then comes back before the end.
+    Both run their turns through one :class:`TurnController`, ``turns``.
     """
 
-    def __init__(self, rules: CommandRules, pause_after: float | None = None) -> None:
-        self.endpointer = Endpointer(rules)
-        self.pause_after = pause_after
-        self.queue: asyncio.Queue[Frame | str | None] = asyncio.Queue()
-        self.end: CommandEnd | None = None
-        self.ended_at: float | None = None
-        self._paused = False
+    turns: TurnController
 
-    def feed(self, heard: Heard) -> CommandEnd | None:
-        if self.end is not None:
-            return self.end
-        self.queue.put_nowait(heard.frame)
-        end = self.endpointer.feed(heard.frame, heard.speech)
-        if self.pause_after is not None and end is None:
-            silent_long_enough = self.endpointer.started and self.endpointer.silence >= self.pause_after
-            if silent_long_enough and not self._paused:
-                self._paused = True
-                self.queue.put_nowait(PAUSE)
-            elif self._paused and self.endpointer.silence == 0.0:
-                self._paused = False
-                self.queue.put_nowait(RESUME)
-        if end is not None:
-            self.finish(end, heard.frame.captured_at)
-        return end
-
-    def finish(self, end: CommandEnd, at: float | None = None) -> None:
-        """End the command (end of speech, or ended from outside: a transcript, an error, a pause)."""
-        if self.end is None:
-            self.end = end
-            self.ended_at = at if at is not None else time.monotonic()
-            self.queue.put_nowait(None)
-
-    @property
-    def last_voice_at(self) -> float | None:
-        return self.endpointer.last_voice_at
-
-
-class Mode(ABC):
-    """What the satellite does with what it hears: direct turns, or a Home Assistant pipeline."""
-
-    @abstractmethod
     def on_heard(self, heard: Heard) -> None:
         """Called for every frame, in order, on the event loop; must not block."""
+        if not self.turns.feed(heard) and heard.wake_word is not None:
+            self.on_wake_word(heard.wake_word)
+
+    def on_wake_word(self, wake_word: str) -> None:
+        """The wake word, heard while no command is: a new turn (which cuts off an answer being played)."""
+        self.listen(wake_word)
+
+    @abstractmethod
+    def listen(self, wake_word: str | None) -> None:
+        """Hear a command (after the wake word, or as a follow-up without one)."""
 
     @property
-    @abstractmethod
     def idle(self) -> bool:
         """Nothing is being listened to, answered or played."""
+        return self.turns.idle
 
     @property
-    @abstractmethod
     def capturing(self) -> bool:
         """A spoken command is being heard (its end is looked for: the speech probability is needed)."""
+        return self.turns.capturing
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open what the mode needs (a server, connections)."""

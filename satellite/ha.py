@@ -7,7 +7,7 @@ activity detector hears the end of the command (then ``audio-stop``, which
 ends Home Assistant's speech-to-text at once), or a ``transcript``, ``error``
 or ``pause-satellite`` comes. The answer's audio is played as it streams in;
 ``played`` goes back when the speaker has really finished. Announcements play
-the same way; timers ring here.
+the same way; timers ring here. The turn controller does the rest.
 """
 
 from __future__ import annotations
@@ -18,113 +18,32 @@ import time
 from functools import partial
 
 from wyoming.asr import Transcript
-from wyoming.audio import AudioChunk, AudioFormat, AudioStart, AudioStop
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event
-from wyoming.info import Attribution, Describe, Info, MicProgram, Satellite, SndProgram, WakeModel, WakeProgram
-from wyoming.ping import Ping, Pong
+from wyoming.info import Info
 from wyoming.pipeline import PipelineStage, RunPipeline
 from wyoming.satellite import PauseSatellite, RunSatellite
 from wyoming.snd import Played
-from wyoming.timer import TimerCancelled, TimerFinished, TimerStarted, TimerUpdated
 from wyoming.tts import Synthesize
 from wyoming.vad import VoiceStopped
 from wyoming.wake import Detection
 
-from chatty_common import __version__
 from chatty_common.audio import PcmFormat
-from chatty_common.protocol import LimitedEventHandler
 from chatty_common.server import Listening
 
-from .audio_io import MIC_RATE
-from .core import CommandCapture, Heard, Mode
+from .audio_io import MIC_FORMAT
+from .capture import Heard
+from .core import Mode
+from .ha_link import HaConnection, HaLink
 from .player import Playback, Player
 from .sounds import Sounds
 from .speech import CommandEnd, CommandRules
-from .turn_log import Turn, TurnLog
-from .wake import WakeWord
+from .timers import Timers
+from .turn_log import Outcome, Turn, TurnLog
+from .turns import TurnController, hear
 
 _LOGGER = logging.getLogger(__name__)
-
-CHATTY = Attribution(name="Chatty", url="https://www.home-assistant.io/integrations/wyoming/")
-TIMER_RINGS = 5  # a finished timer rings this many times unless the wake word stops it
-
-
-def build_info(name: str, area: str | None, wake_words: list[WakeWord], snd_rate: int) -> Info:
-    return Info(
-        satellite=Satellite(
-            name=name,
-            description="Chatty satellite",
-            attribution=CHATTY,
-            installed=True,
-            version=__version__,
-            area=area,
-            has_vad=True,
-            active_wake_words=[w.name for w in wake_words],
-            max_active_wake_words=len(wake_words),
-            supports_trigger=False,
-        ),
-        wake=[
-            WakeProgram(
-                name="chatty-wake",
-                description="Local wake word detection (microWakeWord, openWakeWord)",
-                attribution=CHATTY,
-                installed=True,
-                version=__version__,
-                models=[
-                    WakeModel(
-                        name=w.name,
-                        description=f"{w.phrase} ({w.engine})",
-                        attribution=CHATTY,
-                        installed=True,
-                        version=None,
-                        languages=["en"],
-                        phrase=w.phrase,
-                    )
-                    for w in wake_words
-                ],
-            )
-        ],
-        mic=[
-            MicProgram(
-                name="chatty-mic",
-                description="Microphone",
-                attribution=CHATTY,
-                installed=True,
-                version=__version__,
-                mic_format=AudioFormat(rate=MIC_RATE, width=2, channels=1),
-            )
-        ],
-        snd=[
-            SndProgram(
-                name="chatty-snd",
-                description="Speaker",
-                attribution=CHATTY,
-                installed=True,
-                version=__version__,
-                snd_format=AudioFormat(rate=snd_rate, width=2, channels=1),
-            )
-        ],
-    )
-
-
-class HaConnection(LimitedEventHandler):
-    """One connection to the satellite's server.
-
-    Any connection gets ``info`` and ``pong``; the one that sent ``run-satellite`` last is Home
-    Assistant's, the one the satellite talks to. So a probe, a health check or a client sending
-    garbage never cuts Home Assistant off, and a reconnecting Home Assistant takes over at once.
-    """
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, mode: HaMode) -> None:
-        super().__init__(reader, writer)
-        self.mode = mode
-
-    async def handle_event(self, event: Event) -> bool:
-        return self.mode.on_event(self, event)
-
-    async def disconnect(self) -> None:
-        self.mode.disconnected(self)
 
 
 class HaMode(Mode):
@@ -145,157 +64,78 @@ class HaMode(Mode):
     ) -> None:
         self.uri = uri
         self._listening = Listening(uri, zeroconf_name, zeroconf_host)
-        self.info = info
         self.player = player
         self.sounds = sounds
-        self.rules = rules
-        self.turn_log = turn_log
-        self.follow_up = follow_up
-        self.connection: HaConnection | None = None
+        self.link = HaLink(info, self._on_event, self._on_disconnect)
+        self.timers = Timers(player, sounds)
         self.running = False
-        self._capture: CommandCapture | None = None
-        self._turn: Turn | None = None
-        self._playback: Playback | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._ringing: asyncio.Task[None] | None = None
-        self._timers: dict[str, TimerStarted] = {}
+        self.turns = TurnController(
+            mode="ha", player=player, sounds=sounds, rules=rules, turn_log=turn_log, follow_up=follow_up,
+            silence_ends_turn=False,
+        )  # fmt: skip
+        self.turns.on_capture_end = lambda _end: self.link.send(AudioStop().event())
+        self.turns.on_interrupt = self._drop_incoming
+        self.turns.may_follow_up = lambda: self.link.connected and self.running
+        self.turns.listen_again = lambda: self.listen(None)
+        self._incoming: Playback | None = None
+        """Audio arriving from Home Assistant: the answer of ``_incoming_turn``, or an announcement."""
+        self._incoming_turn: Turn | None = None
         self._discard_audio = False
+        self._announcing: set[asyncio.Task[None]] = set()
 
-    # -- server and connections -------------------------------------------------------------------
     async def start(self) -> None:
-        await self._listening.start(partial(HaConnection, mode=self))
+        await self._listening.start(partial(HaConnection, link=self.link))
         _LOGGER.info("Waiting for Home Assistant on %s", self.uri)
 
     async def close(self) -> None:
-        for task in [*self._tasks, self._ringing]:
-            if task is not None:
-                task.cancel()
+        self.timers.close()
+        for task in self._announcing:
+            task.cancel()
+        await self.turns.close()
         await self._listening.stop()
 
-    def connected(self, connection: HaConnection) -> None:
-        if self.connection is not None and self.connection is not connection:
-            _LOGGER.info("A new Home Assistant connection replaces the old one")
-            self.connection._is_running = False
-            self.connection.writer.close()
-        self.connection = connection
-        _LOGGER.info("Home Assistant connected")
-
-    def disconnected(self, connection: HaConnection) -> None:
-        if self.connection is not connection:
-            return
-        _LOGGER.info("Home Assistant disconnected")
-        self.connection = None
-        self.running = False
-        self._discard_audio = False  # the next connection will not send the rest of anything
-        turn = self._turn
-        if turn is None:
-            return
-        # A turn was under way: it ends here, and the turn log says why.
-        turn.outcome = "home assistant disconnected"
-        if self._playback is not None:
-            self._on_audio_stop()  # play what arrived; the turn is logged when it has played
-            return
-        self._end_capture(CommandEnd.NOTHING_SAID)
-        self._turn = None
-        self.turn_log.write(turn)
-        _LOGGER.warning("Home Assistant disconnected during a turn: playing the error sound")
-        self.sounds.play(self.player, "error")  # the question was asked; no answer will come
-
-    def _send(self, event: Event) -> None:
-        if self.connection is not None:
-            self.connection.send(event)
-
-    # -- microphone ---------------------------------------------------------------------------------
     @property
     def idle(self) -> bool:
-        return self._capture is None and self._playback is None and not self._tasks
+        return self.turns.idle and self._incoming is None and not self._announcing
 
-    @property
-    def capturing(self) -> bool:
-        return self._capture is not None
-
+    # -- the microphone -----------------------------------------------------------------------------
     def on_heard(self, heard: Heard) -> None:
-        capture = self._capture
-        if capture is not None:
-            self._send(AudioChunk(rate=MIC_RATE, width=2, channels=1, audio=heard.frame.pcm).event())
-            end = capture.feed(heard)
-            if end is not None:
-                self._end_capture(end)
-            return
-        if heard.wake_word is not None:
-            if self._ringing is not None and not self._ringing.done():
-                _LOGGER.info("Timer ringing stopped by the wake word")
-                self._ringing.cancel()
-                self.player.stop()
-                return
-            if self.connection is None or not self.running:
-                _LOGGER.info("Heard %s, but Home Assistant is not connected (or paused)", heard.wake_word)
-                self.sounds.play(self.player, "error")
-                return
-            self._listen(heard.wake_word)
+        if self.turns.capturing:
+            self.link.send(AudioChunk(MIC_FORMAT.rate, MIC_FORMAT.width, MIC_FORMAT.channels, heard.frame.pcm).event())
+        super().on_heard(heard)
 
-    def _listen(self, wake_word: str | None) -> None:
-        if self._playback is not None or self.player.busy:
-            _LOGGER.info("Barge-in: %s heard while playing; stopping playback", wake_word)
-            self.player.stop()
-            if self._playback is not None:  # the rest of that answer may still be on its way: drop it
-                self._discard_audio = True
-            self._playback = None
-            if self._turn is not None:
-                self._turn.outcome = "interrupted"
-                self.turn_log.write(self._turn)
-        self._turn = Turn(mode="ha", wake_word=wake_word)
-        if wake_word is not None:
-            self._send(Detection(name=wake_word, timestamp=int(time.monotonic() * 1000)).event())
-            self.sounds.play(self.player, "awake")
+    def on_wake_word(self, wake_word: str) -> None:
+        if self.timers.ringing:
+            self.timers.stop_ringing()
+        elif not self.link.connected or not self.running:
+            _LOGGER.info("Heard %s, but Home Assistant is not connected (or paused)", wake_word)
+            self.sounds.play(self.player, "error")
         else:
-            self._turn.extra["follow_up"] = True
-        self._send(
+            self.listen(wake_word)
+
+    def listen(self, wake_word: str | None) -> None:
+        self.turns.begin(wake_word)
+        if wake_word is not None:
+            self.link.send(Detection(name=wake_word, timestamp=int(time.monotonic() * 1000)).event())
+        self.link.send(
             RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.TTS, wake_word_name=wake_word).event()
         )
-        self._send(AudioStart(rate=MIC_RATE, width=2, channels=1).event())
-        self._capture = CommandCapture(self.rules)
+        self.link.send(AudioStart(MIC_FORMAT.rate, MIC_FORMAT.width, MIC_FORMAT.channels).event())
 
-    def _end_capture(self, end: CommandEnd) -> None:
-        capture = self._capture
-        if capture is None:
-            return
-        capture.finish(end)
-        self._capture = None
-        self._send(AudioStop().event())
-        if end is not CommandEnd.NOTHING_SAID:
-            self.sounds.play(self.player, "done")
-        if self._turn is not None:
-            self._turn.end_of_speech_at = capture.ended_at
-            self._turn.last_voice_at = capture.last_voice_at
-            self._turn.extra["end"] = end.value
-
-    # -- events from Home Assistant ---------------------------------------------------------------
-    def on_event(self, connection: HaConnection, event: Event) -> bool:
-        if Describe.is_type(event.type):
-            connection.send(self.info.event())
-            return True
-        if Ping.is_type(event.type):
-            connection.send(Pong(text=Ping.from_event(event).text).event())
-            return True
-        if connection is not self.connection:
-            if not RunSatellite.is_type(event.type):
-                _LOGGER.debug("Ignoring %s from a connection that is not Home Assistant's", event.type)
-                return True
-            self.connected(connection)
-        turn = self._turn
+    # -- events from Home Assistant -------------------------------------------------------------------
+    def _on_event(self, event: Event) -> None:
+        turn = self.turns.turn
         if RunSatellite.is_type(event.type):
             self.running = True
             _LOGGER.info("Home Assistant runs the satellite")
         elif PauseSatellite.is_type(event.type):
             self.running = False
-            self._end_capture(CommandEnd.NOTHING_SAID)
-            self.player.stop()
+            self.turns.interrupt(Outcome.PAUSED)
             _LOGGER.info("Home Assistant paused the satellite")
         elif VoiceStopped.is_type(event.type):
-            self._end_capture(CommandEnd.SPOKEN)
+            self.turns.end_capture(CommandEnd.SPOKEN)
         elif Transcript.is_type(event.type):
-            self._end_capture(CommandEnd.SPOKEN)
+            self.turns.end_capture(CommandEnd.SPOKEN)
             if turn is not None:
                 turn.transcript_at = time.monotonic()
                 turn.transcript = Transcript.from_event(event).text
@@ -307,89 +147,67 @@ class HaMode(Mode):
             self._discard_audio = not AudioStop.is_type(event.type)  # the interrupted answer's audio
         elif AudioStart.is_type(event.type):
             start = AudioStart.from_event(event)
-            self._playback = self.player.playback(PcmFormat(start.rate, start.width, start.channels))
+            self._start_incoming(PcmFormat(start.rate, start.width, start.channels))
         elif AudioChunk.is_type(event.type):
-            self._on_audio_chunk(event)
+            chunk = AudioChunk.from_event(event)
+            incoming = self._incoming or self._start_incoming(PcmFormat(chunk.rate, chunk.width, chunk.channels))
+            if self._incoming_turn is not None and self._incoming_turn.tts_first_audio_at is None:
+                self._incoming_turn.tts_first_audio_at = time.monotonic()
+            incoming.add(chunk.audio)
         elif AudioStop.is_type(event.type):
-            self._on_audio_stop()
+            self._end_incoming()
         elif Error.is_type(event.type):
-            self._end_capture(CommandEnd.NOTHING_SAID)
-            _LOGGER.warning("Home Assistant reported: %s", Error.from_event(event).text)
+            text = Error.from_event(event).text
+            _LOGGER.warning("Home Assistant reported: %s", text)
+            self.turns.give_up(Outcome.HA_ERROR, text)
+        else:
+            self.timers.on_event(event)
+
+    def _on_disconnect(self) -> None:
+        self.running = False
+        self._discard_audio = False  # the next connection will not send the rest of anything
+        turn = self.turns.turn
+        if self._incoming is not None:  # an answer (or announcement) was arriving: play what came
+            if self._incoming_turn is not None:
+                self._incoming_turn.outcome = Outcome.HA_DISCONNECTED
+            self._end_incoming()
+        elif turn is not None and not self.turns.working:  # the answer will never come
+            _LOGGER.warning("Home Assistant disconnected during a turn: playing the error sound")
             self.sounds.play(self.player, "error")
-            if turn is not None:
-                turn.outcome = f"error: {Error.from_event(event).text}"
-                self.turn_log.write(turn)
-                self._turn = None
-        elif TimerStarted.is_type(event.type):
-            timer = TimerStarted.from_event(event)
-            self._timers[timer.id] = timer
-            _LOGGER.info("Timer %s started: %s s", timer.name or timer.id, timer.total_seconds)
-        elif TimerUpdated.is_type(event.type):
-            update = TimerUpdated.from_event(event)
-            _LOGGER.info("Timer %s updated: %s s, active %s", update.id, update.total_seconds, update.is_active)
-        elif TimerCancelled.is_type(event.type):
-            self._timers.pop(TimerCancelled.from_event(event).id, None)
-        elif TimerFinished.is_type(event.type):
-            timer_id = TimerFinished.from_event(event).id
-            finished = self._timers.pop(timer_id, None)
-            _LOGGER.info("Timer %s finished: ringing", (finished.name if finished else None) or timer_id)
-            self._ring()
-        return True
+            self.turns.finish(Outcome.HA_DISCONNECTED)
 
-    def _on_audio_chunk(self, event: Event) -> None:
-        chunk = AudioChunk.from_event(event)
-        if self._playback is None:
-            self._playback = self.player.playback(PcmFormat(chunk.rate, chunk.width, chunk.channels))
-        if self._turn is not None and self._turn.tts_first_audio_at is None:
-            self._turn.tts_first_audio_at = time.monotonic()
-        self._playback.add(chunk.audio)
+    # -- audio from Home Assistant --------------------------------------------------------------------
+    def _start_incoming(self, fmt: PcmFormat) -> Playback:
+        self._incoming = self.player.playback(fmt)
+        self._incoming_turn = self.turns.turn  # None: an announcement
+        return self._incoming
 
-    def _on_audio_stop(self) -> None:
-        playback, self._playback = self._playback, None
-        turn, self._turn = self._turn, None
+    def _end_incoming(self) -> None:
+        playback, self._incoming = self._incoming, None
+        turn, self._incoming_turn = self._incoming_turn, None
         if playback is None:
-            self._send(Played().event())
+            self.link.send(Played().event())
             return
         playback.end()
-        task = asyncio.create_task(self._after_playback(playback, turn))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if turn is not None and turn is self.turns.turn:
+            self.turns.run(self._answer_heard(turn, playback))
+        else:
+            task = asyncio.create_task(self._announcement_heard(playback), name="announcement")
+            self._announcing.add(task)
+            task.add_done_callback(self._announcing.discard)
 
-    async def _after_playback(self, playback: Playback, turn: Turn | None) -> None:
+    def _drop_incoming(self) -> None:
+        """Barge-in or pause: the rest of the audio arriving is not played."""
+        if self._incoming is not None:
+            self._discard_audio = True
+            self._incoming = self._incoming_turn = None
+
+    async def _answer_heard(self, turn: Turn, playback: Playback) -> Outcome:
+        await hear(turn, playback)
+        self.link.send(Played().event())
+        return turn.outcome
+
+    async def _announcement_heard(self, playback: Playback) -> None:
         await playback.finished.wait()
-        if turn is not None:
-            turn.first_played_at = playback.first_sound_at
-        if playback.interrupted:
-            # Cut off by the next wake word after the whole answer had arrived: logged here, as the
-            # barge-in found no turn under way (one that was still arriving is logged by _listen).
-            if turn is not None:
-                turn.outcome = "interrupted"
-                self.turn_log.write(turn)
-            return
-        self._send(Played().event())
-        if turn is not None:
-            self.turn_log.write(turn)
-        if (
-            self.follow_up
-            and turn is not None
-            and turn.asks_back()
-            and self.connection is not None
-            and self.running
-            and self._capture is None
-        ):
-            _LOGGER.info("The answer asked a question: listening again without the wake word")
-            self._listen(None)
-
-    def _ring(self) -> None:
-        if self._ringing is not None and not self._ringing.done():
-            return
-        pcm = self.sounds.get("timer")
-        if not pcm:
-            return
-
-        async def ring() -> None:
-            for _ in range(TIMER_RINGS):
-                await self.player.play(pcm, self.sounds.rate)
-                await asyncio.sleep(0.5)
-
-        self._ringing = asyncio.create_task(ring())
+        if not playback.interrupted:
+            self.link.send(Played().event())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from chatty_common.metrics import MetricsFile
@@ -22,6 +23,29 @@ _LOGGER = logging.getLogger(__name__)
 
 QUESTION_ENDINGS = ("?", ";", "？", "\u037e")  # also the full-width and the Greek question marks
 FIGURES = ("QUESTION-TO-RESPONSE_MS", "VOICE-TO-VOICE_MS", "STT_MS", "LLM-TTF_MS", "LLM-TOTAL_MS", "TTS-TTFA_MS")
+
+
+class Outcome(StrEnum):
+    """How a turn ended, as the turn log and the metrics file name it."""
+
+    ANSWERED = "answered"
+    INTERRUPTED = "interrupted"  # the wake word cut the answer off (barge-in)
+    NOTHING_SAID = "nothing said"  # no speech after the wake word
+    NO_FOLLOW_UP = "no follow-up"  # nobody answered the answer's question (not logged: not a turn)
+    NOT_UNDERSTOOD = "not understood"  # an empty transcript
+    NOT_HANDLED = "not handled"  # the agent could not answer (its sentence is spoken)
+    STT_UNAVAILABLE = "stt unavailable"
+    LLM_UNAVAILABLE = "llm unavailable"
+    TTS_UNAVAILABLE = "tts unavailable"
+    STT_ERROR = "stt error"
+    LLM_ERROR = "llm error"
+    TTS_ERROR = "tts error"
+    CONNECTION_LOST = "connection lost"
+    HA_ERROR = "error"  # Home Assistant reported an error (its text in ``error``)
+    HA_DISCONNECTED = "home assistant disconnected"
+    PAUSED = "paused"  # Home Assistant paused the satellite mid-turn
+    STOPPED = "stopped"  # the satellite was shut down mid-turn
+    FAILED = "failed"  # a bug: see the log
 
 
 def _ms(end: float | None, start: float | None) -> float | None:
@@ -48,20 +72,27 @@ class Turn:
     first_played_at: float | None = None
     transcript: str | None = None
     answer: str | None = None
-    outcome: str = "answered"
+    outcome: Outcome = Outcome.ANSWERED
+    error: str | None = None
+    """What a server or Home Assistant said went wrong."""
     extra: dict[str, Any] = field(default_factory=dict)
     wall_clock_offset: float = field(default_factory=lambda: time.time() - time.monotonic())  # epoch = monotonic + this
 
+    @property
+    def follow_up(self) -> bool:
+        """Heard without a wake word, after an answer that asked something."""
+        return self.wake_word is None
+
     def asks_back(self) -> bool:
         """The answer was heard in full and ends with a question: the user is listened to again, no wake word."""
-        return self.outcome == "answered" and (self.answer or "").rstrip().endswith(QUESTION_ENDINGS)
+        return self.outcome is Outcome.ANSWERED and (self.answer or "").rstrip().endswith(QUESTION_ENDINGS)
 
     def reset_answer(self) -> None:
         """Forget an answer prepared during a pause that turned out not to be the end."""
         self.transcript_at = self.llm_sent_at = self.llm_first_at = self.llm_done_at = None
         self.tts_text_at = self.tts_first_audio_at = None
         self.transcript = self.answer = None
-        self.outcome = "answered"
+        self.outcome = Outcome.ANSWERED
 
     def figures(self) -> dict[str, float | None]:
         stt = _ms(self.transcript_at, self.end_of_speech_at)
@@ -91,10 +122,12 @@ class Turn:
     def record(self) -> dict[str, Any]:
         return {
             "mode": self.mode,
-            "outcome": self.outcome,
+            "outcome": self.outcome.value,
+            **({"error": self.error} if self.error else {}),
             **self.figures(),
             "stages_ms": self.stages(),
             "wake_word": self.wake_word,
+            **({"follow_up": True} if self.follow_up else {}),
             "conversation_id": self.conversation_id,
             "transcript": self.transcript,
             "answer": self.answer,
@@ -116,8 +149,7 @@ class TurnLog:
         figures = " ".join(
             f"{name}={'-' if value is None else f'{value:.0f}'}" for name, value in turn.figures().items()
         )
-        _LOGGER.info(
-            "Turn %s: %s transcript=%r answer=%r", turn.outcome, figures, turn.transcript or "", turn.answer or ""
-        )
+        outcome = f"{turn.outcome.value}: {turn.error}" if turn.error else turn.outcome.value
+        _LOGGER.info("Turn %s: %s transcript=%r answer=%r", outcome, figures, turn.transcript or "", turn.answer or "")
         if self.metrics is not None:
             self.metrics.append(turn.record())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from satellite.turn_log import Turn
+from satellite.turn_log import Outcome, Turn
 
 
 @pytest.mark.parametrize(
@@ -22,4 +22,4 @@ from satellite.turn_log import Turn
 )
 def test_an_answer_that_ends_with_a_question_asks_back(answer, outcome, asks):
     for mode in ("direct", "ha"):
-        assert Turn(mode=mode, answer=answer, outcome=outcome).asks_back() is asks
+        assert Turn(mode=mode, answer=answer, outcome=Outcome(outcome)).asks_back() is asks

@@ -1,0 +1,144 @@
+"""An answer in the making (direct mode): the LLM server's words go on to the TTS server as they are
+written and the audio plays as it comes, or is held back while it is not yet sure the question is over."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+from wyoming.client import AsyncClient
+
+from chatty_common.audio import PcmFormat
+from wyoming_chatty_llm.client import AnswerStream
+from wyoming_chatty_tts.client import SpeechStream
+
+from .player import Playback, Player
+from .services import Services, ServiceUnavailable
+from .turn_log import Outcome, Turn
+from .turns import hear
+
+ANSWER_TIMEOUT = 120.0  # seconds without a word from the LLM server or audio from the TTS server
+
+
+class TurnFailed(Exception):
+    """The turn cannot go on; ``outcome`` names why, in the turn log."""
+
+    def __init__(self, outcome: Outcome, detail: str) -> None:
+        super().__init__(detail)
+        self.outcome = outcome
+
+
+async def close_client(client: AsyncClient) -> None:
+    with contextlib.suppress(OSError):
+        await client.disconnect()
+
+
+async def play_speech(
+    player: Player, speech: SpeechStream, turn: Turn | None = None, answer: Answer | None = None
+) -> Playback | None:
+    """Play a TTS server's audio as it arrives (held back while ``answer`` is); returns once all of it is
+    queued for the speaker, or None if there was none."""
+    playback: Playback | None = None
+    async for chunk in speech.audio(ANSWER_TIMEOUT):
+        if playback is None:
+            held = answer is not None and not answer.released
+            playback = player.playback(PcmFormat(chunk.rate, chunk.width, chunk.channels), held=held)
+            if answer is not None:
+                answer.playback = playback
+        if turn is not None and turn.tts_first_audio_at is None:
+            turn.tts_first_audio_at = time.monotonic()
+        playback.add(chunk.audio)
+    if playback is not None:
+        playback.end()
+    return playback
+
+
+class Answer:
+    """The answer to ``text``, started at once; its audio is held back until :meth:`release` if ``held``.
+
+    The task returns the turn's outcome once the answer has been heard (or raises why it could not be).
+    ``on_conversation`` learns the conversation's id as soon as the LLM server names it.
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        player: Player,
+        turn: Turn,
+        text: str,
+        *,
+        voice: str | None,
+        held: bool,
+        on_conversation: Callable[[str], None],
+    ) -> None:
+        self.services = services
+        self.player = player
+        self.turn = turn
+        self.voice = voice
+        self.released = not held
+        self.playback: Playback | None = None
+        self.on_conversation = on_conversation
+        self.task = asyncio.create_task(self._run(text), name="answer")
+
+    def release(self) -> None:
+        """The question is over: play the answer (what is ready now, the rest as it comes)."""
+        self.released = True
+        if self.playback is not None:
+            self.playback.release()
+
+    async def cancel(self) -> None:
+        """Drop the answer (its connections close, so the servers stop working on it)."""
+        self.task.cancel()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await self.task
+
+    async def _run(self, text: str) -> Outcome:
+        connecting = await asyncio.gather(
+            self.services.connect("llm"), self.services.connect("tts"), return_exceptions=True
+        )
+        clients = [c for c in connecting if isinstance(c, AsyncClient)]
+        try:
+            for result in connecting:
+                if isinstance(result, ServiceUnavailable):
+                    raise TurnFailed(Outcome(f"{result.kind} unavailable"), str(result)) from result
+                if isinstance(result, BaseException):
+                    raise result
+            llm, tts = clients
+            return await self._converse(llm, tts, text)
+        finally:
+            for client in clients:
+                await close_client(client)
+
+    async def _converse(self, llm: AsyncClient, tts: AsyncClient, text: str) -> Outcome:
+        turn = self.turn
+        speech = SpeechStream(tts, self.voice)
+        await speech.start()
+        playing = asyncio.create_task(play_speech(self.player, speech, turn, self))
+        try:
+            agent = AnswerStream(llm)
+            turn.llm_sent_at = time.monotonic()
+            await agent.ask(text, turn.conversation_id)
+            async for piece in agent.pieces(ANSWER_TIMEOUT):
+                if turn.llm_first_at is None:
+                    turn.llm_first_at = turn.tts_text_at = time.monotonic()
+                await speech.add(piece)
+            turn.llm_done_at = time.monotonic()
+            reply = agent.answer
+            turn.answer = reply.text
+            if reply.conversation_id:
+                turn.conversation_id = reply.conversation_id
+                self.on_conversation(reply.conversation_id)
+            if not reply.chunks and reply.text:  # a non-streaming agent, or a failure sentence
+                turn.tts_text_at = time.monotonic()
+                await speech.add(reply.text)
+            await speech.finish()
+            playback = await playing
+        finally:
+            if not playing.done():
+                playing.cancel()
+        if playback is None:
+            raise TurnFailed(Outcome.TTS_ERROR, "the TTS server sent no audio")
+        await hear(turn, playback)
+        return Outcome.ANSWERED if reply.handled else Outcome.NOT_HANDLED

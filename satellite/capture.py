@@ -1,0 +1,74 @@
+"""One spoken command as it is heard: its frames queued for whoever streams them, its end, its pauses."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from enum import Enum
+
+from .audio_io import Frame
+from .speech import CommandEnd, CommandRules, Endpointer
+
+
+@dataclass(frozen=True)
+class Heard:
+    """One frame with what was heard in it: a wake word (its name) and the speech probability."""
+
+    frame: Frame
+    wake_word: str | None
+    speech: float
+
+
+class Marker(Enum):
+    """Queued between a command's frames when the speaker pauses and when they go on."""
+
+    PAUSE = "pause"
+    """The speaker has paused long enough that the command may be over (work on it can start)."""
+    RESUME = "resume"
+    """Speech came back after a :attr:`PAUSE`."""
+
+
+class CommandCapture:
+    """One spoken command: frames go to ``queue`` until it ends (then None).
+
+    With ``pause_after``, :attr:`Marker.PAUSE` is queued once the speaker has
+    been silent that long after speech (the command may be over: work on it can
+    start), and :attr:`Marker.RESUME` if speech then comes back before the end.
+    """
+
+    def __init__(self, rules: CommandRules, pause_after: float | None = None) -> None:
+        self.endpointer = Endpointer(rules)
+        self.pause_after = pause_after
+        self.queue: asyncio.Queue[Frame | Marker | None] = asyncio.Queue()
+        self.end: CommandEnd | None = None
+        self.ended_at: float | None = None
+        self._paused = False
+
+    def feed(self, heard: Heard) -> CommandEnd | None:
+        if self.end is not None:
+            return self.end
+        self.queue.put_nowait(heard.frame)
+        end = self.endpointer.feed(heard.frame, heard.speech)
+        if self.pause_after is not None and end is None:
+            silent_long_enough = self.endpointer.started and self.endpointer.silence >= self.pause_after
+            if silent_long_enough and not self._paused:
+                self._paused = True
+                self.queue.put_nowait(Marker.PAUSE)
+            elif self._paused and self.endpointer.silence == 0.0:
+                self._paused = False
+                self.queue.put_nowait(Marker.RESUME)
+        if end is not None:
+            self.finish(end, heard.frame.captured_at)
+        return end
+
+    def finish(self, end: CommandEnd, at: float | None = None) -> None:
+        """End the command (end of speech, or ended from outside: a transcript, an error, a pause)."""
+        if self.end is None:
+            self.end = end
+            self.ended_at = at if at is not None else time.monotonic()
+            self.queue.put_nowait(None)
+
+    @property
+    def last_voice_at(self) -> float | None:
+        return self.endpointer.last_voice_at

@@ -1,0 +1,210 @@
+"""One turn controller for both modes: a turn from the wake word (or a follow-up) until its answer has
+been heard, cut off or given up, with its cues, its one interrupt path and its one line in the turn log.
+
+The modes are adapters: they start turns (:meth:`TurnController.begin`), feed
+the microphone (:meth:`~TurnController.feed`), hand over the turn's work
+(direct mode: transcribe, answer and play; Home Assistant mode: play the
+answer that arrived) with :meth:`~TurnController.run`, and report what ends a
+turn from outside (:meth:`~TurnController.finish`,
+:meth:`~TurnController.interrupt`). Whatever ends a turn, it is written to the
+turn log exactly once, by :meth:`~TurnController.finish`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from .capture import CommandCapture, Heard
+from .player import Playback, Player
+from .sounds import Sounds
+from .speech import CommandEnd, CommandRules
+from .turn_log import Outcome, Turn, TurnLog
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def _nothing(*_args: Any) -> None:
+    return None
+
+
+async def hear(turn: Turn, playback: Playback) -> None:
+    """Wait until a turn's answer has been heard (or cut off), noting when it sounded and for how long."""
+    await playback.wait_started()
+    turn.first_played_at = playback.first_sound_at  # counts even if a barge-in cuts the answer short
+    await playback.finished.wait()
+    turn.extra["answer_seconds"] = round(playback.seconds, 2)
+
+
+class TurnController:
+    """Runs one turn at a time: listening, the turn's work, the answer heard, and what comes after.
+
+    The mode plugs in what differs with a few hooks: ``on_capture_end`` (Home
+    Assistant mode sends ``audio-stop``), ``on_interrupt`` (it drops the rest
+    of an answer still arriving), ``may_follow_up`` (it needs Home Assistant
+    connected) and ``listen_again`` (a follow-up: the mode's ``listen(None)``).
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: str,
+        player: Player,
+        sounds: Sounds,
+        rules: CommandRules,
+        turn_log: TurnLog,
+        follow_up: bool = True,
+        done_cue: bool = True,
+        silence_ends_turn: bool = True,
+        pause_after: float | None = None,
+    ) -> None:
+        self.mode = mode
+        self.player = player
+        self.sounds = sounds
+        self.rules = rules
+        self.turn_log = turn_log
+        self.follow_up = follow_up
+        self.done_cue = done_cue
+        """Play the "done" tone when the command ends. Direct mode does not: its answer may be ready
+        at that moment (prepared during the pause), and the tone would hold it back."""
+        self.silence_ends_turn = silence_ends_turn
+        self.pause_after = pause_after
+        self.turn: Turn | None = None
+        """The turn under way, from its start until it is logged."""
+        self.capture: CommandCapture | None = None
+        self._work: asyncio.Task[Outcome] | None = None
+        self.on_capture_end: Callable[[CommandEnd], None] = _nothing
+        self.on_interrupt: Callable[[], None] = _nothing
+        self.may_follow_up: Callable[[], bool] = lambda: True
+        self.listen_again: Callable[[], None] = _nothing
+
+    @property
+    def capturing(self) -> bool:
+        return self.capture is not None
+
+    @property
+    def idle(self) -> bool:
+        return self.turn is None
+
+    @property
+    def working(self) -> bool:
+        """The turn's work (given to :meth:`run`) is under way."""
+        return self._work is not None and not self._work.done()
+
+    def begin(self, wake_word: str | None) -> tuple[Turn, CommandCapture]:
+        """A new turn, listening for its command; cuts off the turn or sound under way (barge-in)."""
+        if wake_word is not None:
+            _LOGGER.info("Heard %s", wake_word)
+        if self.turn is not None or self.player.busy:
+            _LOGGER.info("Barge-in: %s heard while answering; stopping the answer", wake_word)
+            self.interrupt(Outcome.INTERRUPTED)
+        turn = Turn(mode=self.mode, wake_word=wake_word)
+        self.turn = turn
+        self.capture = CommandCapture(self.rules, pause_after=self.pause_after)
+        self.sounds.play(self.player, "awake")
+        return turn, self.capture
+
+    def feed(self, heard: Heard) -> bool:
+        """Give a frame to the command being heard (False: none is)."""
+        capture = self.capture
+        if capture is None:
+            return False
+        end = capture.feed(heard)
+        if end is not None:
+            self.end_capture(end)
+        return True
+
+    def end_capture(self, end: CommandEnd) -> None:
+        """The command is over: its end was heard, or something else said so (a transcript).
+
+        When nobody spoke, the turn gives up here in direct mode; Home Assistant
+        mode leaves that to Home Assistant (its speech-to-text may still hear
+        something, and its answer or error follows).
+        """
+        if not self._close_capture(end):
+            return
+        if end is CommandEnd.NOTHING_SAID:
+            if self.silence_ends_turn:
+                self.give_up(Outcome.NOTHING_SAID)
+        elif self.done_cue:
+            self.sounds.play(self.player, "done")
+
+    def give_up(self, outcome: Outcome, error: str | None = None) -> None:
+        """The turn failed: the error tone, and the turn ends with ``outcome``. But silence after an answer's
+        question is no failure: nobody wanted to answer it, and the turn ends quietly (and is not logged)."""
+        turn = self.turn
+        if turn is None:
+            return
+        if turn.follow_up and turn.extra.get("end") == CommandEnd.NOTHING_SAID.value:
+            _LOGGER.info("Nobody answered the question; listening for the wake word again")
+            self.finish(Outcome.NO_FOLLOW_UP)
+        else:
+            self.sounds.play(self.player, "error")
+            self.finish(outcome, error)
+
+    def _close_capture(self, end: CommandEnd) -> bool:
+        capture, self.capture = self.capture, None
+        if capture is None:
+            return False
+        capture.finish(end)
+        if self.turn is not None:
+            self.turn.end_of_speech_at = capture.ended_at
+            self.turn.last_voice_at = capture.last_voice_at
+            self.turn.extra["end"] = end.value
+        self.on_capture_end(end)
+        return True
+
+    def run(self, work: Coroutine[Any, Any, Outcome]) -> None:
+        """Do the turn's work; the turn ends with it, with the outcome it returns."""
+        turn = self.turn
+        task = asyncio.create_task(work, name=f"{self.mode} turn")
+        self._work = task
+
+        def done(task: asyncio.Task[Outcome]) -> None:
+            if self.turn is not turn or task.cancelled():
+                return  # the turn was ended from outside (an interrupt) and is logged already
+            if (error := task.exception()) is not None:
+                _LOGGER.error("The turn failed unexpectedly", exc_info=error)
+                self.finish(Outcome.FAILED)
+            else:
+                self.finish(task.result())
+
+        task.add_done_callback(done)
+
+    def interrupt(self, outcome: Outcome) -> None:
+        """Stop everything at once: the speaker goes quiet, the turn's work is cancelled (its connections
+        close), the rest of an answer still arriving is dropped, and the turn ends with ``outcome``."""
+        self.player.stop()
+        self.on_interrupt()
+        self.finish(outcome)
+
+    def finish(self, outcome: Outcome | None = None, error: str | None = None) -> None:
+        """The turn is over (with ``outcome``, or the one it has): its command and work are stopped, it is
+        logged, and if its answer was heard in full and asked something back, the user is heard again."""
+        turn = self.turn
+        if turn is None:
+            return
+        self._close_capture(CommandEnd.NOTHING_SAID)
+        self.turn = None
+        work, self._work = self._work, None
+        if work is not None and not work.done():
+            work.cancel()
+        if outcome is not None:
+            turn.outcome = outcome
+        if error is not None:
+            turn.error = error
+        if turn.outcome is not Outcome.NO_FOLLOW_UP:  # silence after a question is no turn of its own
+            self.turn_log.write(turn)
+        if self.follow_up and turn.asks_back() and self.may_follow_up():
+            _LOGGER.info("The answer asked a question: listening again without the wake word")
+            self.listen_again()
+
+    async def close(self) -> None:
+        """End the turn under way (the satellite is stopping) and wait briefly for its work to unwind."""
+        work = self._work
+        if self.turn is not None:
+            self.interrupt(Outcome.STOPPED)
+        if work is not None and not work.done():
+            await asyncio.wait({work}, timeout=2.0)  # its connections close as it unwinds
