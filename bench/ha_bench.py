@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from e2e_bench import speech, start, wait_ready  # noqa: E402
-from home_assistant import HA_VERSIONS, HomeAssistant, PipelineRun, setup_home_assistant  # noqa: E402
+from helpers.home_assistant import HA_VERSIONS, HomeAssistant, PipelineRun, setup_home_assistant  # noqa: E402
 from stt_bench import free_port, percentile  # noqa: E402
 
 from chatty_common.audio import write_wav  # noqa: E402

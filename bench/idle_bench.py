@@ -1,7 +1,7 @@
 """What an idle satellite costs: CPU and memory while it listens to silence on real PortAudio devices.
 
 The satellite runs on the virtual microphone and speaker of a private PulseAudio daemon (the tests'
-``tests/audio_devices.py``), nobody speaks, and its CPU time is read every ``--window`` seconds for
+``tests/helpers/audio_devices.py``), nobody speaks, and its CPU time is read every ``--window`` seconds for
 ``--seconds``. Reported per wake word engine: the median and p95 of the windows as a percentage of one
 core, and the resident memory at the end. The sound server's own CPU is reported beside it (a real
 device has no such cost). Direct mode with servers that are not there: the satellite only listens.
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from audio_devices import PulseAudioDevices  # noqa: E402
+from helpers.audio_devices import PulseAudioDevices  # noqa: E402
 from stt_bench import free_port, percentile  # noqa: E402
 
 WAKE_WORDS = {"micro": "micro:okay_nabu", "openwakeword": "openwakeword:hey_jarvis"}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install real Home Assistant cores, each into its own virtualenv, for the tests that run Chatty through
-# Home Assistant (tests/home_assistant.py, which tests every version in its HA_VERSIONS).
+# Home Assistant (tests/helpers/home_assistant.py, which tests every version in its HA_VERSIONS).
 #   scripts/setup_ha.sh [VERSION...]     default: 2025.4.4 2026.2.3
 # Where each goes: 2025.4.4 into .venv-ha in the repository (as before, so existing caches keep working),
 # any other version into .venv-ha-VERSION next to it.

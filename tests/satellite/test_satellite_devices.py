@@ -1,0 +1,240 @@
+"""The satellite on real PortAudio devices: a private PulseAudio daemon's virtual microphone and speaker.
+
+This is how users run it (``--mic-device`` / ``--snd-device``). A spoken question is played into the
+virtual microphone; what the satellite plays on the virtual speaker is recorded from its monitor
+and transcribed back. Also: stopping with the devices open, devices without a clock, a sound server
+that freezes, and one that goes away and comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+import wave
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import pytest
+from helpers import CLIPS_DIR
+from helpers.audio_devices import SPEAKER_RATE, PulseAudioDevices
+from helpers.ha_peer import next_event, send_answer_audio
+from helpers.servers import free_port
+from helpers.speech import word_accuracy, words
+from wyoming.asr import Transcript
+from wyoming.audio import AudioChunk
+from wyoming.client import AsyncClient
+from wyoming.info import Describe
+from wyoming.satellite import RunSatellite
+from wyoming.tts import Synthesize
+
+from chatty_common.audio import write_wav
+from wyoming_chatty_stt.client import stream_wav
+from wyoming_chatty_tts.client import speak
+
+QUESTION = CLIPS_DIR.parent / "satellite" / "nabu_capital.wav"
+ANSWER = "The capital of France is Paris."
+
+
+@pytest.fixture
+def devices(tmp_path_factory: pytest.TempPathFactory):
+    sound = PulseAudioDevices(tmp_path_factory.mktemp("pulse"))
+    yield sound
+    sound.close()
+
+
+class DeviceSatellite:
+    """The satellite as its own process on the virtual devices; its log goes to a file."""
+
+    def __init__(self, devices: PulseAudioDevices, folder: Path, *args: str, mic="chatty_mic", snd="chatty_speaker"):
+        self.log_path = folder / f"satellite-{time.monotonic_ns()}.log"
+        self.metrics = folder / "turns.jsonl"
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "satellite", "--mic-device", mic, "--snd-device", snd,
+             "--metrics-file", str(self.metrics), "--no-follow-up", *args],
+            env={**devices.env, "PYTHONFAULTHANDLER": "1"}, stderr=self._log,
+        )  # fmt: skip
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            assert self.process.poll() is None, f"the satellite exited ({self.process.returncode}):\n{self.log()}"
+            assert time.monotonic() < deadline, f"no {text!r} within {timeout} s:\n{self.log()}"
+            time.sleep(0.05)
+
+    def turns(self) -> list[dict]:
+        return [json.loads(line) for line in self.metrics.read_text().splitlines()] if self.metrics.exists() else []
+
+    def stop(self) -> tuple[int, float]:
+        """SIGTERM; the exit code and how long the exit took (an abort after 10 s counts as a failure)."""
+        start = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGABRT)  # the fault handler logs where every thread is
+            self.process.wait()
+            code = -6
+        self._log.close()
+        return code, time.monotonic() - start
+
+
+def closed_servers() -> list[str]:
+    closed = f"tcp://127.0.0.1:{free_port()}"
+    return ["--mode", "direct", "--stt-uri", closed, "--llm-uri", closed, "--tts-uri", closed]
+
+
+async def heard_back(stt_uri: str, pcm24k: bytes, folder: Path) -> str:
+    path = write_wav(folder / f"speaker-{time.monotonic_ns()}.wav", pcm24k, SPEAKER_RATE)
+    return (await stream_wav(stt_uri, path, realtime=False)).transcript
+
+
+async def test_direct_mode_answers_a_spoken_question_through_the_devices(
+    devices, tmp_path, stt_server, llm_server, tts_server
+):
+    satellite = DeviceSatellite(
+        devices, tmp_path, "--mode", "direct",
+        "--stt-uri", stt_server.uri, "--llm-uri", llm_server.uri, "--tts-uri", tts_server.uri,
+    )  # fmt: skip
+    recording = devices.record_speaker(tmp_path / "speaker.raw")
+    try:
+        satellite.wait_for_log("Servers: stt")
+        devices.play_into_microphone(QUESTION).wait(30)
+        deadline = time.monotonic() + 120
+        while not satellite.turns():
+            assert satellite.process.poll() is None and time.monotonic() < deadline, satellite.log()
+            await asyncio.sleep(0.2)
+    finally:
+        played = recording.stop()
+        code, seconds = satellite.stop()
+    assert code == 0 and seconds < 1.0, (code, seconds, satellite.log())
+    [turn] = satellite.turns()
+    assert turn["outcome"] == "answered", satellite.log()
+    assert words(turn["transcript"]) == words("What is the capital of France?")
+    heard = await heard_back(stt_server.uri, played, tmp_path)
+    assert word_accuracy(turn["answer"], heard) >= 0.8, (turn["answer"], heard)
+
+
+async def test_ha_mode_streams_the_question_and_plays_the_answer_through_the_devices(
+    devices, tmp_path, stt_server, tts_server
+):
+    port = free_port()
+    satellite = DeviceSatellite(devices, tmp_path, "--mode", "ha", "--uri", f"tcp://127.0.0.1:{port}")
+    recording = devices.record_speaker(tmp_path / "speaker.raw")
+    answer = (await speak(tts_server.uri, ANSWER)).audio
+    client = AsyncClient.from_uri(f"tcp://127.0.0.1:{port}")
+    try:
+        satellite.wait_for_log("Satellite ")
+        for _ in range(200):
+            try:
+                await client.connect()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        await client.write_event(Describe().event())
+        await next_event(client, "info")
+        await client.write_event(RunSatellite().event())
+        await asyncio.sleep(0.5)
+        devices.play_into_microphone(QUESTION)
+        await next_event(client, "run-pipeline", timeout=30)
+        await next_event(client, "audio-start")
+        audio = bytearray()
+        while (event := await next_event(client, "audio-chunk", "audio-stop")).type == "audio-chunk":
+            audio += AudioChunk.from_event(event).audio
+        question = await stream_wav(stt_server.uri, write_wav(tmp_path / "q.wav", bytes(audio)), realtime=False)
+        assert words(question.transcript) == words("What is the capital of France?")
+        await client.write_event(Transcript(text=question.transcript).event())
+        await client.write_event(Synthesize(text=ANSWER).event())
+        await send_answer_audio(client, answer)
+        await next_event(client, "played", timeout=30)
+    finally:
+        await client.disconnect()
+        played = recording.stop()
+        code, seconds = satellite.stop()
+    assert code == 0 and seconds < 1.0, (code, seconds, satellite.log())
+    assert word_accuracy(ANSWER, await heard_back(stt_server.uri, played, tmp_path)) >= 0.8
+
+
+def _start_and_stop(devices: PulseAudioDevices, folder: Path, mode: list[str]) -> tuple[int, float, str]:
+    satellite = DeviceSatellite(devices, folder, *mode)
+    satellite.wait_for_log("Satellite ")
+    time.sleep(0.3)  # the reader and the player are inside the devices
+    code, seconds = satellite.stop()
+    return code, seconds, satellite.log()
+
+
+def test_a_hundred_sigterm_stops_with_the_devices_open(devices, tmp_path):
+    """Closing a stream while a thread was inside it crashed libpulse in about half the stops."""
+    modes = [closed_servers(), ["--mode", "ha", "--uri", f"tcp://127.0.0.1:{free_port()}"]]
+    with ThreadPoolExecutor(2) as pool:  # two at a time: they share the devices, as two apps would
+        stops = list(pool.map(lambda i: _start_and_stop(devices, tmp_path, modes[i % 2]), range(100)))
+    bad = [(code, round(seconds, 2), log[-8000:]) for code, seconds, log in stops if code != 0 or seconds >= 1.0]
+    assert not bad, f"{len(bad)} of 100 stops failed or were slow; the first: {bad[0]}"
+
+
+def test_devices_without_a_clock_are_paced_to_real_time(devices, tmp_path):
+    """ALSA ``file`` PCMs move audio at CPU speed: the satellite flooded itself (gigabytes) before."""
+    with wave.open(str(QUESTION), "rb") as wav:
+        (tmp_path / "mic.raw").write_bytes(wav.readframes(wav.getnframes()))
+    speaker = tmp_path / "speaker.raw"
+    devices.add_alsa_devices(
+        f'pcm.clockless_mic {{ type file slave.pcm "null" file "/dev/null" infile "{tmp_path}/mic.raw" '
+        'format "raw" hint { show on description "no clock" } }\n'
+        f'pcm.clockless_speaker {{ type file slave.pcm "null" file "{speaker}" format "raw" '
+        'hint { show on description "no clock" } }\n'
+    )
+    satellite = DeviceSatellite(devices, tmp_path, *closed_servers(), mic="clockless_mic", snd="clockless_speaker")
+    satellite.wait_for_log("Satellite ")
+    started = time.monotonic()
+    process = psutil.Process(satellite.process.pid)
+    peak = 0
+    while time.monotonic() - started < 6:
+        peak = max(peak, process.memory_info().rss)
+        time.sleep(0.2)
+    elapsed = time.monotonic() - started
+    written = speaker.stat().st_size
+    code, seconds = satellite.stop()
+    log = satellite.log()
+    assert code == 0 and seconds < 1.0, (code, seconds, log[-3000:])
+    assert peak < 400 * 2**20, f"resident memory reached {peak / 2**20:.0f} MB"
+    assert written < (elapsed + 2) * SPEAKER_RATE * 2, f"{written} bytes written in {elapsed:.1f} s"
+    assert len(log) < 100_000  # a line per chunk would be megabytes
+    assert log.count("delivers audio faster than real time") == 1
+    assert log.count("takes audio faster than real time") == 1
+    assert "Heard okay_nabu" in log  # the microphone's audio still went through, at real-time pace
+
+
+def test_a_sound_server_that_freezes_or_goes_away_and_comes_back(devices, tmp_path):
+    satellite = DeviceSatellite(devices, tmp_path, *closed_servers())
+    satellite.wait_for_log("Satellite ")
+    process = psutil.Process(satellite.process.pid)
+    time.sleep(0.5)
+    # Frozen: no audio for a while, one line about it, and audio again afterwards.
+    devices.stall()
+    satellite.wait_for_log("delivered no audio for 5 s", timeout=15)
+    devices.resume()
+    satellite.wait_for_log("delivers audio again", timeout=15)
+    # Gone and back (a restarted sound server): both devices are opened again by themselves ...
+    devices.close()
+    satellite.wait_for_log("opening the microphone again")
+    devices.start()
+    satellite.wait_for_log("The microphone PortAudio input chatty_mic works again", timeout=30)
+    satellite.wait_for_log("The speaker PortAudio output chatty_speaker works again", timeout=30)
+    # ... and work: the wake word is heard.
+    devices.play_into_microphone(QUESTION).wait(30)
+    satellite.wait_for_log("Heard okay_nabu", timeout=30)
+    assert process.memory_info().rss < 400 * 2**20
+    # Frozen while stopping: the satellite exits anyway (it leaves the stuck devices to the system).
+    devices.stall()
+    time.sleep(1.0)
+    code, seconds = satellite.stop()
+    devices.resume()
+    assert code == 0 and seconds < 3.0, (code, seconds, satellite.log()[-3000:])

@@ -1,0 +1,171 @@
+"""The satellite in direct mode against the real STT, LLM and TTS servers, from a WAV-file microphone.
+
+The speaker is a WAV file that records on the satellite's clock (silence while
+idle), so its timeline lines up with the microphone file's: what was played
+when can be checked against what was said when.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import DATA, SATELLITE_DATA, TESTS_DIR
+from helpers.satellite import detections, loud, pcm16k, read_speaker, run_satellite, wait_for_turns
+from helpers.servers import free_port, write_config
+from helpers.speech import word_accuracy, words
+
+from chatty_common.audio import write_wav
+from satellite.wake import LocalWakeDetector, parse_wake_word
+from wyoming_chatty_stt.client import stream_wav
+
+
+@pytest.fixture(scope="module")
+def servers(stt_server, llm_server, tts_server) -> dict[str, str]:
+    return {"stt": stt_server.uri, "llm": llm_server.uri, "tts": tts_server.uri}
+
+
+async def test_a_spoken_turn_from_wake_word_to_played_answer(tmp_path, servers, stt_server):
+    out, turns, log = run_satellite(tmp_path, SATELLITE_DATA / "nabu_capital.wav", servers)
+    [turn] = turns
+    assert turn["outcome"] == "answered" and turn["mode"] == "direct" and turn["wake_word"] == "okay_nabu"
+    assert words(turn["transcript"]) == words("What is the capital of France?")
+    assert "paris" in turn["answer"].lower()
+    for figure in (
+        "QUESTION-TO-RESPONSE_MS",
+        "VOICE-TO-VOICE_MS",
+        "STT_MS",
+        "LLM-TTF_MS",
+        "LLM-TOTAL_MS",
+        "TTS-TTFA_MS",
+    ):
+        assert isinstance(turn[figure], float) and turn[figure] >= 0, figure
+    # Voice-to-voice includes the trailing silence the end of speech waits for (0.6 s) ...
+    assert turn["VOICE-TO-VOICE_MS"] - turn["QUESTION-TO-RESPONSE_MS"] == pytest.approx(600, abs=60)
+    # ... during which the answer was already prepared, to be played the moment the end was certain.
+    assert turn["prepared_during_pause"] is True
+    assert "Turn answered: QUESTION-TO-RESPONSE_MS=" in log
+    # The answer as played, heard back by the STT server, says what the LLM wrote.
+    heard = await stream_wav(stt_server.uri, out, realtime=False)
+    assert word_accuracy(turn["answer"], heard.transcript) >= 0.8, (turn["answer"], heard.transcript)
+    samples, rate = read_speaker(out)
+    assert len(samples) / rate == pytest.approx(len(pcm16k(SATELLITE_DATA / "nabu_capital.wav")) / 32000, abs=6.0)
+    # The turn's moments, from the last voiced frame, in order; and the report draws them.
+    stages = turn["stages_ms"]
+    assert 0 < stages["end_of_speech"] <= stages["first_played"] and stages["llm_sent"] <= stages["llm_first"]
+    report = subprocess.run(
+        [sys.executable, "-m", "chatty", "report", str(tmp_path / "turns.jsonl"), "-o", str(tmp_path / "l.png")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert report.returncode == 0 and (tmp_path / "l.png").stat().st_size > 20_000, report.stderr
+
+
+async def test_barge_in_stops_the_answer_within_200_ms_and_takes_the_new_question(tmp_path, servers):
+    mic = (
+        SATELLITE_DATA / "nabu_bargein.wav"
+    )  # "Okay Nabu. Tell me a long story about a dragon." 4 s "Okay Nabu. What is ..."
+    found = detections(LocalWakeDetector([parse_wake_word("okay_nabu")]), pcm16k(mic))
+    assert len(found) == 2
+    second_wake = found[1][0]  # where the detector fires in the audio: the satellite runs the same model
+    out, turns, log = run_satellite(tmp_path, mic, servers, "--no-sounds")
+    assert [t["outcome"] for t in turns] == ["interrupted", "answered"], log
+    assert "story" in words(turns[0]["transcript"]) and "paris" in turns[1]["answer"].lower()
+    assert "Barge-in" in log
+    samples, rate = read_speaker(out)
+    assert loud(samples, rate, second_wake - 1.0, second_wake) > 0.5, (turns, log)  # the story was playing ...
+    assert loud(samples, rate, second_wake + 0.2, second_wake + 1.2) == 0.0  # ... and stopped within 200 ms
+
+
+async def test_speech_after_a_pause_is_part_of_the_question(tmp_path, servers):
+    """An answer prepared during a pause is dropped when the speaker goes on; the whole command is heard."""
+    nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")[: int(2.4 * 32000)]  # silence, "Okay Nabu.", silence
+    pause = pcm16k(DATA / "clips" / "pause.wav")  # "turn off the lights", 1 s silence, "in the bedroom please"
+    mic = write_wav(tmp_path / "mic.wav", nabu + pause + bytes(32000 * 3))
+    _, turns, log = run_satellite(tmp_path, mic, servers, "--end-silence", "1.6")
+    [turn] = turns
+    assert turn["outcome"] == "answered", log
+    assert {"lights", "bedroom"} <= set(words(turn["transcript"]))
+    assert "prepared_during_pause" in turn  # prepared at the final pause (after the first was dropped)
+
+
+async def test_nothing_said_after_the_wake_word_and_speech_without_it(tmp_path, servers):
+    nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")
+    only_wake = nabu[: int(2.2 * 32000)] + bytes(32000 * 7)  # "Okay Nabu." and then silence
+    weather = pcm16k(DATA / "clips" / "weather.wav")  # a question without the wake word
+    mic = write_wav(tmp_path / "mic.wav", bytes(16000) + weather + only_wake)
+    _, turns, _ = run_satellite(tmp_path, mic, servers, "--speech-timeout", "3")
+    assert [t["outcome"] for t in turns] == ["nothing said"]
+    assert turns[0]["transcript"] is None
+
+
+@pytest.mark.parametrize("kind", ["stt", "llm", "tts"])
+async def test_a_server_restarted_mid_session_needs_no_satellite_restart(
+    tmp_path, servers, start_server, llm_dir, stt_data_dir, tts_data_dir, kind
+):
+    """One of the three servers dies after the first answer and is started again after the second turn."""
+    if kind == "llm":
+        config = str(write_config(llm_dir, {"opts": {"llama_cpp": {"temperature": 0, "max_tokens": 60}}}))
+        argv = ["wyoming_chatty_llm", "--data-dir", str(llm_dir), "--config", config]
+    else:
+        argv = [f"wyoming_chatty_{kind}", "--data-dir", str(stt_data_dir if kind == "stt" else tts_data_dir)]
+    server = start_server(*argv)
+    nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")
+    gap = bytes(32000 * 12)  # room for the server to start again before the third question needs it
+    mic = write_wav(tmp_path / "mic.wav", nabu + gap + nabu + gap + nabu + bytes(32000 * 2))
+    metrics = tmp_path / "turns.jsonl"
+    uris = {**servers, kind: server.uri}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "satellite", "--mode", "direct", "--mic-file", str(mic), "--snd-file",
+         str(tmp_path / "out.wav"), "--metrics-file", str(metrics), "--no-follow-up",
+         *[arg for name, uri in uris.items() for arg in (f"--{name}-uri", uri)]],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for_turns(metrics, 1, process)
+        server.kill()  # the server goes away after the first answer, as a crash would ...
+        wait_for_turns(metrics, 2, process)
+        start_server(*argv, port=server.port)  # ... and comes back
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    turns = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [t["outcome"] for t in turns] == ["answered", f"{kind} unavailable", "answered"], stderr
+    assert "capital" in words(turns[2]["transcript"]) and turns[2]["answer"]
+    assert process.returncode == 0, stderr
+    if kind != "tts":
+        # The failed turn told the user: the TTS server spoke the error during or after the second question.
+        samples, rate = read_speaker(tmp_path / "out.wav")
+        second_start = (len(nabu) + len(gap)) / 32000
+        assert loud(samples, rate, second_start, second_start + len(nabu) / 32000 + 5.0) > 0.2
+    else:  # no TTS to say it with: the error tone
+        assert "tts unavailable" in stderr
+
+
+async def test_a_remote_wake_word_service_that_comes_up_late(tmp_path, servers):
+    """--wake-uri: the satellite keeps trying a wake word service that is not up yet, then uses it."""
+    port = free_port()
+    nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")
+    mic = write_wav(tmp_path / "mic.wav", bytes(32000 * 4) + nabu)
+    metrics = tmp_path / "turns.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "satellite", "--mode", "direct", "--mic-file", str(mic), "--snd-file",
+         str(tmp_path / "out.wav"), "--metrics-file", str(metrics), "--no-follow-up",
+         "--wake-uri", f"tcp://127.0.0.1:{port}",
+         *[arg for kind, uri in servers.items() for arg in (f"--{kind}-uri", uri)]],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(1.5)
+    wake = subprocess.Popen([sys.executable, str(TESTS_DIR / "helpers" / "wake_server.py"), "--port", str(port)])
+    try:
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        wake.terminate()
+        wake.wait(10)
+    assert process.returncode == 0, stderr
+    assert "trying again" in stderr and f"Connected to the wake word service at tcp://127.0.0.1:{port}" in stderr
+    [turn] = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert turn["outcome"] == "answered" and turn["wake_word"] == "okay_nabu"

@@ -1,0 +1,299 @@
+"""Both satellite modes in-process, against scripted Wyoming peers and a recording speaker.
+
+Fast checks of the turn logic (barge-in, follow-ups, a server or Home Assistant
+going away mid-turn, audio that must be dropped) beside the real-process tests
+(test_satellite_direct, test_satellite_ha, test_satellite_devices), which run
+the same modes with real servers, models and devices. Microphone frames here
+say outright whether they hold speech or the wake word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from helpers.scripted import (
+    CollectedTurns,
+    RecordingSpeaker,
+    ScriptedServer,
+    hear,
+    llm_script,
+    send_audio,
+    spoken_text,
+    stt_script,
+    tone,
+    tts_script,
+    until,
+)
+from helpers.servers import free_port
+from wyoming.asr import Transcript
+from wyoming.client import AsyncClient
+from wyoming.error import Error
+from wyoming.satellite import RunSatellite
+from wyoming.tts import Synthesize
+
+from satellite.direct import CANT_REACH, DirectMode, DirectSettings
+from satellite.ha import HaMode
+from satellite.ha_info import build_info
+from satellite.player import Player
+from satellite.services import Services
+from satellite.sounds import Sounds
+from satellite.speech import CommandRules
+from satellite.wake import parse_wake_word
+
+RULES = CommandRules(speech_timeout=1.0)
+
+
+@pytest.fixture
+async def speaker() -> AsyncIterator[RecordingSpeaker]:
+    speaker = RecordingSpeaker()
+    yield speaker
+
+
+@pytest.fixture
+async def player(speaker: RecordingSpeaker) -> AsyncIterator[Player]:
+    player = Player(speaker)
+    player.start()
+    yield player
+    await asyncio.to_thread(player.close)
+
+
+def direct_mode(player: Player, stt: ScriptedServer, llm: ScriptedServer, tts: ScriptedServer, turns: CollectedTurns):
+    services = Services({"stt": stt.uri, "llm": llm.uri, "tts": tts.uri}, {})
+    sounds = Sounds(player.rate)
+    return DirectMode(services, player, sounds, RULES, turns, DirectSettings(prepare_after=0.1))
+
+
+# -- direct mode ----------------------------------------------------------------------------------------
+
+
+async def test_direct_turn_is_answered_and_logged_once(player, speaker):
+    turns = CollectedTurns()
+    async with (
+        ScriptedServer(stt_script("What is the capital of France?")) as stt,
+        ScriptedServer(llm_script("Paris is the capital.")) as llm,
+        ScriptedServer(tts_script(0.4)) as tts,
+    ):
+        mode = direct_mode(player, stt, llm, tts, turns)
+        await hear(mode, wake=True, speech=0.6, silence=0.8)
+        await until(lambda: mode.idle, what="the turn to end")
+        await mode.close()
+    assert turns.outcomes == ["answered"]
+    [turn] = turns.turns
+    assert turn.transcript == "What is the capital of France?" and turn.answer == "Paris is the capital."
+    assert turn.conversation_id == "talk-1" and mode.conversation_id == "talk-1"
+    assert llm.peers[0].texts("transcript") == ["What is the capital of France?"]
+    assert spoken_text(tts.peers[0]).strip() == "Paris is the capital."
+    assert turn.first_played_at is not None and turn.extra["answer_seconds"] == pytest.approx(0.4, abs=0.01)
+
+
+async def test_direct_barge_in_stops_the_answer_and_its_servers(player, speaker):
+    turns = CollectedTurns()
+    async with (
+        ScriptedServer(stt_script("Tell me a story.", "Stop.")) as stt,
+        ScriptedServer(llm_script("Once upon a time.")) as llm,
+        ScriptedServer(tts_script(8.0, pace=0.05)) as tts,
+    ):
+        mode = direct_mode(player, stt, llm, tts, turns)
+        await hear(mode, wake=True, speech=0.6, silence=0.8)
+        await until(lambda: mode.turns.turn is not None and mode.turns.turn.first_played_at is not None)
+        await asyncio.sleep(0.3)
+        await hear(mode, wake=True)  # the wake word while the story plays
+        cut_at = time.monotonic()
+        # The turn's connection to the TTS server is closed: the server stops working on the story.
+        await asyncio.wait_for(tts.peers[0].closed.wait(), 5)
+        await asyncio.sleep(0.3)
+        assert speaker.sound_seconds(since=cut_at + 0.1) < 0.2  # only the awake tone: the story stopped
+        assert mode.capturing  # and the new command is heard
+        await hear(mode, speech=0.5, silence=0.8)
+        await until(lambda: mode.idle, timeout=20, what="the second turn to end")
+        await mode.close()
+    assert turns.outcomes == ["interrupted", "answered"]
+    assert turns.turns[0].first_played_at is not None  # it had started to play
+
+
+async def test_direct_follow_up_nobody_answers(player, speaker):
+    turns = CollectedTurns()
+    async with (
+        ScriptedServer(stt_script("Set a reminder.")) as stt,
+        ScriptedServer(llm_script("For what time?")) as llm,
+        ScriptedServer(tts_script(0.3)) as tts,
+    ):
+        mode = direct_mode(player, stt, llm, tts, turns)
+        await hear(mode, wake=True, speech=0.6, silence=0.8)
+        await until(lambda: mode.capturing and turns.turns, what="the follow-up to be listened for")
+        assert mode.turns.turn is not None and mode.turns.turn.follow_up
+        quiet_from = time.monotonic() + 0.3  # after the awake tone
+        await hear(mode, silence=1.2)  # nobody speaks: the speech timeout ends it
+        await until(lambda: mode.idle, what="the follow-up to end")
+        await asyncio.sleep(0.5)
+        await mode.close()
+    assert turns.outcomes == ["answered"]  # the unanswered follow-up is no turn of its own
+    assert speaker.sound_seconds(since=quiet_from) == 0.0  # and no error tone
+    assert len(stt.peers) == 2 and len(llm.peers) == 1
+
+
+async def test_direct_llm_server_gone_mid_answer_is_said(player, speaker):
+    async def hangs_up(peer):
+        await peer.read("transcript")
+        peer.writer.close()
+
+    turns = CollectedTurns()
+    async with (
+        ScriptedServer(stt_script("What time is it?")) as stt,
+        ScriptedServer(hangs_up) as llm,
+        ScriptedServer(tts_script(0.3)) as tts,
+    ):
+        mode = direct_mode(player, stt, llm, tts, turns)
+        await hear(mode, wake=True, speech=0.6, silence=0.8)
+        await until(lambda: mode.idle, what="the turn to end")
+        await mode.close()
+    assert turns.outcomes == ["llm error"]
+    assert turns.turns[0].error == "the server closed the connection before answering"
+    assert [spoken_text(peer).strip() for peer in tts.peers][-1] == CANT_REACH
+
+
+async def test_direct_answer_prepared_in_a_pause_is_dropped_when_speech_goes_on(player, speaker):
+    turns = CollectedTurns()
+    async with (
+        ScriptedServer(stt_script("What is the", "What is the boiling point of water?")) as stt,
+        ScriptedServer(llm_script("It is one hundred degrees.")) as llm,
+        ScriptedServer(tts_script(0.5)) as tts,
+    ):
+        mode = direct_mode(player, stt, llm, tts, turns)
+        await hear(mode, wake=True, speech=0.5, silence=0.4, pace=1.0)  # a hesitation: the answer is prepared
+        await until(lambda: len(llm.peers) == 1, what="an answer prepared during the pause")
+        await hear(mode, speech=0.5, silence=0.8)  # ... but the question goes on
+        await until(lambda: mode.idle, what="the turn to end")
+        await mode.close()
+    assert turns.outcomes == ["answered"]
+    assert turns.turns[0].transcript == "What is the boiling point of water?"
+    assert [p.texts("transcript") for p in llm.peers] == [["What is the"], ["What is the boiling point of water?"]]
+    assert speaker.sound_seconds() == pytest.approx(0.18 + 0.5, abs=0.05)  # awake tone and one answer, not two
+
+
+# -- Home Assistant mode -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def ha(player) -> AsyncIterator[tuple[HaMode, AsyncClient, CollectedTurns]]:
+    """The satellite in Home Assistant mode, and a connection playing Home Assistant's side."""
+    turns = CollectedTurns()
+    uri = f"tcp://127.0.0.1:{free_port()}"
+    info = build_info("kitchen", None, [parse_wake_word("okay_nabu")], player.rate)
+    mode = HaMode(
+        uri=uri, zeroconf_name=None, zeroconf_host=None, info=info, player=player, sounds=Sounds(player.rate),
+        rules=RULES, turn_log=turns,
+    )  # fmt: skip
+    await mode.start()
+    client = AsyncClient.from_uri(uri)
+    await client.connect()
+    await client.write_event(RunSatellite().event())
+    await until(lambda: mode.running, what="run-satellite to arrive")
+    try:
+        yield mode, client, turns
+    finally:
+        await client.disconnect()
+        await mode.close()
+
+
+async def events_until(client: AsyncClient, last: str, timeout: float = 10.0) -> list[str]:
+    """Event types from the satellite up to ``last``."""
+    types: list[str] = []
+    async with asyncio.timeout(timeout):
+        while not types or types[-1] != last:
+            event = await client.read_event()
+            assert event is not None, "the satellite closed the connection"
+            types.append(event.type)
+    return types
+
+
+async def answer_as_ha(client: AsyncClient, text: str, seconds: float, pace: float = 0.0) -> None:
+    """What Home Assistant sends after the command: the transcript, the answer's text, then its audio."""
+    await client.write_event(Transcript(text="question").event())
+    await client.write_event(Synthesize(text=text).event())
+    await send_audio(client.write_event, tone(seconds, 22050), rate=22050, pace=pace)
+
+
+async def test_ha_turn_is_streamed_answered_and_logged_once(ha, speaker):
+    mode, client, turns = ha
+    await hear(mode, wake=True, speech=0.6, silence=0.8)
+    types = await events_until(client, "audio-stop")
+    assert types[:3] == ["detection", "run-pipeline", "audio-start"] and "audio-chunk" in types
+    await answer_as_ha(client, "Paris is the capital.", 0.4)
+    assert (await events_until(client, "played"))[-1] == "played"
+    await until(lambda: mode.idle, what="the turn to end")
+    assert turns.outcomes == ["answered"]
+    assert turns.turns[0].answer == "Paris is the capital." and turns.turns[0].first_played_at is not None
+
+
+async def test_ha_barge_in_drops_the_rest_of_the_answer(ha, speaker):
+    mode, client, turns = ha
+    await hear(mode, wake=True, speech=0.6, silence=0.8)
+    await events_until(client, "audio-stop")
+    long_answer = asyncio.create_task(answer_as_ha(client, "Once upon a time.", 6.0, pace=0.05))
+    await speaker.wait_for_sound(timeout=5)  # (the awake tone)
+    await until(lambda: mode._incoming is not None, what="the answer to arrive")
+    await asyncio.sleep(0.5)
+    await hear(mode, wake=True)  # the wake word while the answer still arrives
+    cut_at = time.monotonic()
+    types = await events_until(client, "run-pipeline")
+    assert "played" not in types
+    await long_answer  # the rest of it comes, and is dropped
+    await asyncio.sleep(0.5)
+    assert speaker.sound_seconds(since=cut_at + 0.3) == 0.0
+    await hear(mode, speech=0.5, silence=0.8)
+    await events_until(client, "audio-stop")
+    await answer_as_ha(client, "The end.", 0.3)  # the new turn's answer plays
+    await events_until(client, "played")
+    await until(lambda: mode.idle, what="the turn to end")
+    assert turns.outcomes == ["interrupted", "answered"]
+
+
+async def test_ha_answer_fully_arrived_then_cut_off_is_logged(ha, speaker):
+    mode, client, turns = ha
+    await hear(mode, wake=True, speech=0.6, silence=0.8)
+    await events_until(client, "audio-stop")
+    await answer_as_ha(client, "A long answer.", 4.0)  # all of it arrives at once; it plays for 4 s
+    await speaker.wait_for_sound()
+    await asyncio.sleep(0.5)
+    await hear(mode, wake=True)
+    await events_until(client, "run-pipeline")
+    assert turns.outcomes == ["interrupted"]  # written once, at the barge-in
+    await hear(mode, silence=1.2)  # nobody speaks after the wake word: Home Assistant reports it
+    await events_until(client, "audio-stop")
+    await client.write_event(Error(text="No text recognized", code="stt-no-text-recognized").event())
+    await until(lambda: mode.idle, what="the turn to end")
+    assert turns.outcomes == ["interrupted", "error"] and turns.turns[1].error == "No text recognized"
+
+
+async def test_ha_follow_up_nobody_answers_is_quiet(ha, speaker):
+    mode, client, turns = ha
+    await hear(mode, wake=True, speech=0.6, silence=0.8)
+    await events_until(client, "audio-stop")
+    await answer_as_ha(client, "For what time?", 0.3)
+    await events_until(client, "played")
+    types = await events_until(client, "audio-start")  # listening again, without the wake word
+    assert types[-2:] == ["run-pipeline", "audio-start"] and "detection" not in types
+    quiet_from = time.monotonic() + 0.3
+    await hear(mode, silence=1.2)
+    await events_until(client, "audio-stop")
+    await client.write_event(Error(text="No text recognized", code="stt-no-text-recognized").event())
+    await until(lambda: mode.idle, what="the follow-up to end")
+    await asyncio.sleep(0.3)
+    assert turns.outcomes == ["answered"]
+    assert speaker.sound_seconds(since=quiet_from) == 0.0  # no error tone
+
+
+async def test_ha_disconnect_while_waiting_for_the_answer(ha, speaker):
+    mode, client, turns = ha
+    await hear(mode, wake=True, speech=0.6, silence=0.8)
+    await events_until(client, "audio-stop")
+    await asyncio.sleep(0.5)  # the done tone has played
+    error_from = time.monotonic()
+    await client.disconnect()
+    await until(lambda: mode.idle, what="the turn to end")
+    assert turns.outcomes == ["home assistant disconnected"]
+    await until(lambda: speaker.sound_seconds(since=error_from) > 0.2, what="the error tone")

@@ -1,0 +1,56 @@
+"""The encoder window fitted to the utterance: the same words as Whisper's 30 s window, and the fallback."""
+
+from __future__ import annotations
+
+import wave
+
+import numpy as np
+import pytest
+from helpers import CLIPS_DIR
+from helpers.speech import words
+
+from wyoming_chatty_stt.transcriber import DecodeOptions, window_frames
+
+SHORT_CLIPS = ["weather.wav", "kitchen.wav", "airport.wav", "music.wav", "store.wav"]
+EN = DecodeOptions(language="en", beam_size=1)
+
+
+def load(name: str) -> np.ndarray:
+    with wave.open(str(CLIPS_DIR / name), "rb") as wav:
+        assert (wav.getframerate(), wav.getnchannels()) == (16000, 1)
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+    return pcm.astype(np.float32) / 32768
+
+
+def test_window_is_three_times_the_audio_at_least_ten_seconds_and_at_most_thirty():
+    assert window_frames(250, 10.0) == 1000
+    assert window_frames(580, 10.0) == 1800
+    assert window_frames(950, 10.0) == 2900
+    assert window_frames(1400, 10.0) == 3000
+    assert window_frames(250, 30.0) == 3000
+
+
+@pytest.mark.parametrize("clip", SHORT_CLIPS)
+def test_short_question_is_decoded_in_a_short_window_with_the_right_words(tiny_transcriber, clips, clip):
+    recognition = tiny_transcriber.transcribe(load(clip), EN)
+    assert recognition.window < 20.0  # not the full 30 s
+    assert words(recognition.text) == words(clips[clip])
+
+
+def test_utterance_longer_than_ten_seconds_uses_the_full_window_and_keeps_every_word(tiny_transcriber, clips):
+    gap = np.zeros(8000, dtype=np.float32)
+    audio = np.concatenate([part for clip in SHORT_CLIPS for part in (load(clip), gap)])
+    assert audio.size / 16000 > 10
+    recognition = tiny_transcriber.transcribe(audio, EN)
+    assert recognition.window == 30.0
+    heard = words(recognition.text)
+    for clip in SHORT_CLIPS:
+        expected = words(clips[clip])
+        assert any(heard[i : i + len(expected)] == expected for i in range(len(heard))), (clip, heard)
+
+
+def test_noise_in_a_short_window_gives_no_words(tiny_transcriber):
+    rng = np.random.default_rng(7)
+    noise = (rng.standard_normal(3 * 16000) * 0.02).astype(np.float32)
+    assert tiny_transcriber.transcribe(noise, EN).text == ""
+    assert tiny_transcriber.transcribe(np.zeros(2 * 16000, dtype=np.float32), EN).text == ""
