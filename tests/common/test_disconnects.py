@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 from helpers import CLIPS_DIR
 from helpers.speech import words
 from wyoming.audio import AudioChunk
@@ -90,6 +91,8 @@ async def test_stt_clients_hanging_up_mid_utterance(stt_server, clips):
     assert words(result.transcript) == words(clips["weather.wav"])
 
 
+# A hundred requests one after another: about a minute here, several on a machine busy with other work.
+@pytest.mark.timeout(900)
 async def test_tts_clients_hanging_up_mid_speech(tts_server):
     text = "Here is a long answer that takes a while to speak. " * 20
     request = _line({"type": "synthesize", "data": {"text": text}})
@@ -99,6 +102,7 @@ async def test_tts_clients_hanging_up_mid_speech(tts_server):
     assert (await speak(tts_server.uri, "Still here.")).seconds() > 0.3
 
 
+@pytest.mark.timeout(900)
 async def test_llm_clients_hanging_up_mid_answer(llm_server, llm_dir):
     request = _line({"type": "transcript", "data": {"text": "Tell me a long story about the sea."}})
     threads, after, grown = await _check(llm_server, request, "handled-chunk")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from helpers import SATELLITE_DATA
-from helpers.satellite import pcm16k, run_satellite
+from helpers.satellite_io import pcm16k, run_satellite
 from helpers.speech import words
 
 from chatty_common.audio import write_wav

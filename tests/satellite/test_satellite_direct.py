@@ -14,7 +14,7 @@ import time
 
 import pytest
 from helpers import DATA, SATELLITE_DATA, TESTS_DIR
-from helpers.satellite import detections, loud, pcm16k, read_speaker, run_satellite, wait_for_turns
+from helpers.satellite_io import detections, loud, pcm16k, read_speaker, run_satellite, wait_for_turns
 from helpers.servers import free_port, write_config
 from helpers.speech import word_accuracy, words
 

@@ -23,7 +23,7 @@ import pytest
 import soxr
 from helpers import SATELLITE_DATA
 from helpers.ha_peer import HA_RATE, next_event, send_answer_audio
-from helpers.satellite import detections, loud, pcm16k, read_speaker
+from helpers.satellite_io import detections, loud, pcm16k, read_speaker
 from helpers.servers import free_port
 from helpers.speech import word_accuracy, words
 from wyoming.asr import Transcript

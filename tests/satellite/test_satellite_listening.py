@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import DATA
-from helpers.satellite import detections, frames, pcm16k
+from helpers.satellite_io import detections, frames, pcm16k
 
 from satellite.audio_io import FRAME_SECONDS, Frame
 from satellite.speech import CommandEnd, CommandRules, Endpointer, VoiceActivity
