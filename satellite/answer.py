@@ -91,25 +91,27 @@ class Answer:
     async def cancel(self) -> None:
         """Drop the answer (its connections close, so the servers stop working on it)."""
         self.task.cancel()
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await self.task
+        # asyncio.wait, not awaiting the task: a cancellation of the caller itself must not be taken for
+        # the answer's and swallowed.
+        await asyncio.wait({self.task})
+        if not self.task.cancelled():
+            self.task.exception()  # retrieved: whatever it failed with no longer matters
 
     async def _run(self, text: str) -> Outcome:
-        connecting = await asyncio.gather(
-            self.services.connect("llm"), self.services.connect("tts"), return_exceptions=True
-        )
-        clients = [c for c in connecting if isinstance(c, AsyncClient)]
+        connecting = [asyncio.create_task(self.services.connect(kind)) for kind in ("llm", "tts")]
         try:
-            for result in connecting:
-                if isinstance(result, ServiceUnavailable):
-                    raise TurnFailed(Outcome(f"{result.kind} unavailable"), str(result)) from result
-                if isinstance(result, BaseException):
-                    raise result
-            llm, tts = clients
+            await asyncio.wait(connecting)
+            try:
+                llm, tts = (task.result() for task in connecting)
+            except ServiceUnavailable as err:
+                raise TurnFailed(Outcome(f"{err.kind} unavailable"), str(err)) from err
             return await self._converse(llm, tts, text)
-        finally:
-            for client in clients:
-                await close_client(client)
+        finally:  # also when cancelled while connecting: no connection is left open
+            for task in connecting:
+                if not task.done():
+                    task.cancel()
+                elif not task.cancelled() and task.exception() is None:
+                    await close_client(task.result())
 
     async def _converse(self, llm: AsyncClient, tts: AsyncClient, text: str) -> Outcome:
         turn = self.turn
@@ -140,5 +142,6 @@ class Answer:
                 playing.cancel()
         if playback is None:
             raise TurnFailed(Outcome.TTS_ERROR, "the TTS server sent no audio")
-        await hear(turn, playback)
+        if not await hear(turn, playback):
+            return Outcome.INTERRUPTED
         return Outcome.ANSWERED if reply.handled else Outcome.NOT_HANDLED

@@ -108,7 +108,8 @@ class DirectMode(Mode):
         except (OSError, TimeoutError) as err:
             outcome, detail = Outcome.CONNECTION_LOST, str(err) or type(err).__name__
         _LOGGER.warning("Turn failed (%s): %s", outcome, detail)
-        turn.error = detail
+        turn.outcome, turn.error = outcome, detail
+        self.turns.stop_listening()
         await self._say_failure(outcome)
         return outcome
 

@@ -143,11 +143,17 @@ class HaMode(Mode):
             if turn is not None:
                 turn.answer = Synthesize.from_event(event).text
                 turn.tts_text_at = time.monotonic()
+        elif AudioStart.is_type(event.type):
+            # A new stream (the one cut off had started before). While a command is being heard, no answer
+            # to it can have come yet: this is the rest of the pipeline that the wake word interrupted.
+            self._discard_audio = self.turns.capturing
+            if self._discard_audio:
+                _LOGGER.info("Dropping answer audio that arrived while a command is being heard")
+            else:
+                start = AudioStart.from_event(event)
+                self._start_incoming(PcmFormat(start.rate, start.width, start.channels))
         elif self._discard_audio and (AudioChunk.is_type(event.type) or AudioStop.is_type(event.type)):
             self._discard_audio = not AudioStop.is_type(event.type)  # the interrupted answer's audio
-        elif AudioStart.is_type(event.type):
-            start = AudioStart.from_event(event)
-            self._start_incoming(PcmFormat(start.rate, start.width, start.channels))
         elif AudioChunk.is_type(event.type):
             chunk = AudioChunk.from_event(event)
             incoming = self._incoming or self._start_incoming(PcmFormat(chunk.rate, chunk.width, chunk.channels))
@@ -166,12 +172,12 @@ class HaMode(Mode):
     def _on_disconnect(self) -> None:
         self.running = False
         self._discard_audio = False  # the next connection will not send the rest of anything
-        turn = self.turns.turn
         if self._incoming is not None:  # an answer (or announcement) was arriving: play what came
             if self._incoming_turn is not None:
                 self._incoming_turn.outcome = Outcome.HA_DISCONNECTED
             self._end_incoming()
-        elif turn is not None and not self.turns.working:  # the answer will never come
+        turn = self.turns.turn
+        if turn is not None and not self.turns.working:  # its answer will never come
             _LOGGER.warning("Home Assistant disconnected during a turn: playing the error sound")
             self.sounds.play(self.player, "error")
             self.turns.finish(Outcome.HA_DISCONNECTED)
@@ -203,7 +209,8 @@ class HaMode(Mode):
             self._incoming = self._incoming_turn = None
 
     async def _answer_heard(self, turn: Turn, playback: Playback) -> Outcome:
-        await hear(turn, playback)
+        if not await hear(turn, playback):
+            return Outcome.INTERRUPTED
         self.link.send(Played().event())
         return turn.outcome
 

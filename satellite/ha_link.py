@@ -69,6 +69,8 @@ class HaLink:
             if self.connection is not None:
                 _LOGGER.info("A new Home Assistant connection replaces the old one")
                 self.connection.close()
+                self.connection = None
+                self.disconnected()
             self.connection = connection
             _LOGGER.info("Home Assistant connected")
         self.handle(event)

@@ -30,12 +30,14 @@ def _nothing(*_args: Any) -> None:
     return None
 
 
-async def hear(turn: Turn, playback: Playback) -> None:
-    """Wait until a turn's answer has been heard (or cut off), noting when it sounded and for how long."""
+async def hear(turn: Turn, playback: Playback) -> bool:
+    """Wait until a turn's answer has been heard, noting when it sounded and for how long; False if it was
+    cut off on the way (the speaker stopped for something else: a timer's ringing silenced, a device fault)."""
     await playback.wait_started()
     turn.first_played_at = playback.first_sound_at  # counts even if a barge-in cuts the answer short
     await playback.finished.wait()
     turn.extra["answer_seconds"] = round(playback.seconds, 2)
+    return not playback.interrupted
 
 
 class TurnController:
@@ -144,6 +146,10 @@ class TurnController:
             self.sounds.play(self.player, "error")
             self.finish(outcome, error)
 
+    def stop_listening(self) -> None:
+        """Stop hearing the command without ending the turn (it failed; the failure is being said)."""
+        self._close_capture(CommandEnd.NOTHING_SAID)
+
     def _close_capture(self, end: CommandEnd) -> bool:
         capture, self.capture = self.capture, None
         if capture is None:
@@ -163,9 +169,12 @@ class TurnController:
         self._work = task
 
         def done(task: asyncio.Task[Outcome]) -> None:
-            if self.turn is not turn or task.cancelled():
+            if task.cancelled():
                 return  # the turn was ended from outside (an interrupt) and is logged already
-            if (error := task.exception()) is not None:
+            error = task.exception()
+            if self.turn is not turn:
+                return  # ended from outside while its work was finishing
+            if error is not None:
                 _LOGGER.error("The turn failed unexpectedly", exc_info=error)
                 self.finish(Outcome.FAILED)
             else:
@@ -178,7 +187,8 @@ class TurnController:
         close), the rest of an answer still arriving is dropped, and the turn ends with ``outcome``."""
         self.player.stop()
         self.on_interrupt()
-        self.finish(outcome)
+        known = self.turn is not None and self.turn.outcome is not Outcome.ANSWERED
+        self.finish(None if known else outcome)  # a failure being said stays the outcome
 
     def finish(self, outcome: Outcome | None = None, error: str | None = None) -> None:
         """The turn is over (with ``outcome``, or the one it has): its command and work are stopped, it is

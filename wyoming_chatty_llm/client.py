@@ -80,8 +80,10 @@ class AnswerStream:
     async def pieces(self, timeout: float | None = None) -> AsyncIterator[str]:
         """The answer's ``handled-chunk`` texts as they come (none from an agent that does not stream),
         until the reply ends; at most ``timeout`` seconds between two events."""
-        streaming = False
-        while True:
+        streaming = stopped = answered = False
+        # A streamed reply ends with both handled-stop and the final handled (in either order); a reply
+        # that did not stream, with the final event alone.
+        while not answered or (streaming and not stopped):
             # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose the caller's cancellation.
             async with asyncio.timeout(timeout):
                 event = await self.client.read_event()
@@ -99,10 +101,9 @@ class AnswerStream:
                 self.answer.handled = Handled.is_type(event.type)
                 self.answer.text = final.text or ""
                 self.answer.context = final.context or {}
-                if not streaming:
-                    return
+                answered = True
             elif HandledStop.is_type(event.type):
-                return
+                stopped = True
             elif Error.is_type(event.type):
                 raise AgentError(Error.from_event(event).text)
 

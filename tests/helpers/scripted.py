@@ -130,8 +130,11 @@ def stt_script(*transcripts: str) -> Callable[[Peer], Awaitable[None]]:
     return script
 
 
-def llm_script(answer: str, conversation_id: str = "talk-1", delay: float = 0.0) -> Callable[[Peer], Awaitable[None]]:
-    """An LLM server that streams ``answer`` word by word (``delay`` before it starts)."""
+def llm_script(
+    answer: str, conversation_id: str = "talk-1", delay: float = 0.0, stop_first: bool = False
+) -> Callable[[Peer], Awaitable[None]]:
+    """An LLM server that streams ``answer`` word by word (``delay`` before it starts); ``handled`` then
+    ``handled-stop`` as Chatty's server sends them, or the other way round (``stop_first``)."""
 
     async def script(peer: Peer) -> None:
         await peer.read("transcript")
@@ -139,8 +142,8 @@ def llm_script(answer: str, conversation_id: str = "talk-1", delay: float = 0.0)
         await peer.write(HandledStart().event())
         for word in answer.split(" "):
             await peer.write(HandledChunk(text=word + " ").event())
-        context = {"conversation_id": conversation_id}
-        await peer.write(Handled(text=answer, context=context).event(), HandledStop().event())
+        final = Handled(text=answer, context={"conversation_id": conversation_id}).event()
+        await peer.write(*((HandledStop().event(), final) if stop_first else (final, HandledStop().event())))
 
     return script
 

@@ -29,9 +29,11 @@ from helpers.scripted import (
 )
 from helpers.servers import free_port
 from wyoming.asr import Transcript
+from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncClient
 from wyoming.error import Error
 from wyoming.satellite import RunSatellite
+from wyoming.timer import TimerFinished, TimerStarted
 from wyoming.tts import Synthesize
 
 from satellite.direct import CANT_REACH, DirectMode, DirectSettings
@@ -69,11 +71,12 @@ def direct_mode(player: Player, stt: ScriptedServer, llm: ScriptedServer, tts: S
 # -- direct mode ----------------------------------------------------------------------------------------
 
 
-async def test_direct_turn_is_answered_and_logged_once(player, speaker):
+@pytest.mark.parametrize("stop_first", [False, True], ids=["handled-then-stop", "stop-then-handled"])
+async def test_direct_turn_is_answered_and_logged_once(player, speaker, stop_first):
     turns = CollectedTurns()
     async with (
         ScriptedServer(stt_script("What is the capital of France?")) as stt,
-        ScriptedServer(llm_script("Paris is the capital.")) as llm,
+        ScriptedServer(llm_script("Paris is the capital.", stop_first=stop_first)) as llm,
         ScriptedServer(tts_script(0.4)) as tts,
     ):
         mode = direct_mode(player, stt, llm, tts, turns)
@@ -297,3 +300,57 @@ async def test_ha_disconnect_while_waiting_for_the_answer(ha, speaker):
     await until(lambda: mode.idle, what="the turn to end")
     assert turns.outcomes == ["home assistant disconnected"]
     await until(lambda: speaker.sound_seconds(since=error_from) > 0.2, what="the error tone")
+
+
+async def test_ha_answer_cut_off_by_silencing_a_timer_is_not_taken_as_heard(ha, speaker):
+    mode, client, turns = ha
+    await hear(mode, wake=True, speech=0.6, silence=0.8)
+    await events_until(client, "audio-stop")
+    await answer_as_ha(client, "Would you like to hear more?", 4.0)  # it would ask back, if heard in full
+    await client.write_event(TimerStarted(id="t1", total_seconds=1, name="tea").event())
+    await client.write_event(TimerFinished(id="t1").event())
+    await until(lambda: mode.timers.ringing, what="the timer to ring")
+    await speaker.wait_for_sound()
+    await asyncio.sleep(0.5)
+    await hear(mode, wake=True)  # silences the ringing, and the answer with it
+    await until(lambda: mode.idle, what="the turn to end")
+    assert turns.outcomes == ["interrupted"]
+    assert not mode.capturing  # no follow-up: the question was not heard
+    with pytest.raises(TimeoutError):
+        await events_until(client, "played", timeout=1.0)
+
+
+async def test_ha_answer_whose_rest_never_comes_does_not_block_the_next(ha, speaker):
+    mode, client, turns = ha
+    await hear(mode, wake=True, speech=0.6, silence=0.8)
+    await events_until(client, "audio-stop")
+    await client.write_event(Synthesize(text="Once upon a time.").event())
+    await client.write_event(AudioStart(22050, 2, 1).event())
+    await client.write_event(AudioChunk(22050, 2, 1, tone(0.5, 22050)).event())  # ... and no audio-stop ever
+    await until(lambda: mode._incoming is not None, what="the answer to arrive")
+    await hear(mode, wake=True, speech=0.6, silence=0.8)
+    await events_until(client, "audio-stop")
+    await answer_as_ha(client, "The end.", 0.3)
+    await events_until(client, "played")
+    await until(lambda: mode.idle, what="the turn to end")
+    assert turns.outcomes == ["interrupted", "answered"]
+
+
+async def test_ha_old_answer_arriving_while_the_next_command_is_heard_is_dropped(ha, speaker):
+    mode, client, turns = ha
+    await hear(mode, wake=True, speech=0.6, silence=0.8)
+    await events_until(client, "audio-stop")
+    await client.write_event(Synthesize(text="Once upon a time.").event())
+    await hear(mode, wake=True)  # before any of that answer's audio
+    await events_until(client, "run-pipeline")
+    heard_from = time.monotonic() + 0.3  # after the awake tone
+    await send_audio(client.write_event, tone(1.0, 22050), rate=22050)  # the old pipeline's audio: dropped
+    await asyncio.sleep(1.0)
+    await hear(mode, speech=0.6, silence=0.8)
+    await events_until(client, "audio-stop")
+    assert speaker.sound_seconds(since=heard_from) < 0.25  # the done tone only
+    await answer_as_ha(client, "The end.", 0.3)
+    await events_until(client, "played")
+    await until(lambda: mode.idle, what="the turn to end")
+    assert turns.outcomes == ["interrupted", "answered"]
+    assert turns.turns[1].answer == "The end."
