@@ -11,7 +11,7 @@ from collections.abc import Callable
 from wyoming.client import AsyncClient
 
 from chatty_common.audio import PcmFormat
-from wyoming_chatty_llm.client import AnswerStream
+from wyoming_chatty_llm.client import AnswerStream, commit
 from wyoming_chatty_tts.client import SpeechStream
 
 from .player import Playback, Player
@@ -59,7 +59,9 @@ class Answer:
     """The answer to ``text``, started at once; its audio is held back until :meth:`release` if ``held``.
 
     The task returns the turn's outcome once the answer has been heard (or raises why it could not be).
-    ``on_conversation`` learns the conversation's id as soon as the LLM server names it.
+    ``on_conversation`` learns the conversation's id as soon as the LLM server names it. A held answer is
+    asked as speculative: the LLM server remembers it only when it is released (committed), so an answer
+    dropped because the speaker went on leaves no trace in the conversation.
     """
 
     def __init__(
@@ -78,6 +80,9 @@ class Answer:
         self.turn = turn
         self.voice = voice
         self.released = not held
+        self._released = asyncio.Event()
+        if not held:
+            self._released.set()
         self.playback: Playback | None = None
         self.on_conversation = on_conversation
         self.task = asyncio.create_task(self._run(text), name="answer")
@@ -85,6 +90,7 @@ class Answer:
     def release(self) -> None:
         """The question is over: play the answer (what is ready now, the rest as it comes)."""
         self.released = True
+        self._released.set()
         if self.playback is not None:
             self.playback.release()
 
@@ -121,7 +127,8 @@ class Answer:
         try:
             agent = AnswerStream(llm)
             turn.llm_sent_at = time.monotonic()
-            await agent.ask(text, turn.conversation_id)
+            speculative = not self.released
+            await agent.ask(text, turn.conversation_id, speculative=speculative)
             async for piece in agent.pieces(ANSWER_TIMEOUT):
                 if turn.llm_first_at is None:
                     turn.llm_first_at = turn.tts_text_at = time.monotonic()
@@ -137,6 +144,9 @@ class Answer:
                 await speech.add(reply.text)
             await speech.finish()
             playback = await playing
+            if speculative:
+                await self._released.wait()  # the question is surely over: the answer counts
+                await commit(llm)
         finally:
             if not playing.done():
                 playing.cancel()

@@ -88,6 +88,10 @@ async def test_direct_turn_is_answered_and_logged_once(player, speaker, stop_fir
     assert turn.transcript == "What is the capital of France?" and turn.answer == "Paris is the capital."
     assert turn.conversation_id == "talk-1" and mode.conversation_id == "talk-1"
     assert llm.peers[0].texts("transcript") == ["What is the capital of France?"]
+    # Asked during the pause (speculative), and committed to the conversation once the question was over.
+    [question] = [e for e in llm.peers[0].received if e.type == "transcript"]
+    assert question.data.get("chatty") == {"speculative": True}
+    assert "chatty-commit" in [e.type for e in llm.peers[0].received]
     assert spoken_text(tts.peers[0]).strip() == "Paris is the capital."
     assert turn.first_played_at is not None and turn.extra["answer_seconds"] == pytest.approx(0.4, abs=0.01)
 
@@ -174,6 +178,8 @@ async def test_direct_answer_prepared_in_a_pause_is_dropped_when_speech_goes_on(
     assert turns.outcomes == ["answered"]
     assert turns.turns[0].transcript == "What is the boiling point of water?"
     assert [p.texts("transcript") for p in llm.peers] == [["What is the"], ["What is the boiling point of water?"]]
+    # The dropped answer was never committed: the LLM server forgets it.
+    assert "chatty-commit" not in [e.type for e in llm.peers[0].received]
     assert speaker.sound_seconds() == pytest.approx(0.18 + 0.5, abs=0.05)  # awake tone and one answer, not two
 
 
