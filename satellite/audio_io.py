@@ -68,6 +68,9 @@ class Microphone(ABC):
     """A source of 10 ms frames."""
 
     description: str
+    relaxed: bool = False
+    """Set while nobody needs the audio at once (no command is being heard): a device may then hand it
+    over in larger batches, waking the satellite less often (an idle satellite listens all day)."""
 
     @abstractmethod
     def chunks(self) -> AsyncIterator[list[Frame]]:
@@ -271,6 +274,7 @@ MIC_QUEUE_SECONDS = 2.0  # audio waiting for the satellite before the oldest is 
 MIC_STALL_SECONDS = 5.0  # no audio for this long: the microphone has stalled (logged, then waited for)
 DROP_LOG_SECONDS = 30.0  # at most one line this often about dropped microphone audio
 MIC_JOIN_SECONDS = 1.0  # how long closing waits for the reader thread to leave the device
+RELAXED_READS = 5  # device reads (20 ms each) handed over together while the microphone is relaxed
 
 
 class PyAudioMicrophone(Microphone):
@@ -300,17 +304,22 @@ class PyAudioMicrophone(Microphone):
         return True
 
     def _read(self, stream, deliver) -> None:
-        """The reader thread: chunks to ``deliver`` (on the event loop) until stopped or the device fails."""
+        """The reader thread: reads to ``deliver`` (on the event loop), each with when it was read, until
+        stopped or the device fails; while the microphone is relaxed, several reads at a time."""
         pacer = RealTimePacer()
         chunk = FRAME_SAMPLES * 2
         warned = False
+        batch: list[tuple[bytes, float]] = []
         while not self._stop.is_set():
             try:
                 data = stream.read(chunk, exception_on_overflow=False)
             except OSError as err:
                 deliver(err)
                 return
-            deliver(data)
+            batch.append((data, time.monotonic()))
+            if not self.relaxed or len(batch) >= RELAXED_READS:
+                deliver(batch)
+                batch = []
             wait = pacer.delay(chunk / MIC_RATE)
             if wait:
                 if not warned:
@@ -328,21 +337,22 @@ class PyAudioMicrophone(Microphone):
         if self._device.stream is None:
             self._device.open()
         loop = asyncio.get_running_loop()
-        chunks: deque[bytes | Exception] = deque()
+        chunks: deque[tuple[bytes, float] | Exception] = deque()
         most = int(MIC_QUEUE_SECONDS * MIC_RATE / (FRAME_SAMPLES * 2))
         ready = asyncio.Event()
         dropped = 0
         dropped_logged_at = -DROP_LOG_SECONDS
 
-        def put(data: bytes | Exception) -> None:  # on the event loop
+        def put(reads: list[tuple[bytes, float]] | Exception) -> None:  # on the event loop
             nonlocal dropped
-            if len(chunks) >= most:
-                chunks.popleft()
-                dropped += 1
-            chunks.append(data)
+            for read in reads if isinstance(reads, list) else [reads]:
+                if len(chunks) >= most:
+                    chunks.popleft()
+                    dropped += 1
+                chunks.append(read)
             ready.set()
 
-        def deliver(data: bytes | Exception) -> None:  # on the reader thread
+        def deliver(data: list[tuple[bytes, float]] | Exception) -> None:  # on the reader thread
             with contextlib.suppress(RuntimeError):  # the event loop is closed
                 loop.call_soon_threadsafe(put, data)
 
@@ -380,13 +390,17 @@ class PyAudioMicrophone(Microphone):
                         dropped * FRAME_SAMPLES * 2 / MIC_RATE,
                     )
                     dropped = 0
-                data = chunks.popleft()
-                if isinstance(data, Exception):
-                    self._stop_reader()
-                    self._device.release()
-                    raise DeviceError(f"the microphone stopped: {data}")
-                if frames := framer.frames(data):
-                    yield [Frame(pcm, last_at) for pcm in frames]
+                batch: list[Frame] = []
+                while chunks:  # all that has come: one batch while relaxed, one read otherwise
+                    data = chunks.popleft()
+                    if isinstance(data, Exception):
+                        self._stop_reader()
+                        self._device.release()
+                        raise DeviceError(f"the microphone stopped: {data}")
+                    pcm, at = data
+                    batch += [Frame(frame, at) for frame in framer.frames(pcm)]
+                if batch:
+                    yield batch
         finally:
             watchdog.cancel()
 

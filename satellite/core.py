@@ -116,8 +116,12 @@ class Listener:
                     if failed:
                         _LOGGER.info("The microphone %s works again", self.mic.description)
                     worked, failed, backoff = True, False, REOPEN_FIRST
-                    # One hop to the listener's thread per device read, not per 10 ms frame.
-                    results = await loop.run_in_executor(self._executor, self._analyse, chunk, want_speech())
+                    wanted = want_speech()
+                    # Idle, the wake word may be heard up to 0.1 s later: the device hands over audio in
+                    # batches. From a wake word on, every read comes at once (the end of speech is timed).
+                    self.mic.relaxed = not wanted
+                    # One hop to the listener's thread per batch, not per 10 ms frame.
+                    results = await loop.run_in_executor(self._executor, self._analyse, chunk, wanted)
                     for frame, (wake, speech) in zip(chunk, results, strict=True):
                         if isinstance(self.wake, RemoteWakeDetector):
                             if self._start is None:

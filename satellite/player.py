@@ -23,7 +23,7 @@ from .audio_io import REOPEN_FIRST, REOPEN_MAX, DeviceError, RealTimePacer, Spea
 
 _LOGGER = logging.getLogger(__name__)
 
-SILENCE_BLOCK = 0.01  # seconds of silence written at a time while idle
+SILENCE_BLOCK = 0.02  # seconds of silence written at a time while idle
 JOIN_SECONDS = 1.0  # how long closing waits for the player's thread to leave the speaker
 
 
