@@ -226,6 +226,13 @@ async def answer_as_ha(client: AsyncClient, text: str, seconds: float, pace: flo
     await send_audio(client.write_event, tone(seconds, 22050), rate=22050, pace=pace)
 
 
+async def answer_heard(mode: HaMode, client: AsyncClient, text: str, seconds: float) -> None:
+    """Answer the command as Home Assistant does, and wait until it has been played and the turn is over."""
+    await answer_as_ha(client, text, seconds)
+    await events_until(client, "played")
+    await until(lambda: mode.idle, what="the turn to end")
+
+
 async def test_ha_turn_is_streamed_answered_and_logged_once(ha, speaker):
     mode, client, turns = ha
     await hear(mode, wake=True, speech=0.6, silence=0.8)
@@ -255,9 +262,7 @@ async def test_ha_barge_in_drops_the_rest_of_the_answer(ha, speaker):
     assert speaker.sound_seconds(since=cut_at + 0.3) == 0.0
     await hear(mode, speech=0.5, silence=0.8)
     await events_until(client, "audio-stop")
-    await answer_as_ha(client, "The end.", 0.3)  # the new turn's answer plays
-    await events_until(client, "played")
-    await until(lambda: mode.idle, what="the turn to end")
+    await answer_heard(mode, client, "The end.", 0.3)  # the new turn's answer plays
     assert turns.outcomes == ["interrupted", "answered"]
 
 
@@ -336,9 +341,7 @@ async def test_ha_answer_whose_rest_never_comes_does_not_block_the_next(ha, spea
     await until(lambda: mode._incoming is not None, what="the answer to arrive")
     await hear(mode, wake=True, speech=0.6, silence=0.8)
     await events_until(client, "audio-stop")
-    await answer_as_ha(client, "The end.", 0.3)
-    await events_until(client, "played")
-    await until(lambda: mode.idle, what="the turn to end")
+    await answer_heard(mode, client, "The end.", 0.3)
     assert turns.outcomes == ["interrupted", "answered"]
 
 
@@ -355,8 +358,6 @@ async def test_ha_old_answer_arriving_while_the_next_command_is_heard_is_dropped
     await hear(mode, speech=0.6, silence=0.8)
     await events_until(client, "audio-stop")
     assert speaker.sound_seconds(since=heard_from) < 0.25  # the done tone only
-    await answer_as_ha(client, "The end.", 0.3)
-    await events_until(client, "played")
-    await until(lambda: mode.idle, what="the turn to end")
+    await answer_heard(mode, client, "The end.", 0.3)
     assert turns.outcomes == ["interrupted", "answered"]
     assert turns.turns[1].answer == "The end."
