@@ -235,9 +235,9 @@ def prepare_model(
             return rewritten
         engine = KokoroEngine(rewritten, threads=threads, device=device, language=language)
         feeds = [
-            engine.feed(engine.phonemizer.tokens(engine.phonemizer.phonemes(sentence)), voices.style(voice), 1.0)
+            engine.feed(engine.phonemizer.tokens(engine.phonemizer.phonemes(sentence)), voices.style(name), 1.0)
             for sentence in CALIBRATION_SENTENCES
-            for voice in dict.fromkeys([voice, *voices.names[:2]])
+            for name in dict.fromkeys([voice, *voices.names[:2]])
         ]
         engine.session.run(None, feeds[0])  # the rewrite loads; make sure it also runs
     except Exception as err:  # a model variant the rewrites do not fit: run it as it is

@@ -59,3 +59,10 @@ async def test_zeroconf_advertises_chatty_tts_on_loopback(start_server, tts_data
     # "chatty-tts-2" and so on when another Chatty on this machine holds the name
     assert re.fullmatch(r"chatty-tts(-\d+)?", service.name) and service.host == "127.0.0.1"
     assert (await describe(service.uri)).tts[0].supports_synthesize_streaming
+
+
+def test_the_bundled_model_runs_in_the_fastest_of_its_forms(tts_server):
+    """Start-up rewrites the bundled model and times its forms: none of that may fall back silently."""
+    log = tts_server.log()
+    assert "Could not rewrite" not in log and "Could not quantize" not in log, log
+    assert re.search(r"Running the (original|optimized|quantized) form of kokoro", log), log
