@@ -79,7 +79,6 @@ class Answer:
         self.player = player
         self.turn = turn
         self.voice = voice
-        self.released = not held
         self._released = asyncio.Event()
         if not held:
             self._released.set()
@@ -87,9 +86,12 @@ class Answer:
         self.on_conversation = on_conversation
         self.task = asyncio.create_task(self._run(text), name="answer")
 
+    @property
+    def released(self) -> bool:
+        return self._released.is_set()
+
     def release(self) -> None:
         """The question is over: play the answer (what is ready now, the rest as it comes)."""
-        self.released = True
         self._released.set()
         if self.playback is not None:
             self.playback.release()
