@@ -1,36 +1,56 @@
 """End of turn on the hesitation corpus (issue 16): who is cut off at a pause, how long finished speakers wait.
 
-Runs the satellite's own end-of-speech rule (``satellite.speech.Endpointer`` with Silero VAD, as the
-satellite runs it) over each clip of ``bench/turn_corpus.py``, frame by frame, offline. For a clip with
-a pause inside (hesitation, list), a *cut-off* is a command that ends before the speech after the
-pause begins. For a complete question (and one trailing off in "um"), the *end-of-turn delay* is the
-time from its last voiced 10 ms frame (by energy) to the end decision. Reported per part (tune,
-held_out), kind and pause.
+Runs the satellite's end-of-turn rules over each clip of ``bench/turn_corpus.py``, frame by frame, with
+Silero VAD as the satellite runs it, in the same run:
+
+- ``silence``: the fixed silence (``--end-silence``, 0.6 s), the rule before issue 16;
+- ``smart``: at a pause of ``--turn-pause`` the satellite's :class:`satellite.end_of_turn.TurnJudge`
+  judges the sound (Smart Turn) and the words: the transcript comes from a real Chatty STT server
+  (started here) given the clip up to the pause, as Home Assistant mode asks for it (direct mode
+  has streamed the audio already, so its transcript comes no later); the command ends when the
+  verdict is "done" and the speaker has not gone on by the time it is ready (the measured time of
+  the transcript and the judgement counts), otherwise after ``--unfinished-silence``.
+
+For a clip with a pause inside (hesitation, list), a *cut-off* is a command that ends before the
+speech after the pause begins. For a complete question, the *end-of-turn delay* is the time from its
+last voiced 10 ms frame (by energy) to the end decision. A clip trailing off in "um" should wait
+(its delay is reported, no target). Reported per part (tune, held_out), kind, pause and voice.
 
     python bench/turn_corpus.py --out bench/out/turn_corpus
-    python bench/turn_bench.py --corpus bench/out/turn_corpus [--end-silence 0.6]
+    python bench/turn_bench.py --corpus bench/out/turn_corpus
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import itertools
 import json
 import statistics
 import sys
+import tempfile
+import time
 import wave
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
-from satellite.audio_io import FRAME_BYTES, FRAME_SECONDS, Frame  # noqa: E402
-from satellite.speech import CommandRules, Endpointer, VoiceActivity  # noqa: E402
+from helpers.servers import ServerProcess  # noqa: E402
+from wyoming.client import AsyncClient  # noqa: E402
+
+from satellite.audio_io import FRAME_BYTES, FRAME_SECONDS  # noqa: E402
+from satellite.end_of_turn import TurnJudge, TurnTaking  # noqa: E402
+from satellite.speech import CommandRules, VoiceActivity  # noqa: E402
+from wyoming_chatty_stt.client import TranscriptionStream  # noqa: E402
 
 VOICED_RMS = 300  # 16-bit RMS of a 10 ms frame that counts as voiced (espeak-ng's silences are digital zero)
+RULES = ("silence", "smart")
 
 
 def frames(path: Path) -> list[bytes]:
@@ -45,54 +65,188 @@ def voiced(frame: bytes) -> bool:
     return float(np.sqrt(np.mean(samples**2))) > VOICED_RMS
 
 
-def decide(clip: list[bytes], rules: CommandRules) -> float | None:
-    """When (seconds into the clip) the satellite's rule ends the command; None: it never does."""
+def speech_probabilities(clip: list[bytes]) -> list[float]:
     vad = VoiceActivity("silero")
-    endpointer = Endpointer(rules)
-    for index, frame in enumerate(clip):
-        if endpointer.feed(Frame(frame, index * FRAME_SECONDS), vad.process(frame)) is not None:
-            return (index + 1) * FRAME_SECONDS
-    return None
+    return [vad.process(frame) for frame in clip]
+
+
+@dataclass
+class Ending:
+    at: float | None  # seconds into the clip; None: never
+    pauses: list[dict[str, object]]
+
+
+def end_by_silence(speech: list[float], rules: CommandRules) -> Ending:
+    heard = silence = 0.0
+    for index, probability in enumerate(speech):
+        if probability >= rules.threshold:
+            heard += FRAME_SECONDS
+            silence = 0.0
+        else:
+            silence += FRAME_SECONDS
+        if heard >= rules.min_speech and silence >= rules.end_silence - 1e-9:
+            return Ending((index + 1) * FRAME_SECONDS, [])
+    return Ending(None, [])
+
+
+class Transcriber:
+    """The transcript of audio so far, from a real Chatty STT server (as direct mode asks at a pause)."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    async def __call__(self, pcm: bytes) -> str:
+        client = AsyncClient.from_uri(self.uri)
+        await client.connect()
+        try:
+            stream = TranscriptionStream(client)
+            await stream.start("en")
+            for start in range(0, len(pcm), 3200):
+                await stream.send(pcm[start : start + 3200])
+            return await stream.finish(30.0)
+        finally:
+            await client.disconnect()
+
+
+async def end_by_judge(
+    clip: list[bytes], speech: list[float], rules: CommandRules, judge: TurnJudge, transcribe: Transcriber
+) -> Ending:
+    """The smart rule: judge each pause; the command ends at a "done" ready before the speaker went on."""
+    taking = judge.taking
+    heard = silence = 0.0
+    paused = False
+    pauses: list[dict[str, object]] = []
+    for index, probability in enumerate(speech):
+        if probability >= rules.threshold:
+            heard += FRAME_SECONDS
+            silence = 0.0
+            paused = False
+        else:
+            silence += FRAME_SECONDS
+        now = (index + 1) * FRAME_SECONDS
+        started = heard >= rules.min_speech
+        if started and silence >= taking.unfinished_silence - 1e-9:
+            return Ending(now, pauses)
+        if started and not paused and silence >= taking.pause - 1e-9:
+            paused = True
+            pcm = b"".join(clip[: index + 1])
+            began = time.perf_counter()
+            sound = judge.sound(pcm)
+            text = await transcribe(pcm)
+            transcribed = time.perf_counter() - began
+            verdict = await judge.judge(sound, text)
+            ready = now + time.perf_counter() - began
+            pauses.append({"at": round(now, 2), "ready_s": round(ready - now, 3), "transcript_s": round(transcribed, 3),
+                           "text": text, **verdict.as_record()})  # fmt: skip
+            resumes = next((i for i in range(index + 1, len(speech)) if speech[i] >= rules.threshold), None)
+            if verdict.done and (resumes is None or resumes * FRAME_SECONDS >= ready):
+                return Ending(ready, pauses)
+    return Ending(None, pauses)
+
+
+def median_ms(values: list[float]) -> str:
+    finite = [v for v in values if v != float("inf")]
+    if not finite:
+        return "-"
+    return f"{statistics.median(finite) * 1000:.0f}"
+
+
+async def run(args: argparse.Namespace) -> None:
+    manifest = json.loads((args.corpus / "manifest.json").read_text())
+    if args.limit:
+        manifest = manifest[: args.limit]
+    taking = TurnTaking(
+        pause=args.turn_pause, unfinished_silence=args.unfinished_silence,
+        sound_threshold=args.sound_threshold, words_threshold=args.words_threshold,
+    )  # fmt: skip
+    judge = await asyncio.to_thread(TurnJudge, taking)
+    judge.warm_up()
+    silence_rules = CommandRules(end_silence=args.end_silence)
+    smart_rules = CommandRules(end_silence=args.unfinished_silence)
+    with tempfile.TemporaryDirectory() as tmp:
+        stt = ServerProcess("wyoming_chatty_stt", ["--language", "en"], Path(tmp) / "stt.log")
+        try:
+            await asyncio.to_thread(stt.wait_ready)
+            transcribe = Transcriber(stt.uri)
+            records = []
+            for number, item in enumerate(manifest):
+                clip = frames(args.corpus / item["file"])
+                speech = speech_probabilities(clip)
+                on = [i for i, frame in enumerate(clip) if voiced(frame)]
+                endings = {
+                    "silence": end_by_silence(speech, silence_rules),
+                    "smart": await end_by_judge(clip, speech, smart_rules, judge, transcribe),
+                }
+                record: dict[str, object] = {**item}
+                for rule, ending in endings.items():
+                    record[rule] = {"ended_s": ending.at, "pauses": ending.pauses}
+                    if item["kind"] in ("complete", "filler"):
+                        last = (on[-1] + 1) * FRAME_SECONDS
+                        record[rule]["delay_s"] = None if ending.at is None else round(ending.at - last, 3)  # type: ignore[index]
+                    else:
+                        gaps = [(b - a, b) for a, b in itertools.pairwise(on)]
+                        resumes = max(gaps)[1] * FRAME_SECONDS  # the speech after the longest pause
+                        record[rule]["cut_off"] = ending.at is not None and ending.at < resumes  # type: ignore[index]
+                records.append(record)
+                if (number + 1) % 25 == 0:
+                    print(f"  {number + 1}/{len(manifest)} clips", file=sys.stderr, flush=True)
+        finally:
+            stt.stop()
+            judge.close()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(records, indent=1) + "\n")
+    report(records, args)
+
+
+def report(records: list[dict], args: argparse.Namespace) -> None:
+    print(
+        f"silence: {args.end_silence} s; smart: judged at {args.turn_pause} s, unfinished "
+        f"{args.unfinished_silence} s, thresholds sound {args.sound_threshold} words {args.words_threshold}"
+    )
+    cut: dict[tuple[str, str, float], dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    delays: dict[tuple[str, str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        for rule in RULES:
+            result = record[rule]
+            if "cut_off" in result:
+                place = "list" if record["kind"] == "list" else "hesitation"
+                cut[(record["part"], place, record["pause"])][rule].append(result["cut_off"])
+            else:
+                delay = result["delay_s"]
+                value = float("inf") if delay is None else delay
+                delays[(record["part"], record["kind"], "all")][rule].append(value)
+                delays[(record["part"], record["kind"], record["voice"])][rule].append(value)
+    print(f"\n{'part':<10}{'kind':<12}{'pause s':>8}" + "".join(f"{rule + ' cut':>18}" for rule in RULES))
+    for (part, kind, pause), by_rule in sorted(cut.items()):
+        cells = "".join(f"{sum(by_rule[r]):>11} of {len(by_rule[r]):<4}" for r in RULES)
+        print(f"{part:<10}{kind:<12}{pause:>8.1f}{cells}")
+    print(f"\nend-of-turn delay, median ms (never ended)\n{'part':<10}{'kind':<10}{'voice':<16}"
+          + "".join(f"{rule:>16}" for rule in RULES))  # fmt: skip
+    for (part, kind, voice), by_rule in sorted(delays.items()):
+        cells = "".join(f"{median_ms(by_rule[r]):>11} ({sum(v == float('inf') for v in by_rule[r])})" for r in RULES)
+        print(f"{part:<10}{kind:<10}{voice:<16}{cells}")
+    ready = [p["ready_s"] for record in records for p in record["smart"]["pauses"]]
+    if ready:
+        print(f"\njudging a pause (transcript + models): median {statistics.median(ready) * 1000:.0f} ms, "
+              f"max {max(ready) * 1000:.0f} ms over {len(ready)} pauses")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=ROOT / "bench" / "out" / "turn_corpus")
     parser.add_argument("--end-silence", type=float, default=CommandRules().end_silence)
+    parser.add_argument("--turn-pause", type=float, default=TurnTaking.pause)
+    parser.add_argument("--unfinished-silence", type=float, default=TurnTaking.unfinished_silence)
+    parser.add_argument("--sound-threshold", type=float, default=TurnTaking.sound_threshold)
+    parser.add_argument("--words-threshold", type=float, default=TurnTaking.words_threshold)
+    parser.add_argument("--limit", type=int, default=0, help="only the first N clips (a quick look)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "turn_bench.json")
+    parser.add_argument("--report-only", action="store_true", help="print the report of --out again")
     args = parser.parse_args()
-    rules = CommandRules(end_silence=args.end_silence)
-    manifest = json.loads((args.corpus / "manifest.json").read_text())
-    cut: dict[tuple[str, str, float], list[bool]] = defaultdict(list)
-    delays: dict[tuple[str, str], list[float]] = defaultdict(list)
-    records = []
-    for item in manifest:
-        clip = frames(args.corpus / item["file"])
-        flags = [voiced(f) for f in clip]
-        on = [i for i, v in enumerate(flags) if v]
-        ended = decide(clip, rules)
-        record = {**item, "ended_s": ended}
-        if item["kind"] in ("complete", "filler"):
-            delay = None if ended is None else ended - (on[-1] + 1) * FRAME_SECONDS
-            delays[(item["part"], item["kind"])].append(delay if delay is not None else float("inf"))
-            record["end_of_turn_delay_s"] = delay
-        else:
-            gaps = [(b - a, b) for a, b in itertools.pairwise(on)]
-            resumes = max(gaps)[1] * FRAME_SECONDS  # the speech after the longest pause
-            was_cut = ended is not None and ended < resumes
-            cut[(item["part"], item["kind"], item["pause"])].append(was_cut)
-            record["cut_off"] = was_cut
-        records.append(record)
-    print(f"end of speech after {args.end_silence} s of silence (the satellite's rule today)")
-    print(f"{'part':<10}{'kind':<12}{'pause s':>8}{'cut off':>10}")
-    for (part, kind, pause), flags in sorted(cut.items()):
-        print(f"{part:<10}{kind:<12}{pause:>8.1f}{sum(flags):>6} of {len(flags)}")
-    for (part, kind), values in sorted(delays.items()):
-        finite = [v for v in values if v != float("inf")]
-        print(f"{part:<10}{kind}: end-of-turn delay median {statistics.median(finite) * 1000:.0f} ms "
-              f"(max {max(finite) * 1000:.0f} ms), never ended {len(values) - len(finite)}")  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(records, indent=1) + "\n")
+    if args.report_only:
+        report(json.loads(args.out.read_text()), args)
+        return
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ Each question is spoken by espeak-ng as one sentence, so a pause inserted with S
 the sentence's prosody (a hesitating speaker does not end the first half as a statement). Kinds:
 
 - ``complete``: the whole question, nothing inserted;
-- ``hesitation``: a pause of 0.5 to 1.2 s at a word boundary inside it (after a word that cannot end
-  a question: "the", "of", "to", ...);
+- ``hesitation``: a pause of 0.5 to 1.2 s at a word boundary inside it, at two places per question:
+  after a function word ("the", "of", "to": the words alone show it is not over) and after a content
+  word ("What time does the bakery ... close": only the prosody, or nothing, shows it);
 - ``filler``: the question, then a trailing "um" and a pause (is it over? usually not);
 - ``list``: items with a pause before the last ("milk, eggs, and ... bread").
 
@@ -32,27 +33,27 @@ import soxr
 RATE = 16000
 PAUSES = (0.5, 0.8, 1.0, 1.2)
 VOICES = {"tune": ["en-us", "en-gb"], "held_out": ["en-us+f3", "en-gb-scotland", "en-029"]}
-# (question, the word after which a hesitation goes: its index in the question's words)
+# (question, the words after which a hesitation goes: their indexes in the question's words)
 QUESTIONS = {
     "tune": [
-        ("What is the boiling point of water?", 2),
-        ("How far is it to the nearest train station?", 6),
-        ("Can you turn down the heating in the bedroom?", 4),
-        ("What time does the bakery close on Sundays?", 3),
-        ("Who wrote the novel about the white whale?", 2),
-        ("Set a timer for twelve minutes please.", 3),
-        ("How many days are there in a leap year?", 4),
-        ("Is it going to rain in the afternoon?", 5),
+        ("What is the boiling point of water?", (2, 3)),
+        ("How far is it to the nearest train station?", (6, 7)),
+        ("Can you turn down the heating in the bedroom?", (4, 2)),
+        ("What time does the bakery close on Sundays?", (3, 4)),
+        ("Who wrote the novel about the white whale?", (2, 6)),
+        ("Set a timer for twelve minutes please.", (3, 4)),
+        ("How many days are there in a leap year?", (4, 7)),
+        ("Is it going to rain in the afternoon?", (5, 2)),
     ],
     "held_out": [
-        ("What is the tallest mountain in Africa?", 2),
-        ("Remind me to call my sister at six.", 3),
-        ("How long should I boil an egg for?", 5),
-        ("Which planet has the most moons?", 3),
-        ("Turn on the lamp in the living room.", 4),
-        ("What is the population of Canada?", 4),
-        ("When does the next bus to the airport leave?", 5),
-        ("How do you say thank you in Japanese?", 3),
+        ("What is the tallest mountain in Africa?", (2, 3)),
+        ("Remind me to call my sister at six.", (3, 2)),
+        ("How long should I boil an egg for?", (5, 1)),
+        ("Which planet has the most moons?", (3, 1)),
+        ("Turn on the lamp in the living room.", (4, 6)),
+        ("What is the population of Canada?", (4, 3)),
+        ("When does the next bus to the airport leave?", (5, 7)),
+        ("How do you say thank you in Japanese?", (3, 4)),
     ],
 }
 LISTS = {
@@ -97,14 +98,15 @@ def main() -> None:
     for part, questions in QUESTIONS.items():
         for voice in VOICES[part]:
             tag = voice.replace("+", "_")
-            for number, (text, after) in enumerate(questions):
+            for number, (text, places) in enumerate(questions):
                 words = text.split()
-                head, tail = " ".join(words[: after + 1]), " ".join(words[after + 1 :])
                 clip(f"{part}-{tag}-q{number}-complete", text, voice, part, text, "complete", 0.0, text)
-                for pause in PAUSES:
-                    ssml = f'{head} <break time="{int(pause * 1000)}ms"/> {tail}'
-                    clip(f"{part}-{tag}-q{number}-pause{int(pause * 1000)}", ssml, voice, part, text,
-                         "hesitation", pause, head)  # fmt: skip
+                for after in places:
+                    head, tail = " ".join(words[: after + 1]), " ".join(words[after + 1 :])
+                    for pause in PAUSES:
+                        ssml = f'{head} <break time="{int(pause * 1000)}ms"/> {tail}'
+                        clip(f"{part}-{tag}-q{number}-w{after}-pause{int(pause * 1000)}", ssml, voice, part, text,
+                             "hesitation", pause, head)  # fmt: skip
                 ssml = f'{text.rstrip("?.")}, um <break time="800ms"/>'
                 clip(f"{part}-{tag}-q{number}-filler", ssml, voice, part, text, "filler", 0.8, text)
             for number, (head, tail) in enumerate(LISTS[part]):

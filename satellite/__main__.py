@@ -12,7 +12,14 @@ import sys
 from pathlib import Path
 
 from chatty_common.audio import PcmFormat
-from chatty_common.cli import add_common_args, check_uri, non_negative_float, positive_float, setup_logging
+from chatty_common.cli import (
+    add_common_args,
+    check_uri,
+    non_negative_float,
+    positive_float,
+    probability,
+    setup_logging,
+)
 from chatty_common.metrics import MetricsFile
 
 from .audio_io import (
@@ -28,19 +35,26 @@ from .audio_io import (
 )
 from .core import Listener, Mode, Satellite
 from .direct import DirectMode, DirectSettings
+from .end_of_turn import EndOfTurn, TurnJudge, TurnTaking
 from .ha import HaMode
 from .ha_info import build_info
 from .player import Player
 from .services import Services
+from .smart_turn import SmartTurnMissing
 from .sounds import Sounds
 from .speech import CommandRules, VoiceActivity
 from .turn_log import TurnLog
+from .turn_text import TextModelMissing
 from .wake import LocalWakeDetector, RemoteWakeDetector, WakeWord, WakeWordError, parse_wake_word
 
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_PORT = 10700
 ZEROCONF_DEFAULT = "chatty-satellite-NAME"
+
+
+class SetupError(Exception):
+    """Something the satellite needs is missing; the message says what to do."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,15 +104,32 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: silero)",
     )  # fmt: skip
     speech.add_argument("--vad-threshold", type=positive_float, default=0.5, help="speech probability (default: 0.5)")
+    speech.add_argument(
+        "--end-of-turn", choices=[e.value for e in EndOfTurn], default=EndOfTurn.SMART.value,
+        help="smart: at a short pause, judge from the sound and the words whether the speaker is done, and wait "
+        "longer when not; silence: a fixed silence ends every command (default: smart)",
+    )  # fmt: skip
+    speech.add_argument("--turn-pause", type=positive_float, default=TurnTaking.pause,
+                        help="smart: the silence after which a pause is judged, s "
+                        f"(default: {TurnTaking.pause})")  # fmt: skip
+    speech.add_argument("--unfinished-silence", type=positive_float, default=TurnTaking.unfinished_silence,
+                        help="smart: the silence that ends a command judged unfinished, s "
+                        f"(default: {TurnTaking.unfinished_silence})")  # fmt: skip
+    speech.add_argument("--turn-sound-threshold", type=probability, default=TurnTaking.sound_threshold,
+                        help="smart: below this probability from the acoustic model the speaker sounds unfinished "
+                        f"(default: {TurnTaking.sound_threshold})")  # fmt: skip
+    speech.add_argument("--turn-words-threshold", type=probability, default=TurnTaking.words_threshold,
+                        help="smart, direct mode: below this probability from the language model the words do not "
+                        f"end a request (default: {TurnTaking.words_threshold})")  # fmt: skip
     speech.add_argument("--end-silence", type=positive_float, default=0.6,
-                        help="silence that ends a command, seconds (default: 0.6)")  # fmt: skip
+                        help="silence: the silence that ends a command, seconds (default: 0.6)")  # fmt: skip
     speech.add_argument("--min-speech", type=non_negative_float, default=0.3,
                         help="speech before a command counts as started, seconds (default: 0.3)")  # fmt: skip
     speech.add_argument("--max-command", type=positive_float, default=15.0, help="longest command, s (default: 15)")
     speech.add_argument("--speech-timeout", type=positive_float, default=5.0,
                         help="give up when nobody speaks for this long after the wake word (default: 5)")  # fmt: skip
 
-    direct = parser.add_argument_group("direct mode")
+    direct = parser.add_argument_group("direct mode (the STT server also in Home Assistant mode, to judge pauses)")
     for kind in ("stt", "llm", "tts"):
         direct.add_argument(f"--{kind}-uri", help=f"the {kind.upper()} server (default: found by zeroconf)")
         direct.add_argument(f"--{kind}-name", default=f"chatty-{kind}",
@@ -154,6 +185,27 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> lis
         raise  # unreachable: parser.error exits
 
 
+async def load_judge(args: argparse.Namespace) -> TurnJudge | None:
+    """The end-of-turn judge of ``--end-of-turn smart``, its models loaded and warm (None: silence)."""
+    if args.end_of_turn != EndOfTurn.SMART:
+        return None
+    taking = TurnTaking(
+        pause=args.turn_pause, unfinished_silence=args.unfinished_silence,
+        sound_threshold=args.turn_sound_threshold, words_threshold=args.turn_words_threshold,
+        fallback_silence=args.end_silence,
+    )  # fmt: skip
+
+    def load() -> TurnJudge:
+        judge = TurnJudge(taking)
+        judge.warm_up()
+        return judge
+
+    try:
+        return await asyncio.to_thread(load)
+    except (SmartTurnMissing, TextModelMissing) as err:
+        raise SetupError(str(err)) from err
+
+
 async def run(args: argparse.Namespace, wake_words: list[WakeWord]) -> None:
     mic = open_microphone(args)
     speaker = open_speaker(args)
@@ -167,8 +219,10 @@ async def run(args: argparse.Namespace, wake_words: list[WakeWord]) -> None:
         wake: LocalWakeDetector | RemoteWakeDetector = RemoteWakeDetector(args.wake_uri, [w.name for w in wake_words])
     else:
         wake = LocalWakeDetector(wake_words, args.wake_refractory)
+    judge = await load_judge(args)
     rules = CommandRules(
-        threshold=args.vad_threshold, min_speech=args.min_speech, end_silence=args.end_silence,
+        threshold=args.vad_threshold, min_speech=args.min_speech,
+        end_silence=args.end_silence if judge is None else judge.taking.unfinished_silence,
         max_command=args.max_command, speech_timeout=args.speech_timeout,
     )  # fmt: skip
     metrics = MetricsFile(args.metrics_file) if args.metrics_file else None
@@ -184,12 +238,14 @@ async def run(args: argparse.Namespace, wake_words: list[WakeWord]) -> None:
             language=args.language, voice=args.voice, follow_up=not args.no_follow_up,
             prepare_after=args.prepare_after or None,
         )  # fmt: skip
-        mode = DirectMode(services, player, sounds, rules, turn_log, settings)
+        mode = DirectMode(services, player, sounds, rules, turn_log, settings, judge)
     else:
         mode = HaMode(
             uri=args.uri, zeroconf_name=args.zeroconf, zeroconf_host=args.zeroconf_host,
             info=build_info(args.name, args.area, wake_words, speaker.rate), player=player, sounds=sounds,
-            rules=rules, turn_log=turn_log, follow_up=not args.no_follow_up,
+            rules=rules, turn_log=turn_log, follow_up=not args.no_follow_up, judge=judge,
+            stt=Services({"stt": args.stt_uri}, {"stt": args.stt_name}, interface=args.zeroconf_host),
+            language=args.language,
         )  # fmt: skip
     _LOGGER.info(
         "Satellite %s (%s mode): microphone %s, speaker %s, wake word %s",
@@ -207,6 +263,8 @@ async def run(args: argparse.Namespace, wake_words: list[WakeWord]) -> None:
     finally:
         if metrics is not None:
             metrics.close()
+        if judge is not None:
+            judge.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -216,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(args)
     try:
         asyncio.run(run(args, wake_words))
-    except DeviceError as err:
+    except (DeviceError, SetupError) as err:
         sys.exit(f"chatty-satellite: {err}")
     except KeyboardInterrupt:
         pass

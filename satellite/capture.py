@@ -43,17 +43,23 @@ class CommandCapture:
         self.queue: asyncio.Queue[Frame | Marker | None] = asyncio.Queue()
         self.end: CommandEnd | None = None
         self.ended_at: float | None = None
+        self.pcm = bytearray()
+        """The command's audio so far (at most ``max_command`` seconds of it)."""
+        self.pauses = 0
+        """How many times :attr:`Marker.PAUSE` has been queued."""
         self._paused = False
 
     def feed(self, heard: Heard) -> CommandEnd | None:
         if self.end is not None:
             return self.end
         self.queue.put_nowait(heard.frame)
+        self.pcm += heard.frame.pcm
         end = self.endpointer.feed(heard.frame, heard.speech)
         if self.pause_after is not None and end is None:
             silent_long_enough = self.endpointer.started and self.endpointer.silence >= self.pause_after
             if silent_long_enough and not self._paused:
                 self._paused = True
+                self.pauses += 1
                 self.queue.put_nowait(Marker.PAUSE)
             elif self._paused and self.endpointer.silence == 0.0:
                 self._paused = False
@@ -68,6 +74,11 @@ class CommandCapture:
             self.end = end
             self.ended_at = at if at is not None else time.monotonic()
             self.queue.put_nowait(None)
+
+    @property
+    def paused(self) -> bool:
+        """The speaker is silent since the last :attr:`Marker.PAUSE` and the command goes on."""
+        return self._paused and self.end is None
 
     @property
     def last_voice_at(self) -> float | None:

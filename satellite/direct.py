@@ -25,6 +25,7 @@ from .answer import Answer, TurnFailed, close_client, play_speech
 from .audio_io import MIC_FORMAT, Frame
 from .capture import CommandCapture, Marker
 from .core import Mode
+from .end_of_turn import TurnJudge
 from .player import Player
 from .services import Services, ServiceUnavailable
 from .sounds import Sounds
@@ -36,6 +37,7 @@ _LOGGER = logging.getLogger(__name__)
 
 TRANSCRIPT_TIMEOUT = 15.0
 CANT_REACH = "I can't reach the assistant right now."
+RESEND_BYTES = 3200  # 0.1 s: the command so far goes to a new transcription in chunks of this size
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class DirectMode(Mode):
         rules: CommandRules,
         turn_log: TurnLog,
         settings: DirectSettings,
+        judge: TurnJudge | None = None,
     ) -> None:
         self.services = services
         self.player = player
@@ -74,7 +77,9 @@ class DirectMode(Mode):
             turn_log=turn_log,
             follow_up=settings.follow_up,
             done_cue=False,
-            pause_after=settings.prepare_after,
+            pause_after=judge.taking.pause if judge is not None else settings.prepare_after,
+            judge=judge,
+            mode_judges_pauses=True,
         )
         self.turns.listen_again = lambda: self.listen(None)
 
@@ -135,33 +140,40 @@ class DirectMode(Mode):
         """Hear, transcribe, answer and play.
 
         At a pause that may end the command, the transcript is taken and the answer is
-        prepared at once, its audio held back; when the end of speech is confirmed it
-        plays straight away. If the speaker goes on instead, that answer is dropped and
-        the whole command so far goes to a new transcription.
+        prepared at once, its audio held back; the pause is judged (the sound and those
+        words: is the speaker done?), and when the end of speech is confirmed (by that
+        judgement or by the silence going on) it plays straight away. If the speaker goes
+        on instead, that answer is dropped and the whole command so far goes to a new
+        transcription.
         """
         stt: TranscriptionStream | None = await self._open_stt()
-        frames: list[bytes] = []
+        judge = self.turns.judge
         answer: Answer | None = None
         text = ""
+        taken = 0  # bytes of the command's audio taken from the queue
         try:
             while (item := await capture.queue.get()) is not None:
                 if isinstance(item, Frame):
-                    frames.append(item.pcm)
+                    taken += len(item.pcm)
                     if stt is not None:
                         await stt.send(item.pcm)
                 elif item is Marker.PAUSE and stt is not None:
+                    sound = judge.sound(bytes(capture.pcm[:taken])) if judge is not None else None
                     text = await self._transcript(stt, turn)
                     stt = None
                     if text:
                         answer = self._start_answer(turn, text, held=True)
+                    if sound is not None:
+                        self.turns.judge_pause(capture, sound, text)
                 elif item is Marker.RESUME:
                     if answer is not None:
                         await answer.cancel()
                         answer = None
                     turn.reset_answer()
                     stt = await self._open_stt()
-                    for pcm in frames:  # the whole command so far, as one utterance
-                        await stt.send(pcm)
+                    heard = bytes(capture.pcm[:taken])  # the whole command so far, as one utterance
+                    for start in range(0, len(heard), RESEND_BYTES):
+                        await stt.send(heard[start : start + RESEND_BYTES])
             if capture.end is CommandEnd.NOTHING_SAID:
                 return Outcome.NOTHING_SAID  # the turn controller has ended the turn already
             if stt is not None:

@@ -80,6 +80,8 @@ class Endpointer:
 
     def __init__(self, rules: CommandRules) -> None:
         self.rules = rules
+        self.end_silence = rules.end_silence
+        """The silence that ends this command (a judged pause may change it)."""
         self.elapsed = 0.0
         self.speech = 0.0
         self.silence = 0.0
@@ -98,7 +100,7 @@ class Endpointer:
                 self.started = True
         else:
             self.silence += FRAME_SECONDS
-        if self.started and self.silence >= rules.end_silence:
+        if self.started and self.silence >= self.end_silence:
             return CommandEnd.SPOKEN
         if self.elapsed >= rules.max_command:
             return CommandEnd.TOO_LONG if self.started else CommandEnd.NOTHING_SAID

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from .capture import CommandCapture, Heard
+from .end_of_turn import TurnJudge
 from .player import Playback, Player
 from .sounds import Sounds
 from .speech import CommandEnd, CommandRules
@@ -27,6 +28,10 @@ _LOGGER = logging.getLogger(__name__)
 
 
 def _nothing(*_args: Any) -> None:
+    return None
+
+
+async def _no_words(_pcm: bytes) -> str | None:
     return None
 
 
@@ -61,6 +66,8 @@ class TurnController:
         done_cue: bool = True,
         silence_ends_turn: bool = True,
         pause_after: float | None = None,
+        judge: TurnJudge | None = None,
+        mode_judges_pauses: bool = False,
     ) -> None:
         self.mode = mode
         self.player = player
@@ -73,6 +80,12 @@ class TurnController:
         at that moment (prepared during the pause), and the tone would hold it back."""
         self.silence_ends_turn = silence_ends_turn
         self.pause_after = pause_after
+        self.judge = judge
+        """Decides at a pause whether the speaker is done (None: only the silence rule ends a command)."""
+        self.mode_judges_pauses = mode_judges_pauses
+        """The mode judges its pauses with their transcript (:meth:`judge_pause`); otherwise each pause is
+        judged here, with the words from ``transcribe``."""
+        self._judging: set[asyncio.Task[None]] = set()
         self.turn: Turn | None = None
         """The turn under way, from its start until it is logged."""
         self.capture: CommandCapture | None = None
@@ -81,6 +94,8 @@ class TurnController:
         self.on_interrupt: Callable[[], None] = _nothing
         self.may_follow_up: Callable[[], bool] = lambda: True
         self.listen_again: Callable[[], None] = _nothing
+        self.transcribe: Callable[[bytes], Awaitable[str | None]] = _no_words
+        """The transcript of a command's audio so far, for judging a pause (None: none to be had)."""
 
     @property
     def capturing(self) -> bool:
@@ -113,10 +128,45 @@ class TurnController:
         capture = self.capture
         if capture is None:
             return False
+        pauses = capture.pauses
         end = capture.feed(heard)
         if end is not None:
             self.end_capture(end)
+        elif capture.pauses != pauses and self.judge is not None and not self.mode_judges_pauses:
+            pcm = bytes(capture.pcm)
+            self.judge_pause(capture, self.judge.sound(pcm), self.transcribe(pcm))
         return True
+
+    def judge_pause(
+        self, capture: CommandCapture, sound: Awaitable[float], text: str | Awaitable[str | None] | None
+    ) -> None:
+        """Judge a pause in the command being heard: ``sound`` is the acoustic judgement started at the
+        pause, ``text`` the transcript up to it (or its coming). If the speaker is done and has not gone
+        on meanwhile, the command ends now; otherwise the long silence (or more speech) ends it. With no
+        transcript to be had, the pause cannot be judged: the plain silence rule ends this command."""
+        judge, turn = self.judge, self.turn
+        if judge is None or turn is None:
+            return
+
+        async def judging() -> None:
+            try:
+                words = text if text is None or isinstance(text, str) else await text
+                verdict = await judge.judge(sound, words)
+            except Exception:
+                _LOGGER.exception("Could not judge the pause; waiting for the long silence")
+                return
+            turn.extra.setdefault("pauses", []).append(verdict.as_record())
+            if words is None:
+                capture.endpointer.end_silence = judge.taking.fallback_silence
+            if verdict.done and capture is self.capture and capture.paused:
+                _LOGGER.info("End of turn: the speaker is done")
+                self.end_capture(CommandEnd.SPOKEN)
+            elif not verdict.done:
+                _LOGGER.info("Pause: %s; listening on", verdict.reason)
+
+        task = asyncio.create_task(judging(), name="end of turn")
+        self._judging.add(task)
+        task.add_done_callback(self._judging.discard)
 
     def end_capture(self, end: CommandEnd) -> None:
         """The command is over: its end was heard, or something else said so (a transcript).
@@ -214,6 +264,8 @@ class TurnController:
     async def close(self) -> None:
         """End the turn under way (the satellite is stopping) and wait briefly for its work to unwind."""
         work = self._work
+        for task in self._judging:
+            task.cancel()
         if self.turn is not None:
             self.interrupt(Outcome.STOPPED)
         if work is not None and not work.done():

