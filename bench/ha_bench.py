@@ -154,7 +154,9 @@ async def ha_modes(args, ports: dict[str, int], mic: Path, logs: Path, work: Pat
             await ha.ws_call("assist_pipeline/pipeline/set_preferred", pipeline_id=pipelines[mode])
             port = free_port()
             print(f"{mode}: {len(QUESTIONS) * args.rounds} turns ...", file=sys.stderr)
-            process, metrics = run_satellite(["--mode", "ha", "--uri", f"tcp://127.0.0.1:{port}"], mic, logs, mode)
+            stt_uri = f"tcp://127.0.0.1:{ports['stt']}"  # the satellite judges pauses with it
+            ha_args = ["--mode", "ha", "--uri", f"tcp://127.0.0.1:{port}", "--stt-uri", stt_uri]
+            process, metrics = run_satellite(ha_args, mic, logs, mode)
             try:
                 entry = await join(ha, port, process)
                 turns = await asyncio.to_thread(wait_turns, process, metrics, len(QUESTIONS) * args.rounds,

@@ -6,13 +6,14 @@ off, and one who is done waits the whole silence. At a pause of ``pause`` second
 * the acoustic model (:mod:`satellite.smart_turn`) whether the speaker *sounds* finished; it is
   used as a veto: a speaker trailing off ("um", "and ...") scores near zero, but it also takes
   many mid-sentence pauses for ends, so it never decides alone;
-* when the mode has a transcript of the pause (direct mode does), the words: a rule on the last
-  word ("the", "of", "um" cannot end a request) and a small language model's probability that the
-  request ends there (:mod:`satellite.turn_text`).
+* the words up to the pause (direct mode's own transcript; Home Assistant mode asks Chatty's STT
+  server): a rule on the last word ("the", "of", "um" cannot end a request) and a small language
+  model's probability that the request ends there (:mod:`satellite.turn_text`).
 
-All that is asked must say "done" for the command to end at the pause; otherwise it ends after
-``unfinished_silence`` (the long silence), or at ``max_command`` at the latest. The models run only
-at pauses, on one thread off the event loop.
+Both must say "done" for the command to end at the pause; otherwise it ends after
+``unfinished_silence`` (the long silence), or at ``max_command`` at the latest. With no transcript
+to be had, the pause is not judged and ``fallback_silence`` (the plain silence rule) ends the
+command. The models run only at pauses, off the event loop.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from functools import partial
 
 from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
-from wyoming.client import AsyncClient
 from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Info
@@ -32,16 +31,15 @@ from wyoming.wake import Detection
 
 from chatty_common.audio import PcmFormat
 from chatty_common.server import Listening
-from wyoming_chatty_stt.client import TranscriptionError, TranscriptionStream
 
-from .answer import close_client
 from .audio_io import MIC_FORMAT
 from .capture import Heard
 from .core import Mode
 from .end_of_turn import TurnJudge
 from .ha_link import HaConnection, HaLink
+from .pause_words import PauseWords
 from .player import Playback, Player
-from .services import Services, ServiceUnavailable
+from .services import Services
 from .sounds import Sounds
 from .speech import CommandEnd, CommandRules
 from .timers import Timers
@@ -50,8 +48,7 @@ from .turns import TurnController, hear
 
 _LOGGER = logging.getLogger(__name__)
 
-PAUSE_TRANSCRIPT_TIMEOUT = 2.0  # a transcript later than this is no use for judging a pause
-PAUSE_CHUNK_BYTES = 32000  # the command so far goes to the STT server in 1 s chunks
+PAUSE_SILENCE_TO_HA = 0.4  # s; Home Assistant ends a command after 0.7 s of silence (as its detector hears it)
 
 
 class HaMode(Mode):
@@ -88,10 +85,10 @@ class HaMode(Mode):
         self.turns.on_interrupt = self._drop_incoming
         self.turns.may_follow_up = lambda: self.link.connected and self.running
         self.turns.listen_again = lambda: self.listen(None)
-        self.turns.transcribe = self._words_at_pause
-        self._stt = stt
-        self._language = language
-        self._stt_failing = False
+        # Judging pauses needs their words: Home Assistant's transcript comes only after the command.
+        self._pause_words = PauseWords(stt, language) if stt is not None and judge is not None else None
+        if self._pause_words is not None:
+            self.turns.transcribe = self._pause_words
         self._incoming: Playback | None = None
         """Audio arriving from Home Assistant: the answer of ``_incoming_turn``, or an announcement."""
         self._incoming_turn: Turn | None = None
@@ -101,43 +98,16 @@ class HaMode(Mode):
     async def start(self) -> None:
         await self._listening.start(partial(HaConnection, link=self.link))
         _LOGGER.info("Waiting for Home Assistant on %s", self.uri)
-        if self._stt is not None and self.turns.judge is not None:
-            try:
-                _LOGGER.info("Judging pauses with the words from the STT server %s", await self._stt.find("stt"))
-            except ServiceUnavailable as err:
-                _LOGGER.warning("%s; pauses end by silence until it is found", err)
-
-    async def _words_at_pause(self, pcm: bytes) -> str | None:
-        """The transcript of the command so far from Chatty's STT server, to judge a pause (None: none)."""
-        if self._stt is None:
-            return None
-        try:
-            async with asyncio.timeout(PAUSE_TRANSCRIPT_TIMEOUT):
-                client = AsyncClient.from_uri(await self._stt.find("stt"))
-                await client.connect()
-                try:
-                    stream = TranscriptionStream(client, MIC_FORMAT.rate, MIC_FORMAT.width, MIC_FORMAT.channels)
-                    await stream.start(self._language)
-                    for start in range(0, len(pcm), PAUSE_CHUNK_BYTES):
-                        await stream.send(pcm[start : start + PAUSE_CHUNK_BYTES])
-                    text = await stream.finish(PAUSE_TRANSCRIPT_TIMEOUT)
-                finally:
-                    await close_client(client)
-        except (ServiceUnavailable, OSError, TimeoutError, TranscriptionError) as err:
-            if not self._stt_failing:
-                _LOGGER.warning("No transcript to judge pauses by (%s); they end by silence", err or type(err).__name__)
-            self._stt_failing = True
-            return None
-        if self._stt_failing:
-            _LOGGER.info("The STT server answers again: judging pauses by their words")
-        self._stt_failing = False
-        return text
+        if self._pause_words is not None:
+            self._pause_words.look_up()
 
     async def close(self) -> None:
         self.timers.close()
         for task in self._announcing:
             task.cancel()
         await self.turns.close()
+        if self._pause_words is not None:
+            await self._pause_words.close()
         await self._listening.stop()
 
     @property
@@ -146,7 +116,10 @@ class HaMode(Mode):
 
     # -- the microphone -----------------------------------------------------------------------------
     def on_heard(self, heard: Heard) -> None:
-        if self.turns.capturing:
+        capture = self.turns.capture
+        # Of a pause being judged, Home Assistant gets only the first PAUSE_SILENCE_TO_HA: its own
+        # detector would end the command in a hesitation that the satellite hears out.
+        if capture is not None and not (capture.paused and capture.endpointer.silence >= PAUSE_SILENCE_TO_HA):
             self.link.send(AudioChunk(MIC_FORMAT.rate, MIC_FORMAT.width, MIC_FORMAT.channels, heard.frame.pcm).event())
         super().on_heard(heard)
 

@@ -443,7 +443,7 @@ async def test_a_spoken_turn_through_our_satellite_streams_and_switches_the_kitc
            + clip("nabu_capital.wav") + silence(10))  # fmt: skip
     log_start = len(ha.log())
     before = len(llm_records(llm_dir))
-    satellite = home_assistant.HaSatellite(tmp_path, mic)
+    satellite = home_assistant.HaSatellite(tmp_path, mic, "--stt-uri", stt_server.uri)  # it judges pauses with it
     try:
         await satellite.join(ha)
         turns = await satellite.wait_for_turns(3, timeout=150)

@@ -152,7 +152,7 @@ async def test_a_second_turn_within_five_minutes_continues_the_conversation(ha, 
 
 async def test_home_assistant_runs_a_spoken_turn_through_our_satellite(ha, chatty, stt_server, tmp_path):
     lead, tail = bytes(int(32000 * MIC_LEAD_SECONDS)), bytes(int(32000 * MIC_TAIL_SECONDS))
-    satellite = home_assistant.HaSatellite(tmp_path, lead + _pcm(NABU_CAPITAL) + tail)
+    satellite = home_assistant.HaSatellite(tmp_path, lead + _pcm(NABU_CAPITAL) + tail, "--stt-uri", stt_server.uri)
     try:
         entity = await satellite.join(ha)
         await satellite.wait_for_turns(1, timeout=MIC_LEAD_SECONDS + 60)
@@ -171,7 +171,7 @@ async def test_home_assistant_runs_a_spoken_turn_through_our_satellite(ha, chatt
 
 
 async def test_our_llm_server_restarted_during_a_conversation_through_the_satellite(
-    ha, chatty, start_server, llm_dir, tmp_path
+    ha, chatty, stt_server, start_server, llm_dir, tmp_path
 ):
     """Home Assistant mode, three questions; our LLM server dies after the first and is started again
     after the second. The second answer is Home Assistant's spoken error, the third is ours again: no
@@ -199,7 +199,8 @@ async def test_our_llm_server_restarted_during_a_conversation_through_the_satell
     long_gap = bytes(32000 * 22)
     question = _pcm(NABU_CAPITAL)
     lead, tail = bytes(int(32000 * MIC_LEAD_SECONDS)), bytes(int(32000 * MIC_TAIL_SECONDS))
-    satellite = home_assistant.HaSatellite(tmp_path, lead + question + gap + question + long_gap + question + tail)
+    mic = lead + question + gap + question + long_gap + question + tail
+    satellite = home_assistant.HaSatellite(tmp_path, mic, "--stt-uri", stt_server.uri)
     try:
         await satellite.join(ha)
         await satellite.wait_for_turns(1, timeout=MIC_LEAD_SECONDS + 60)

@@ -189,35 +189,40 @@ async def ha_mode(player: Player, judge: TurnJudge, stt_uri: str) -> tuple[HaMod
     return mode, client
 
 
-async def audio_stop_after(mode: HaMode, client: AsyncClient, silence: float) -> float:
-    """Seconds into ``silence`` (fed now) when the satellite sends Home Assistant ``audio-stop``."""
+async def audio_stop_after(mode: HaMode, client: AsyncClient, silence: float) -> tuple[float, int]:
+    """Seconds into ``silence`` (fed now) when the satellite sends Home Assistant ``audio-stop``, and how
+    many 10 ms audio chunks Home Assistant got before it."""
     silent_from = time.monotonic()
     hearing = asyncio.create_task(hear(mode, silence=silence, pace=1.0))
+    chunks = 0
     try:
         async with asyncio.timeout(silence + 3):
             while (event := await client.read_event()) is not None and event.type != "audio-stop":
-                pass
-        return time.monotonic() - silent_from
+                chunks += event.type == "audio-chunk"
+        return time.monotonic() - silent_from, chunks
     finally:
         await hearing
 
 
 async def test_ha_a_hesitation_is_heard_to_the_end_and_the_end_comes_early(player, judge):
     """Home Assistant mode asks Chatty's STT server for the words at each pause: "What is the" goes on
-    (no audio-stop in a 0.8 s pause), the whole question ends at its pause (audio-stop well before the
-    long silence)."""
+    (no audio-stop in a 0.8 s pause, and Home Assistant gets only 0.4 s of that pause, so that its own
+    detector does not end the command), the whole question ends at its pause (audio-stop well before
+    the long silence)."""
     async with ScriptedServer(stt_script("What is the", "What is the boiling point of water?")) as stt:
         mode, client = await ha_mode(player, judge, stt.uri)
         try:
             await hear(mode, wake=True, speech=0.6, silence=0.8, pace=1.0)
             assert mode.capturing, "the command ended at the hesitation"
             await hear(mode, speech=0.6, pace=1.0)
-            ended_after = await audio_stop_after(mode, client, TAKING.unfinished_silence)
+            ended_after, chunks = await audio_stop_after(mode, client, TAKING.unfinished_silence)
         finally:
             await client.disconnect()
             await mode.close()
     assert ended_after < 1.0, f"audio-stop came {ended_after:.2f} s into the silence"
     assert len(stt.peers) == 2  # one transcript per pause
+    # 1.2 s of speech, at most 0.4 s of each pause (the whole 0.8 s pause would make 2.0 s and more)
+    assert 120 < chunks <= 200
 
 
 async def test_ha_without_an_stt_server_the_silence_rule_ends_commands(player, judge):
@@ -225,7 +230,7 @@ async def test_ha_without_an_stt_server_the_silence_rule_ends_commands(player, j
     mode, client = await ha_mode(player, judge, f"tcp://127.0.0.1:{free_port()}")  # nobody listens there
     try:
         await hear(mode, wake=True, speech=0.6, pace=1.0)
-        ended_after = await audio_stop_after(mode, client, TAKING.unfinished_silence)
+        ended_after, _ = await audio_stop_after(mode, client, TAKING.unfinished_silence)
     finally:
         await client.disconnect()
         await mode.close()

@@ -127,7 +127,9 @@ async def test_ha_mode_streams_the_question_and_plays_the_answer_through_the_dev
     devices, tmp_path, stt_server, tts_server
 ):
     port = free_port()
-    satellite = DeviceSatellite(devices, tmp_path, "--mode", "ha", "--uri", f"tcp://127.0.0.1:{port}")
+    satellite = DeviceSatellite(
+        devices, tmp_path, "--mode", "ha", "--uri", f"tcp://127.0.0.1:{port}", "--stt-uri", stt_server.uri
+    )
     recording = devices.record_speaker(tmp_path / "speaker.raw")
     answer = (await speak(tts_server.uri, ANSWER)).audio
     client = AsyncClient.from_uri(f"tcp://127.0.0.1:{port}")
@@ -173,7 +175,7 @@ def _start_and_stop(devices: PulseAudioDevices, folder: Path, mode: list[str]) -
 
 def test_a_hundred_sigterm_stops_with_the_devices_open(devices, tmp_path):
     """Closing a stream while a thread was inside it crashed libpulse in about half the stops."""
-    modes = [closed_servers(), ["--mode", "ha", "--uri", f"tcp://127.0.0.1:{free_port()}"]]
+    modes = [closed_servers(), ["--mode", "ha", "--uri", f"tcp://127.0.0.1:{free_port()}", "--end-of-turn", "silence"]]
     with ThreadPoolExecutor(2) as pool:  # two at a time: they share the devices, as two apps would
         stops = list(pool.map(lambda i: _start_and_stop(devices, tmp_path, modes[i % 2]), range(100)))
     bad = [(code, round(seconds, 2), log[-8000:]) for code, seconds, log in stops if code != 0 or seconds >= 1.0]

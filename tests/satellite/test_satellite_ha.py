@@ -56,7 +56,7 @@ class Satellite:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "satellite", "--mode", "ha", "--uri", self.uri, "--mic-file", str(mic),
              "--snd-file", str(self.out), "--metrics-file", str(self.metrics), "--name", "kitchen",
-             "--area", "Kitchen", *extra],
+             "--area", "Kitchen", "--stt-uri", "tcp://127.0.0.1:9", *extra],  # no STT: pauses end by silence
             stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
 
