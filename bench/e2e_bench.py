@@ -56,26 +56,36 @@ STAGES = ("end_of_speech", "transcript", "llm_first", "tts_first_audio", "first_
 FIGURES = ("QUESTION-TO-RESPONSE_MS", "VOICE-TO-VOICE_MS", "STT_MS", "LLM-TTF_MS", "LLM-TOTAL_MS", "TTS-TTFA_MS")
 
 
-def speech(text: str, work: Path, voice: str = "en-us") -> bytes:
+def speech(text: str, work: Path, voice: str = "en-us", ssml: bool = False) -> bytes:
     """16 kHz mono 16-bit speech from espeak-ng in one of its voices (resampled with soxr)."""
     import numpy as np
     import soxr
 
     raw = work / "say.wav"
-    subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text], check=True)
+    subprocess.run(["espeak-ng", *(["-m"] if ssml else []), "-v", voice, "-s", "150", "-w", str(raw), text], check=True)
     with wave.open(str(raw), "rb") as wav:
         samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
         rate = wav.getframerate()
     return soxr.resample(samples, rate, 16000).astype("<i2").tobytes()
 
 
-def microphone(work: Path, rounds: int) -> Path:
+def hesitating(question: str, pause: float) -> str:
+    """The question as SSML with a pause after its third word ("What is the ... capital of France?")."""
+    words = question.split()
+    return f'{" ".join(words[:3])} <break time="{int(pause * 1000)}ms"/> {" ".join(words[3:])}'
+
+
+def microphone(work: Path, rounds: int, voices: list[str], hesitation: float = 0.0) -> Path:
+    """The wake word (en-us) and each question in turn, the questions' voices taking turns; with a
+    ``hesitation``, every other question has a pause of that many seconds after its third word."""
     silence = lambda seconds: bytes(int(seconds * 16000) * 2)  # noqa: E731
     nabu = speech("Okay Nabu.", work)
     pcm = silence(1.0)
-    for _ in range(rounds):
-        for question in QUESTIONS:
-            pcm += nabu + silence(0.6) + speech(question, work) + silence(GAP_SECONDS)
+    for number, question in enumerate(QUESTIONS * rounds):
+        voice = voices[number % len(voices)]
+        said = speech(hesitating(question, hesitation), work, voice, ssml=True) if hesitation and number % 2 else (
+            speech(question, work, voice))  # fmt: skip
+        pcm += nabu + silence(0.6) + said + silence(GAP_SECONDS)
     return write_wav(work / "turns.wav", pcm)
 
 
@@ -141,6 +151,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="passes over the 10 questions (default: 1)")
     parser.add_argument("--satellite-arg", action="append", default=[], help="extra satellite flag (repeatable)")
     parser.add_argument("--llm-threads", type=int, help="threads of the local LLM (default: all cores)")
+    parser.add_argument("--voices", default="en-us", help="espeak-ng voices of the questions, taking turns "
+                        "(comma-separated; default: en-us)")  # fmt: skip
+    parser.add_argument("--hesitation", type=float, default=0.0,
+                        help="every other question pauses this long after its third word (default: none)")  # fmt: skip
+    parser.add_argument("--out", default="e2e", help="name of the results in bench/out (default: e2e)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up below when killed
     if shutil.which("espeak-ng") is None:
@@ -151,7 +166,7 @@ def main() -> None:
     logs.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        mic = microphone(work, args.rounds)
+        mic = microphone(work, args.rounds, args.voices.split(","), args.hesitation)
         llm_config = work / "llm.json"
         config = json.loads(json.dumps(LLM_CONFIG))
         if args.llm_threads:
@@ -180,7 +195,7 @@ def main() -> None:
             if satellite.returncode != 0:
                 sys.exit(f"the satellite exited with {satellite.returncode}; see {logs / 'satellite.log'}")
             turns = [json.loads(line) for line in metrics.read_text().splitlines()]
-            shutil.copy(metrics, out / "e2e-turns.jsonl")
+            shutil.copy(metrics, out / f"{args.out}-turns.jsonl")
         finally:  # also on Ctrl-C and SIGTERM: no server or satellite is left running
             children = [*servers.values(), *([satellite] if satellite is not None else [])]
             for process in children:
@@ -210,6 +225,13 @@ def main() -> None:
         if values:
             stages[stage] = {"median": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
             print(f"{stage:<26} {stages[stage]['median']:>6.0f} ms {stages[stage]['p95']:>6.0f} ms")
+    if args.hesitation and len(turns) == len(QUESTIONS) * args.rounds:  # turn i is question i
+        asked = [q for _ in range(args.rounds) for q in QUESTIONS]
+        said = [(asked[i], t.get("transcript") or "") for i, t in enumerate(turns) if i % 2]
+        cut = [heard for question, heard in said if len(heard.split()) < 0.7 * len(question.split())]
+        print(f"\nquestions with a {args.hesitation} s pause after their third word: {len(cut)} of {len(said)} "
+              f"cut off at the pause {cut}")  # fmt: skip
+        summary["hesitations_cut_off"] = {"cut": len(cut), "of": len(said)}
     # Soak reading: every turn logged once, none failed, memory growth after the first round.
     failed = [t for t in turns if t["outcome"] not in ("answered", "interrupted")]
     print(f"\n{len(turns)} turns logged for {len(QUESTIONS) * args.rounds} asked; {len(failed)} failed")
@@ -223,7 +245,7 @@ def main() -> None:
             shown = sorted({0, *range(4, len(rounds), 5), len(rounds) - 1})
             print(" " * 13 + "round: median/peak MB " + ", ".join(
                 f"{i + 1}: {rounds[i]['median']:.0f}/{rounds[i]['max']:.0f}" for i in shown if rounds[i]))  # fmt: skip
-    (out / "e2e.json").write_text(
+    (out / f"{args.out}.json").write_text(
         json.dumps(
             {"turns": len(turns), "answered": len(answered), "failed": len(failed), **summary, "stages_ms": stages,
              "memory": memory},
@@ -231,7 +253,7 @@ def main() -> None:
         )
     )  # fmt: skip
     print("\nTargets: QUESTION-TO-RESPONSE_MS median at most 500 ms, VOICE-TO-VOICE_MS median at most 1000 ms.")
-    print(f"Per-turn records: {out / 'e2e-turns.jsonl'}")
+    print(f"Per-turn records: {out / f'{args.out}-turns.jsonl'}")
 
 
 if __name__ == "__main__":

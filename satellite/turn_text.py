@@ -26,9 +26,10 @@ MAX_WORDS = 40  # the end of a long command is what matters; keeps every call sh
 CONTEXT = 128
 
 # Words an English request does not end on: articles, prepositions, conjunctions, determiners,
-# auxiliaries and question words, and fillers (someone still thinking).
+# auxiliaries and question words, and fillers (someone still thinking). "that" too: it can end a
+# question ("what's that?"), but Whisper writes it for a "the" cut off by a pause ("What is that?").
 _UNFINISHED_WORDS = """a an the of to for in on at by with from into onto about than as and or but nor if because so
-    my your his her its our their this these those some any every
+    my your his her its our their this that these those some any every
     is are was were be been being am do does did can could will would should shall may might must
     have has had what which who whom whose where when why how
     um uh er erm hmm mm uhm ah"""

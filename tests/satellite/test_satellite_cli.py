@@ -32,7 +32,8 @@ def test_help_lists_the_documented_flags():
     for flag in (
         "--mode", "--mic-device", "--mic-command", "--mic-file", "--snd-device", "--snd-command", "--snd-file",
         "--wake-word", "--wake-uri", "--vad", "--end-silence", "--stt-uri", "--llm-uri", "--tts-uri",
-        "--metrics-file", "--zeroconf", "--uri", "--name", "--area",
+        "--metrics-file", "--zeroconf", "--uri", "--name", "--area", "--end-of-turn", "--turn-pause",
+        "--unfinished-silence", "--turn-words-threshold", "--turn-sound-threshold",
     ):  # fmt: skip
         assert flag in result.stdout
 
@@ -57,6 +58,8 @@ def test_bad_options_are_clear_errors(tmp_path):
     assert "no micro model 'hey_rhasspy'" in _fails(*mic, "--wake-word", "micro:hey_rhasspy")
     assert "give one of --mic-device, --mic-command, --mic-file" in _fails(*mic, "--mic-command", "arecord")
     assert "--snd-rate 100 is outside" in _fails(*mic, "--snd-rate", "100")
+    assert "must be from 0 to 1, got 2" in _fails(*mic, "--turn-words-threshold", "2")
+    assert "invalid choice: 'never'" in _fails(*mic, "--end-of-turn", "never")
 
 
 def test_a_microphone_command_feeds_the_satellite(tmp_path):
