@@ -103,24 +103,22 @@ class TurnJudge:
 
     async def judge(self, sound: Awaitable[float], text: str | None) -> Judgement:
         """The verdict at a pause: ``sound`` from :meth:`sound`, ``text`` the transcript so far (None: none)."""
-        taking = self.taking
-        sound_probability = await sound
-        words_probability: float | None = None
-        if text is not None and not unfinished(text):
-            model = self._words
-            words_probability = await asyncio.get_running_loop().run_in_executor(self._executor, model.complete, text)
-        if text is None:
-            verdict = Judgement(False, sound_probability, None, "no transcript: the silence decides")
-        elif unfinished(text):
-            verdict = Judgement(False, sound_probability, 0.0, "the words are unfinished")
-        elif words_probability is not None and words_probability < taking.words_threshold:
-            verdict = Judgement(False, sound_probability, words_probability, "the words do not end a request")
-        elif sound_probability < taking.sound_threshold:
-            verdict = Judgement(False, sound_probability, words_probability, "the speaker sounds unfinished")
-        else:
-            verdict = Judgement(True, sound_probability, words_probability, "finished")
+        verdict = await self._verdict(await sound, text)
         _LOGGER.debug("End of turn at a pause: %s (%s)", verdict.reason, verdict.as_record())
         return verdict
+
+    async def _verdict(self, sound: float, text: str | None) -> Judgement:
+        if text is None:
+            return Judgement(False, sound, None, "no transcript: the silence decides")
+        if unfinished(text):
+            return Judgement(False, sound, 0.0, "the words are unfinished")
+        loop = asyncio.get_running_loop()
+        words = await loop.run_in_executor(self._executor, self._words.complete, text)
+        if words < self.taking.words_threshold:
+            return Judgement(False, sound, words, "the words do not end a request")
+        if sound < self.taking.sound_threshold:
+            return Judgement(False, sound, words, "the speaker sounds unfinished")
+        return Judgement(True, sound, words, "finished")
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
