@@ -56,7 +56,8 @@ def request_language(requested: str | None, settings: SttSettings) -> str | None
 
 
 # Sent to a client that asked for it (``transcribe`` with ``"chatty": {"candidates": true}``) when a
-# decode at a pause covers all the speech so far: the transcript it will be if the speaker is done.
+# decode at a pause covers all the speech so far: the transcript it will be if the speaker is done, and
+# the seconds of audio (from audio-start) that decode covered.
 CANDIDATE = "chatty-candidate"
 MIN_PAUSE, MAX_PAUSE = 0.05, 2.0  # seconds of silence a client may ask candidates after
 
@@ -132,9 +133,12 @@ class SttEventHandler(LimitedEventHandler):
             settings=self._streaming,
             vad_executor=self._vad_executor,
             on_partial=lambda text: self.send(TranscriptChunk(text=text).event()),
-            on_candidate=(lambda text: self.send(Event(CANDIDATE, {"text": text}))) if self._candidates else None,
+            on_candidate=self._send_candidate if self._candidates else None,
         )
         self.send(TranscriptStart(language=self._options.language).event())
+
+    def _send_candidate(self, text: str, seconds: float) -> None:
+        self.send(Event(CANDIDATE, {"text": text, "seconds": round(seconds, 3)}))
 
     async def _on_audio_stop(self) -> None:
         utterance = self._utterance

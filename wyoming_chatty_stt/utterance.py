@@ -10,8 +10,9 @@ While audio streams in, the utterance
 
 At ``audio-stop`` that decode is the answer if no speech came after the audio
 it covered; otherwise the utterance decodes again. When such a decode covers
-all the speech so far, its text may be offered at once as a *candidate*
-(``on_candidate``): what the transcript will be if the speaker is done. All this happens only while
+all the speech so far, its text is offered at once as a *candidate*
+(``on_candidate``, with the seconds of audio it covers): what the transcript will be if the speaker
+is done; at every such pause, even when the words are the same as at the last one. All this happens only while
 audio arrives live: a recording sent faster than real time is decoded once,
 at ``audio-stop``. Audio is converted to
 16 kHz mono float32 on arrival and kept in a bounded buffer.
@@ -86,7 +87,7 @@ class Utterance:
         settings: StreamingSettings,
         vad_executor: Executor,
         on_partial: Callable[[str], None],
-        on_candidate: Callable[[str], None] | None = None,
+        on_candidate: Callable[[str, float], None] | None = None,
     ) -> None:
         self.options = options
         self._converter = PcmToFloat(fmt, SAMPLE_RATE)
@@ -95,7 +96,6 @@ class Utterance:
         self._vad_executor = vad_executor
         self._on_partial = on_partial
         self._on_candidate = on_candidate
-        self._candidate = ""
         self._audio = AudioBuffer(int(settings.max_seconds * SAMPLE_RATE))
         self._vad = SpeechDetector()
         self._frames = 0
@@ -205,7 +205,7 @@ class Utterance:
             self._confirm_words(recognition.text)
 
     def _offer_candidate(self, job: DecodeJob, recognition: Recognition) -> None:
-        """A decode at a pause that covers all the speech so far: offer its text (once) as the likely transcript."""
+        """A decode at a pause that covers all the speech so far: offer its text as the likely transcript."""
         text = recognition.text.strip()
         if (
             self._on_candidate is None
@@ -213,11 +213,9 @@ class Utterance:
             or job.priority < Priority.ENDPOINT
             or recognition.samples < self._speech_end
             or not text
-            or text == self._candidate
         ):
             return
-        self._candidate = text
-        self._on_candidate(text)
+        self._on_candidate(text, recognition.samples / SAMPLE_RATE)
 
     # -- partial text -----------------------------------------------------
 

@@ -108,6 +108,7 @@ async def test_asked_for_it_the_server_offers_the_transcript_at_each_pause(stt_s
         await client.write_event(AudioStop().event())
         await asyncio.wait_for(reader, 30)
     candidates = [(at, event.data["text"]) for at, event in events if event.type == "chatty-candidate"]
+    covered = [event.data["seconds"] for _, event in events if event.type == "chatty-candidate"]
     async with AsyncClient.from_uri(stt_server.uri) as client:  # a pause out of bounds is refused
         await client.write_event(Event("transcribe", {"chatty": {"candidates": True, "pause": 5}}))
         refused = await client.read_event()
@@ -117,6 +118,9 @@ async def test_asked_for_it_the_server_offers_the_transcript_at_each_pause(stt_s
     assert len(candidates) >= 2, events  # at the pause in the middle, and at the end
     assert len(words(candidates[0][1])) < len(words(transcript))
     assert candidates[-1][1] == transcript and candidates[-1][0] < stopped
+    # Each says how much of the audio it covers: the first ends in the pause, the last after the speech.
+    speech = (len(pcm) / (rate * width * channels)) - 1.5
+    assert 0.3 < covered[0] < covered[-1] <= speech + 1.5 and covered[-1] > speech - 0.5, covered
 
 
 async def test_silence_gives_an_empty_transcript(stt_server, tmp_path):
