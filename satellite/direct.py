@@ -3,8 +3,9 @@
 Audio streams to the STT server while the user speaks; the transcript goes to
 the LLM server; each ``handled-chunk`` goes on to the TTS server as a
 ``synthesize-chunk``; audio plays as soon as the first piece is synthesized.
-At a pause that may end the command the answer is prepared already, its audio
-held back until the end of speech is confirmed. The turn controller does the
+At a pause that may end the command the server transcribes what was said so
+far and the answer is prepared already, its audio held back until the end of
+speech is confirmed. The turn controller does the
 rest (barge-in, follow-ups, the turn log); the servers' own stream clients
 speak the protocol.
 """
@@ -17,13 +18,16 @@ import logging
 import time
 from dataclasses import dataclass
 
+from wyoming.client import AsyncClient
+
 from wyoming_chatty_llm.client import AgentError
-from wyoming_chatty_stt.client import TranscriptionError, TranscriptionStream
+from wyoming_chatty_stt.client import TranscriptionError
 from wyoming_chatty_tts.client import SpeechError, SpeechStream
 
 from .answer import Answer, TurnFailed, close_client, play_speech
-from .audio_io import MIC_FORMAT, Frame
+from .audio_io import Frame
 from .capture import CommandCapture, Marker
+from .command_words import CommandWords
 from .core import Mode
 from .end_of_turn import TurnJudge
 from .player import Player
@@ -31,13 +35,13 @@ from .services import Services, ServiceUnavailable
 from .sounds import Sounds
 from .speech import CommandEnd, CommandRules
 from .turn_log import Outcome, Turn, TurnLog
+from .turn_text import unfinished
 from .turns import TurnController
 
 _LOGGER = logging.getLogger(__name__)
 
 TRANSCRIPT_TIMEOUT = 15.0
 CANT_REACH = "I can't reach the assistant right now."
-RESEND_BYTES = 3200  # 0.1 s: the command so far goes to a new transcription in chunks of this size
 
 
 @dataclass(frozen=True)
@@ -139,72 +143,77 @@ class DirectMode(Mode):
     async def _hear_and_answer(self, turn: Turn, capture: CommandCapture) -> Outcome:
         """Hear, transcribe, answer and play.
 
-        At a pause that may end the command, the transcript is taken and the answer is
-        prepared at once, its audio held back; the pause is judged (the sound and those
-        words: is the speaker done?), and when the end of speech is confirmed (by that
-        judgement or by the silence going on) it plays straight away. If the speaker goes
-        on instead, that answer is dropped and the whole command so far goes to a new
-        transcription.
+        The command streams to the STT server as it is heard, and the server transcribes it at each
+        pause that may end it. There the answer is prepared at once, its audio held back (unless the
+        words plainly go on: "what is the"); the pause is judged (the sound and those words: is the
+        speaker done?), and when the end of speech is confirmed (by that judgement or by the silence
+        going on) it plays straight away. If the speaker goes on instead, that answer is dropped and
+        the stream simply goes on.
         """
-        stt: TranscriptionStream | None = await self._open_stt()
         judge = self.turns.judge
-        answer: Answer | None = None
-        text = ""
-        taken = 0  # bytes of the command's audio taken from the queue
+        words = CommandWords(self._connect_stt, self.settings.language, self.turns.pause_after)
+        said: list[asyncio.Task[str | None]] = []  # the words of each pause
+        preparing: asyncio.Task[Answer | None] | None = None  # the answer to the pause under way
         try:
             while (item := await capture.queue.get()) is not None:
                 if isinstance(item, Frame):
-                    taken += len(item.pcm)
-                    if stt is not None:
-                        await stt.send(item.pcm)
-                elif item is Marker.PAUSE and stt is not None:
-                    sound = judge.sound(bytes(capture.pcm[:taken])) if judge is not None else None
-                    text = await self._transcript(stt, turn)
-                    stt = None
-                    if text:
-                        answer = self._start_answer(turn, text, held=True)
-                    if sound is not None:
-                        self.turns.judge_pause(capture, sound, text)
+                    words.feed(item.pcm)
+                elif item is Marker.PAUSE:
+                    said.append(asyncio.create_task(words.at_pause(), name="words at a pause"))
+                    if judge is not None:
+                        self.turns.judge_pause(capture, judge.sound(bytes(capture.pcm[: words.fed])), said[-1])
+                    preparing = asyncio.create_task(self._prepare(turn, said[-1]), name="answer at a pause")
                 elif item is Marker.RESUME:
-                    if answer is not None:
-                        await answer.cancel()
-                        answer = None
+                    await self._drop(preparing)
+                    preparing = None
                     turn.reset_answer()
-                    stt = await self._open_stt()
-                    heard = bytes(capture.pcm[:taken])  # the whole command so far, as one utterance
-                    for start in range(0, len(heard), RESEND_BYTES):
-                        await stt.send(heard[start : start + RESEND_BYTES])
             if capture.end is CommandEnd.NOTHING_SAID:
                 return Outcome.NOTHING_SAID  # the turn controller has ended the turn already
-            if stt is not None:
-                text = await self._transcript(stt, turn)
-                stt = None
-                if text:
-                    answer = self._start_answer(turn, text, held=False)
-            elif answer is not None:
+            answer = await preparing if preparing is not None else None
+            if answer is None:
+                text = await words.finish(TRANSCRIPT_TIMEOUT)
+                turn.transcript_at, turn.transcript = time.monotonic(), text
+                if not text:
+                    raise TurnFailed(Outcome.NOT_UNDERSTOOD, "the transcript is empty")
+                answer = self._start_answer(turn, text, held=False)
+            else:
                 turn.extra["prepared_during_pause"] = True
-            if not text or answer is None:
-                raise TurnFailed(Outcome.NOT_UNDERSTOOD, "the transcript is empty")
+            preparing = None
             answer.release()
-            return await answer.task
+            try:
+                return await answer.task
+            finally:
+                if not answer.task.done():
+                    await answer.cancel()
         finally:
-            if stt is not None:
-                await close_client(stt.client)
-            if answer is not None and not answer.task.done():
-                await answer.cancel()
+            await self._drop(preparing)
+            for task in said:
+                task.cancel()
+            await words.close()
 
-    async def _open_stt(self) -> TranscriptionStream:
+    async def _prepare(self, turn: Turn, said: asyncio.Task[str | None]) -> Answer | None:
+        """At a pause: the answer to its words, its audio held back (None: no words, or plainly unfinished ones)."""
+        text = await said or ""
+        turn.transcript_at, turn.transcript = time.monotonic(), text
+        if not text or (self.turns.judge is not None and unfinished(text)):
+            return None
+        return self._start_answer(turn, text, held=True)
+
+    @staticmethod
+    async def _drop(preparing: asyncio.Task[Answer | None] | None) -> None:
+        """The speaker went on (or the turn ended): the answer prepared at the pause is not wanted."""
+        if preparing is None:
+            return
+        preparing.cancel()
+        await asyncio.wait({preparing})
+        if not preparing.cancelled() and preparing.exception() is None and (answer := preparing.result()):
+            await answer.cancel()
+
+    async def _connect_stt(self) -> AsyncClient:
         try:
-            client = await self.services.connect("stt")
+            return await self.services.connect("stt")
         except ServiceUnavailable as err:
             raise TurnFailed(Outcome.STT_UNAVAILABLE, str(err)) from err
-        stt = TranscriptionStream(client, MIC_FORMAT.rate, MIC_FORMAT.width, MIC_FORMAT.channels)
-        try:
-            await stt.start(self.settings.language)
-        except (Exception, asyncio.CancelledError):
-            await close_client(client)
-            raise
-        return stt
 
     def _start_answer(self, turn: Turn, text: str, held: bool) -> Answer:
         return Answer(
@@ -214,13 +223,3 @@ class DirectMode(Mode):
 
     def _remember_conversation(self, conversation_id: str) -> None:
         self.conversation_id = conversation_id
-
-    async def _transcript(self, stt: TranscriptionStream, turn: Turn) -> str:
-        """End the audio, wait for the transcript, close the connection."""
-        try:
-            text = await stt.finish(TRANSCRIPT_TIMEOUT)
-        finally:
-            await close_client(stt.client)
-        turn.transcript_at = time.monotonic()
-        turn.transcript = text
-        return text

@@ -86,9 +86,9 @@ class HaMode(Mode):
         self.turns.may_follow_up = lambda: self.link.connected and self.running
         self.turns.listen_again = lambda: self.listen(None)
         # Judging pauses needs their words: Home Assistant's transcript comes only after the command.
-        self._pause_words = PauseWords(stt, language) if stt is not None and judge is not None else None
+        self._pause_words = PauseWords(stt, judge.taking.pause, language) if stt and judge else None
         if self._pause_words is not None:
-            self.turns.transcribe = self._pause_words
+            self.turns.open_words = self._pause_words.open
         self._incoming: Playback | None = None
         """Audio arriving from Home Assistant: the answer of ``_incoming_turn``, or an announcement."""
         self._incoming_turn: Turn | None = None

@@ -1,9 +1,10 @@
-"""The words of a command so far, from Chatty's STT server, for judging a pause in Home Assistant mode.
+"""Where Home Assistant mode gets the words of a command's pauses: Chatty's STT server, found in the background.
 
-Home Assistant sends its transcript only after the command has ended, so the satellite asks the STT
-server itself, once per pause, with the audio heard so far. The server is looked up in the
-background (zeroconf can take seconds); until it is known, or while it fails, there are no words
-and the pause is not judged (the silence rule ends the command), without waiting.
+Home Assistant sends its transcript only after the command has ended, so the satellite streams each
+command to the STT server as well (:class:`satellite.command_words.CommandWords`), which transcribes
+it at each pause. The server is looked up in the background (zeroconf can take seconds); until it
+is known there are no words and the pauses are not judged (the silence rule ends the command),
+without waiting.
 """
 
 from __future__ import annotations
@@ -14,29 +15,24 @@ import time
 
 from wyoming.client import AsyncClient
 
-from wyoming_chatty_stt.client import TranscriptionError, TranscriptionStream
-
-from .answer import close_client
-from .audio_io import MIC_FORMAT
+from .command_words import CommandWords
 from .services import Services, ServiceUnavailable
 
 _LOGGER = logging.getLogger(__name__)
 
-TIMEOUT = 2.0  # a transcript later than this is no use for judging a pause
-CHUNK_BYTES = 32000  # the command so far goes to the server in 1 s chunks
 LOOK_AGAIN = 30.0  # seconds between lookups of a server that could not be found or reached
 
 
 class PauseWords:
-    """Asks the STT server for the transcript of a command's audio so far; None when there is none to be had."""
+    """Opens a live transcription for each command, on the STT server once it is known; None until then."""
 
-    def __init__(self, services: Services, language: str | None = None) -> None:
+    def __init__(self, services: Services, pause: float, language: str | None = None) -> None:
         self._services = services
+        self._pause = pause
         self._language = language
         self._uri: str | None = None
         self._looked_at = -LOOK_AGAIN
         self._lookup: asyncio.Task[None] | None = None
-        self._failing = False
 
     def look_up(self) -> None:
         """Find the server in the background (again, if the last try is long enough ago)."""
@@ -54,35 +50,24 @@ class PauseWords:
         except ServiceUnavailable as err:
             _LOGGER.warning("%s; pauses end by silence until it is found", err)
 
-    async def __call__(self, pcm: bytes) -> str | None:
+    def open(self) -> CommandWords | None:
+        """A live transcription for the command starting now (None: no server known yet)."""
         uri = self._uri
         if uri is None:
             self.look_up()
             return None
+        return CommandWords(lambda: self._connect(uri), self._language, self._pause)
+
+    async def _connect(self, uri: str) -> AsyncClient:
+        client = AsyncClient.from_uri(uri)
         try:
-            async with asyncio.timeout(TIMEOUT):
-                client = AsyncClient.from_uri(uri)
-                await client.connect()
-                try:
-                    stream = TranscriptionStream(client, MIC_FORMAT.rate, MIC_FORMAT.width, MIC_FORMAT.channels)
-                    await stream.start(self._language)
-                    for start in range(0, len(pcm), CHUNK_BYTES):
-                        await stream.send(pcm[start : start + CHUNK_BYTES])
-                    text = await stream.finish(TIMEOUT)
-                finally:
-                    await close_client(client)
-        except (OSError, TimeoutError, TranscriptionError) as err:
-            if not self._failing:
-                _LOGGER.warning("No transcript to judge a pause by (%s); it ends by silence", err or type(err).__name__)
-            self._failing = True
-            if isinstance(err, OSError):
+            await client.connect()
+        except OSError:
+            if self._uri == uri:
                 self._uri = None  # it may have moved: look it up again
                 self.look_up()
-            return None
-        if self._failing:
-            _LOGGER.info("The STT server answers again: judging pauses by their words")
-        self._failing = False
-        return text
+            raise
+        return client
 
     async def close(self) -> None:
         if self._lookup is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .capture import CommandCapture, Heard
 from .end_of_turn import TurnJudge
@@ -24,6 +24,9 @@ from .sounds import Sounds
 from .speech import CommandEnd, CommandRules
 from .turn_log import Outcome, Turn, TurnLog
 
+if TYPE_CHECKING:
+    from .command_words import CommandWords  # it closes its connection with the answer's helper
+
 _LOGGER = logging.getLogger(__name__)
 
 
@@ -31,7 +34,7 @@ def _nothing(*_args: Any) -> None:
     return None
 
 
-async def _no_words(_pcm: bytes) -> str | None:
+def _no_words() -> CommandWords | None:
     return None
 
 
@@ -84,7 +87,7 @@ class TurnController:
         """Decides at a pause whether the speaker is done (None: only the silence rule ends a command)."""
         self.mode_judges_pauses = mode_judges_pauses
         """The mode judges its pauses with their transcript (:meth:`judge_pause`); otherwise each pause is
-        judged here, with the words from ``transcribe``."""
+        judged here, with the words of the command streamed to ``open_words()``."""
         self._judging: set[asyncio.Task[None]] = set()
         self.turn: Turn | None = None
         """The turn under way, from its start until it is logged."""
@@ -94,8 +97,10 @@ class TurnController:
         self.on_interrupt: Callable[[], None] = _nothing
         self.may_follow_up: Callable[[], bool] = lambda: True
         self.listen_again: Callable[[], None] = _nothing
-        self.transcribe: Callable[[bytes], Awaitable[str | None]] = _no_words
-        """The transcript of a command's audio so far, for judging a pause (None: none to be had)."""
+        self.open_words: Callable[[], CommandWords | None] = _no_words
+        """A live transcription for the next command, for judging its pauses (None: none to be had)."""
+        self._words: CommandWords | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     @property
     def capturing(self) -> bool:
@@ -120,6 +125,8 @@ class TurnController:
         turn = Turn(mode=self.mode, wake_word=wake_word)
         self.turn = turn
         self.capture = CommandCapture(self.rules, pause_after=self.pause_after)
+        if self.judge is not None and not self.mode_judges_pauses:
+            self._words = self.open_words()
         self.sounds.play(self.player, "awake")
         return turn, self.capture
 
@@ -129,12 +136,14 @@ class TurnController:
         if capture is None:
             return False
         pauses = capture.pauses
+        if self._words is not None:
+            self._words.feed(heard.frame.pcm)
         end = capture.feed(heard)
         if end is not None:
             self.end_capture(end)
         elif capture.pauses != pauses and self.judge is not None and not self.mode_judges_pauses:
-            pcm = bytes(capture.pcm)
-            self.judge_pause(capture, self.judge.sound(pcm), self.transcribe(pcm))
+            words = self._words.at_pause() if self._words is not None else None
+            self.judge_pause(capture, self.judge.sound(bytes(capture.pcm)), words)
         return True
 
     def judge_pause(
@@ -151,6 +160,10 @@ class TurnController:
         async def judging() -> None:
             try:
                 words = text if text is None or isinstance(text, str) else await text
+            except Exception as err:
+                _LOGGER.warning("No words to judge the pause by (%s): the silence decides", err or type(err).__name__)
+                words = None
+            try:
                 verdict = await judge.judge(sound, words)
             except Exception:
                 _LOGGER.exception("Could not judge the pause; waiting for the long silence")
@@ -205,6 +218,11 @@ class TurnController:
         if capture is None:
             return False
         capture.finish(end)
+        if self._words is not None:
+            task = asyncio.create_task(self._words.close(), name="close the command's transcription")
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+            self._words = None
         if self.turn is not None:
             self.turn.end_of_speech_at = capture.ended_at
             self.turn.last_voice_at = capture.last_voice_at
@@ -270,3 +288,5 @@ class TurnController:
             self.interrupt(Outcome.STOPPED)
         if work is not None and not work.done():
             await asyncio.wait({work}, timeout=2.0)  # its connections close as it unwinds
+        if self._closing:
+            await asyncio.wait(set(self._closing), timeout=1.0)

