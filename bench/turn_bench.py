@@ -4,12 +4,13 @@ Runs the satellite's end-of-turn rules over each clip of ``bench/turn_corpus.py`
 Silero VAD as the satellite runs it, in the same run:
 
 - ``silence``: the fixed silence (``--end-silence``, 0.6 s), the rule before issue 16;
-- ``smart``: at a pause of ``--turn-pause`` the satellite's :class:`satellite.end_of_turn.TurnJudge`
-  judges the sound (Smart Turn) and the words: the transcript comes from a real Chatty STT server
-  (started here) given the clip up to the pause, as Home Assistant mode asks for it (direct mode
-  has streamed the audio already, so its transcript comes no later); the command ends when the
-  verdict is "done" and the speaker has not gone on by the time it is ready (the measured time of
-  the transcript and the judgement counts), otherwise after ``--unfinished-silence``.
+- ``smart``: the clip streams at real time to a real Chatty STT server (started here) as the satellite
+  streams a command (:class:`satellite.command_words.CommandWords`, both modes); at a pause of
+  ``--turn-pause`` the satellite's :class:`satellite.end_of_turn.TurnJudge` judges the sound (Smart
+  Turn) and the words (the server's transcript of that pause); the command ends when the verdict is
+  "done" and the speaker has not gone on by the time it is ready (measured: the transcript and the
+  judgement take real time here), otherwise after ``--unfinished-silence`` (``--end-silence`` when
+  the pause's words did not come).
 
 For a clip with a pause inside (hesitation, list), a *cut-off* is a command that ends before the
 speech after the pause begins. For a complete question, the *end-of-turn delay* is the time from its
@@ -45,9 +46,9 @@ from helpers.servers import ServerProcess  # noqa: E402
 from wyoming.client import AsyncClient  # noqa: E402
 
 from satellite.audio_io import FRAME_BYTES, FRAME_SECONDS  # noqa: E402
-from satellite.end_of_turn import TurnJudge, TurnTaking  # noqa: E402
+from satellite.command_words import CommandWords  # noqa: E402
+from satellite.end_of_turn import Judgement, TurnJudge, TurnTaking  # noqa: E402
 from satellite.speech import CommandRules, VoiceActivity  # noqa: E402
-from wyoming_chatty_stt.client import TranscriptionStream  # noqa: E402
 
 VOICED_RMS = 300  # 16-bit RMS of a 10 ms frame that counts as voiced (espeak-ng's silences are digital zero)
 RULES = ("silence", "smart")
@@ -89,59 +90,68 @@ def end_by_silence(speech: list[float], rules: CommandRules) -> Ending:
     return Ending(None, [])
 
 
-class Transcriber:
-    """The transcript of audio so far, from a real Chatty STT server (as direct mode asks at a pause)."""
-
-    def __init__(self, uri: str) -> None:
-        self.uri = uri
-
-    async def __call__(self, pcm: bytes) -> str:
-        client = AsyncClient.from_uri(self.uri)
-        await client.connect()
-        try:
-            stream = TranscriptionStream(client)
-            await stream.start("en")
-            for start in range(0, len(pcm), 3200):
-                await stream.send(pcm[start : start + 3200])
-            return await stream.finish(30.0)
-        finally:
-            await client.disconnect()
+async def connect(uri: str) -> AsyncClient:
+    client = AsyncClient.from_uri(uri)
+    await client.connect()
+    return client
 
 
 async def end_by_judge(
-    clip: list[bytes], speech: list[float], rules: CommandRules, judge: TurnJudge, transcribe: Transcriber
+    clip: list[bytes], speech: list[float], rules: CommandRules, judge: TurnJudge, stt_uri: str
 ) -> Ending:
-    """The smart rule: judge each pause; the command ends at a "done" ready before the speaker went on."""
+    """The smart rule, live: the clip streams at real time; each pause is judged while it goes on; the
+    command ends at a "done" that is ready before the speaker went on."""
     taking = judge.taking
+    words = CommandWords(lambda: connect(stt_uri), "en", taking.pause)
     heard = silence = 0.0
-    paused = False
+    end_silence = taking.unfinished_silence
+    judging: list[tuple[float, asyncio.Task[tuple[Judgement, str | None, float]]]] = []  # (paused at, verdict)
+    last_pause = -1.0  # clip time of the pause under way (-1: the speaker is speaking)
     pauses: list[dict[str, object]] = []
-    for index, probability in enumerate(speech):
-        if probability >= rules.threshold:
-            heard += FRAME_SECONDS
-            silence = 0.0
-            paused = False
-        else:
-            silence += FRAME_SECONDS
-        now = (index + 1) * FRAME_SECONDS
-        started = heard >= rules.min_speech
-        if started and silence >= taking.unfinished_silence - 1e-9:
-            return Ending(now, pauses)
-        if started and not paused and silence >= taking.pause - 1e-9:
-            paused = True
-            pcm = b"".join(clip[: index + 1])
-            began = time.perf_counter()
-            sound = judge.sound(pcm)
-            text = await transcribe(pcm)
-            transcribed = time.perf_counter() - began
-            verdict = await judge.judge(sound, text)
-            ready = now + time.perf_counter() - began
-            pauses.append({"at": round(now, 2), "ready_s": round(ready - now, 3), "transcript_s": round(transcribed, 3),
-                           "text": text, **verdict.as_record()})  # fmt: skip
-            resumes = next((i for i in range(index + 1, len(speech)) if speech[i] >= rules.threshold), None)
-            if verdict.done and (resumes is None or resumes * FRAME_SECONDS >= ready):
-                return Ending(ready, pauses)
-    return Ending(None, pauses)
+
+    async def judge_pause(pcm: bytes) -> tuple[Judgement, str | None, float]:
+        began = time.monotonic()
+        sound = judge.sound(pcm)
+        try:
+            text = await words.at_pause()
+        except Exception:  # the satellite's rule: no words, the silence decides
+            text = None
+        transcribed = time.monotonic() - began
+        return await judge.judge(sound, text), text, transcribed
+
+    started = time.monotonic()
+    try:
+        for index, probability in enumerate(speech):
+            await asyncio.sleep(max(0.0, started + index * FRAME_SECONDS - time.monotonic()))
+            words.feed(clip[index])
+            now = (index + 1) * FRAME_SECONDS
+            if probability >= rules.threshold:
+                heard += FRAME_SECONDS
+                silence = 0.0
+                last_pause = -1.0
+            else:
+                silence += FRAME_SECONDS
+            for paused_at, task in [item for item in judging if item[1].done()]:
+                judging.remove((paused_at, task))
+                verdict, text, transcribed = task.result()
+                ready = time.monotonic() - started
+                pauses.append({"at": round(paused_at, 2), "ready_s": round(ready - paused_at, 3),
+                               "transcript_s": round(transcribed, 3), "text": text, **verdict.as_record()})  # fmt: skip
+                if paused_at == last_pause:  # the speaker has not gone on since
+                    if text is None:
+                        end_silence = taking.fallback_silence
+                    if verdict.done:
+                        return Ending(ready, pauses)
+            if heard >= rules.min_speech and silence >= end_silence - 1e-9:
+                return Ending(now, pauses)
+            if heard >= rules.min_speech and last_pause < 0 and silence >= taking.pause - 1e-9:
+                last_pause = now
+                judging.append((now, asyncio.create_task(judge_pause(b"".join(clip[: index + 1])))))
+        return Ending(None, pauses)
+    finally:
+        for _, task in judging:
+            task.cancel()
+        await words.close()
 
 
 def median_ms(values: list[float]) -> str:
@@ -153,6 +163,8 @@ def median_ms(values: list[float]) -> str:
 
 async def run(args: argparse.Namespace) -> None:
     manifest = json.loads((args.corpus / "manifest.json").read_text())
+    if args.part != "all":
+        manifest = [item for item in manifest if item["part"] == args.part]
     if args.limit:
         manifest = manifest[: args.limit]
     taking = TurnTaking(
@@ -167,7 +179,6 @@ async def run(args: argparse.Namespace) -> None:
         stt = ServerProcess("wyoming_chatty_stt", ["--language", "en"], Path(tmp) / "stt.log")
         try:
             await asyncio.to_thread(stt.wait_ready)
-            transcribe = Transcriber(stt.uri)
             records = []
             for number, item in enumerate(manifest):
                 clip = frames(args.corpus / item["file"])
@@ -175,7 +186,7 @@ async def run(args: argparse.Namespace) -> None:
                 on = [i for i, frame in enumerate(clip) if voiced(frame)]
                 endings = {
                     "silence": end_by_silence(speech, silence_rules),
-                    "smart": await end_by_judge(clip, speech, smart_rules, judge, transcribe),
+                    "smart": await end_by_judge(clip, speech, smart_rules, judge, stt.uri),
                 }
                 record: dict[str, object] = {**item}
                 for rule, ending in endings.items():
@@ -222,13 +233,15 @@ def report(records: list[dict], args: argparse.Namespace) -> None:
         print(f"{part:<10}{kind:<12}{pause:>8.1f}{cells}")
     print(f"\nend-of-turn delay, median ms (never ended)\n{'part':<10}{'kind':<10}{'voice':<16}"
           + "".join(f"{rule:>16}" for rule in RULES))  # fmt: skip
-    for (part, kind, voice), by_rule in sorted(delays.items()):
-        cells = "".join(f"{median_ms(by_rule[r]):>11} ({sum(v == float('inf') for v in by_rule[r])})" for r in RULES)
+    for (part, kind, voice), waits in sorted(delays.items()):
+        cells = "".join(f"{median_ms(waits[r]):>11} ({sum(v == float('inf') for v in waits[r])})" for r in RULES)
         print(f"{part:<10}{kind:<10}{voice:<16}{cells}")
     ready = [p["ready_s"] for record in records for p in record["smart"]["pauses"]]
     if ready:
-        print(f"\njudging a pause (transcript + models): median {statistics.median(ready) * 1000:.0f} ms, "
-              f"max {max(ready) * 1000:.0f} ms over {len(ready)} pauses")  # fmt: skip
+        words = [p["transcript_s"] for record in records for p in record["smart"]["pauses"]]
+        print(f"\njudging a pause, from the pause: median {statistics.median(ready) * 1000:.0f} ms (its words "
+              f"{statistics.median(words) * 1000:.0f} ms), max {max(ready) * 1000:.0f} ms "
+              f"over {len(ready)} pauses")  # fmt: skip
 
 
 def main() -> None:
@@ -239,6 +252,7 @@ def main() -> None:
     parser.add_argument("--unfinished-silence", type=float, default=TurnTaking.unfinished_silence)
     parser.add_argument("--sound-threshold", type=float, default=TurnTaking.sound_threshold)
     parser.add_argument("--words-threshold", type=float, default=TurnTaking.words_threshold)
+    parser.add_argument("--part", choices=("all", "tune", "held_out"), default="all")
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips (a quick look)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "turn_bench.json")
     parser.add_argument("--report-only", action="store_true", help="print the report of --out again")
