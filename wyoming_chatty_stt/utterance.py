@@ -10,9 +10,10 @@ While audio streams in, the utterance
 
 At ``audio-stop`` that decode is the answer if no speech came after the audio
 it covered; otherwise the utterance decodes again. When such a decode covers
-all the speech so far, its text is offered at once as a *candidate*
-(``on_candidate``, with the seconds of audio it covers): what the transcript will be if the speaker
-is done; at every such pause, even when the words are the same as at the last one. All this happens only while
+all the speech so far (or one already does: a decode that started just after the speech ended), its
+text is offered at once as a *candidate* (``on_candidate``, with the seconds of audio it covers): what
+the transcript will be if the speaker is done; once at every pause, even when the words are the same
+as at the last one. All this happens only while
 audio arrives live: a recording sent faster than real time is decoded once,
 at ``audio-stop``. Audio is converted to
 16 kHz mono float32 on arrival and kept in a bounded buffer.
@@ -105,6 +106,7 @@ class Utterance:
         self._running: set[DecodeJob] = set()
         self._full_jobs: set[DecodeJob] = set()
         self._best: Recognition | None = None
+        self._offered_end = -1  # the speech end of the last pause a candidate was offered for
         self._last_progress_at = 0
         self._first_audio_at: float | None = None
         self._finished = False
@@ -153,10 +155,13 @@ class Utterance:
         if silence >= self._settings.endpoint_silence * SAMPLE_RATE:
             if not self._covered(self._speech_end):
                 self._request(Priority.ENDPOINT)
+            else:
+                self._offer_candidate()
         elif (
             self._settings.progress_interval > 0
             and self._waiting is None
             and not self._running
+            and not self._covered(self._speech_end)  # nothing new said since the last decode
             and received - self._last_progress_at >= self._settings.progress_interval * SAMPLE_RATE
         ):
             self._last_progress_at = received
@@ -200,22 +205,30 @@ class Utterance:
             self._full_jobs.discard(job)
             if self._best is None or recognition.samples > self._best.samples:
                 self._best = recognition
-            self._offer_candidate(job, recognition)
+            self._offer_candidate()
         if not self._finished:
             self._confirm_words(recognition.text)
 
-    def _offer_candidate(self, job: DecodeJob, recognition: Recognition) -> None:
-        """A decode at a pause that covers all the speech so far: offer its text as the likely transcript."""
-        text = recognition.text.strip()
+    def _offer_candidate(self) -> None:
+        """At a pause, offer the text of the full decode that covers all the speech so far (once per pause).
+
+        That decode may be the one started at the pause, or one started a moment after the speech ended
+        (a progress decode in the first few frames of the silence): either is what the transcript will
+        be if the speaker is done.
+        """
+        best = self._best
         if (
             self._on_candidate is None
             or self._finished
-            or job.priority < Priority.ENDPOINT
-            or recognition.samples < self._speech_end
-            or not text
+            or best is None
+            or best.samples < self._speech_end
+            or self._offered_end == self._speech_end
+            or self._audio.size - self._speech_end < self._settings.endpoint_silence * SAMPLE_RATE
+            or not (text := best.text.strip())
         ):
             return
-        self._on_candidate(text, recognition.samples / SAMPLE_RATE)
+        self._offered_end = self._speech_end
+        self._on_candidate(text, best.samples / SAMPLE_RATE)
 
     # -- partial text -----------------------------------------------------
 
