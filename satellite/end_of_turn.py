@@ -89,7 +89,9 @@ class TurnJudge:
         self.taking = taking
         self._sound = SmartTurn(sound_model)
         self._words = TextTurnModel(words_model)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="end-of-turn")
+        # One thread each: the words are judged as soon as they come, even while the sound still is.
+        self._sound_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="end-of-turn sound")
+        self._words_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="end-of-turn words")
 
     def warm_up(self) -> None:
         """Run each model once (the first call is slow); blocking."""
@@ -99,21 +101,22 @@ class TurnJudge:
     def sound(self, pcm: bytes) -> Awaitable[float]:
         """Start the acoustic judgement of a command's audio so far (16 kHz, 16-bit mono)."""
         audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-        return asyncio.get_running_loop().run_in_executor(self._executor, self._sound.complete, audio)
+        return asyncio.get_running_loop().run_in_executor(self._sound_thread, self._sound.complete, audio)
 
     async def judge(self, sound: Awaitable[float], text: str | None) -> Judgement:
         """The verdict at a pause: ``sound`` from :meth:`sound`, ``text`` the transcript so far (None: none)."""
-        verdict = await self._verdict(await sound, text)
+        verdict = await self._verdict(sound, text)
         _LOGGER.debug("End of turn at a pause: %s (%s)", verdict.reason, verdict.as_record())
         return verdict
 
-    async def _verdict(self, sound: float, text: str | None) -> Judgement:
+    async def _verdict(self, heard: Awaitable[float], text: str | None) -> Judgement:
         if text is None:
-            return Judgement(False, sound, None, "no transcript: the silence decides")
+            return Judgement(False, await heard, None, "no transcript: the silence decides")
         if unfinished(text):
-            return Judgement(False, sound, 0.0, "the words are unfinished")
+            return Judgement(False, await heard, 0.0, "the words are unfinished")
         loop = asyncio.get_running_loop()
-        words = await loop.run_in_executor(self._executor, self._words.complete, text)
+        words = await loop.run_in_executor(self._words_thread, self._words.complete, text)
+        sound = await heard
         if words < self.taking.words_threshold:
             return Judgement(False, sound, words, "the words do not end a request")
         if sound < self.taking.sound_threshold:
@@ -121,5 +124,6 @@ class TurnJudge:
         return Judgement(True, sound, words, "finished")
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._sound_thread.shutdown(wait=False, cancel_futures=True)
+        self._words_thread.shutdown(wait=False, cancel_futures=True)
         self._words.close()

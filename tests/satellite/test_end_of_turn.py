@@ -88,6 +88,9 @@ def test_a_missing_model_file_says_what_to_do(tmp_path):
         ("Turn off the lights.", False),
         ("What is that?", True),  # Whisper's "What is the ..."
         ("Play it.", False),
+        ("How many legs does a spider have?", False),  # auxiliaries and prepositions can end a request
+        ("Turn the lights on.", False),
+        ("Do you know where my phone is?", False),
     ],
 )
 def test_words_that_cannot_end_a_request(text, cut):
