@@ -111,13 +111,12 @@ async def end_by_judge(
 
     async def judge_pause(pcm: bytes) -> tuple[Judgement, str | None, float]:
         began = time.monotonic()
-        sound = judge.sound(pcm)
         try:
             text = await words.at_pause()
         except Exception:  # the satellite's rule: no words, the silence decides
             text = None
         transcribed = time.monotonic() - began
-        return await judge.judge(sound, text), text, transcribed
+        return await judge.judge(pcm, text), text, transcribed
 
     started = time.monotonic()
     try:

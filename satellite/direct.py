@@ -161,7 +161,7 @@ class DirectMode(Mode):
                 elif item is Marker.PAUSE:
                     said.append(asyncio.create_task(words.at_pause(), name="words at a pause"))
                     if judge is not None:
-                        self.turns.judge_pause(capture, judge.sound(bytes(capture.pcm[: words.fed])), said[-1])
+                        self.turns.judge_pause(capture, bytes(capture.pcm[: words.fed]), said[-1])
                     preparing = asyncio.create_task(self._prepare(turn, said[-1]), name="answer at a pause")
                 elif item is Marker.RESUME:
                     await self._drop(preparing)

@@ -6,21 +6,21 @@ off, and one who is done waits the whole silence. At a pause of ``pause`` second
 * the acoustic model (:mod:`satellite.smart_turn`) whether the speaker *sounds* finished; it is
   used as a veto: a speaker trailing off ("um", "and ...") scores near zero, but it also takes
   many mid-sentence pauses for ends, so it never decides alone;
-* the words up to the pause (direct mode's own transcript; Home Assistant mode asks Chatty's STT
-  server): a rule on the last word ("the", "of", "um" cannot end a request) and a small language
-  model's probability that the request ends there (:mod:`satellite.turn_text`).
+* the words up to the pause (Chatty's STT server's transcript of the command streamed to it): a
+  rule on the last word ("the", "of", "um" cannot end a request) and a small language model's
+  probability that the request ends there (:mod:`satellite.turn_text`).
 
 Both must say "done" for the command to end at the pause; otherwise it ends after
 ``unfinished_silence`` (the long silence), or at ``max_command`` at the latest. With no transcript
 to be had, the pause is not judged and ``fallback_silence`` (the plain silence rule) ends the
-command. The models run only at pauses, off the event loop.
+command. The models run only at pauses, once the words are in (not while the STT server decodes
+them), off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -64,13 +64,16 @@ class Judgement:
     """What the judge made of one pause."""
 
     done: bool
-    sound: float
+    sound: float | None
+    """The acoustic model's probability; None when the words alone decided."""
     words: float | None
     """The language model's probability; None when there was no transcript to judge."""
     reason: str
 
     def as_record(self) -> dict[str, object]:
-        record: dict[str, object] = {"done": self.done, "sound": round(self.sound, 3), "reason": self.reason}
+        record: dict[str, object] = {"done": self.done, "reason": self.reason}
+        if self.sound is not None:
+            record["sound"] = round(self.sound, 3)
         if self.words is not None:
             record["words"] = round(self.words, 4)
         return record
@@ -89,7 +92,7 @@ class TurnJudge:
         self.taking = taking
         self._sound = SmartTurn(sound_model)
         self._words = TextTurnModel(words_model)
-        # One thread each: the words are judged as soon as they come, even while the sound still is.
+        # One thread each: the sound and the words are judged at the same time.
         self._sound_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="end-of-turn sound")
         self._words_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="end-of-turn words")
 
@@ -98,25 +101,27 @@ class TurnJudge:
         self._sound.complete(np.zeros(16000, dtype=np.float32))
         self._words.complete("what time is it")
 
-    def sound(self, pcm: bytes) -> Awaitable[float]:
-        """Start the acoustic judgement of a command's audio so far (16 kHz, 16-bit mono)."""
-        audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-        return asyncio.get_running_loop().run_in_executor(self._sound_thread, self._sound.complete, audio)
-
-    async def judge(self, sound: Awaitable[float], text: str | None) -> Judgement:
-        """The verdict at a pause: ``sound`` from :meth:`sound`, ``text`` the transcript so far (None: none)."""
-        verdict = await self._verdict(sound, text)
+    async def judge(self, pcm: bytes, text: str | None) -> Judgement:
+        """The verdict at a pause: ``pcm`` the command's audio so far (16 kHz, 16-bit mono), ``text`` its
+        transcript (None: none to be had)."""
+        verdict = await self._verdict(pcm, text)
         _LOGGER.debug("End of turn at a pause: %s (%s)", verdict.reason, verdict.as_record())
         return verdict
 
-    async def _verdict(self, heard: Awaitable[float], text: str | None) -> Judgement:
+    async def _verdict(self, pcm: bytes, text: str | None) -> Judgement:
+        # The models start once the words are in, not at the pause: until then the STT server is
+        # decoding those words, and on a small machine everything else (the answer too) waits for them.
         if text is None:
-            return Judgement(False, await heard, None, "no transcript: the silence decides")
+            return Judgement(False, None, None, "no transcript: the silence decides")
         if unfinished(text):
-            return Judgement(False, await heard, 0.0, "the words are unfinished")
+            return Judgement(False, None, 0.0, "the words are unfinished")
         loop = asyncio.get_running_loop()
-        words = await loop.run_in_executor(self._words_thread, self._words.complete, text)
-        sound = await heard
+        audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        heard = loop.run_in_executor(self._sound_thread, self._sound.complete, audio)
+        try:
+            words = await loop.run_in_executor(self._words_thread, self._words.complete, text)
+        finally:
+            sound = await heard
         if words < self.taking.words_threshold:
             return Judgement(False, sound, words, "the words do not end a request")
         if sound < self.taking.sound_threshold:

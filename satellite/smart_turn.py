@@ -3,7 +3,7 @@
 
 The model reads Whisper-style log-mel features (80 bins, 10 ms hop) of 8 s of 16 kHz audio,
 zero-padded at the start, and answers one probability that the turn is complete. It is cheap
-(about 40 ms on one core) but not sure of itself: on its own it takes many mid-sentence pauses
+(about 70 ms on one core) but not sure of itself: on its own it takes many mid-sentence pauses
 for ends, so :mod:`satellite.end_of_turn` weighs it with the words heard.
 """
 

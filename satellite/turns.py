@@ -143,14 +143,12 @@ class TurnController:
             self.end_capture(end)
         elif capture.pauses != pauses and self.judge is not None and not self.mode_judges_pauses:
             words = self._words.at_pause() if self._words is not None else None
-            self.judge_pause(capture, self.judge.sound(bytes(capture.pcm)), words)
+            self.judge_pause(capture, bytes(capture.pcm), words)
         return True
 
-    def judge_pause(
-        self, capture: CommandCapture, sound: Awaitable[float], text: str | Awaitable[str | None] | None
-    ) -> None:
-        """Judge a pause in the command being heard: ``sound`` is the acoustic judgement started at the
-        pause, ``text`` the transcript up to it (or its coming). If the speaker is done and has not gone
+    def judge_pause(self, capture: CommandCapture, pcm: bytes, text: str | Awaitable[str | None] | None) -> None:
+        """Judge a pause in the command being heard: ``pcm`` is its audio up to the pause, ``text`` the
+        transcript of it (or its coming). If the speaker is done and has not gone
         on meanwhile, the command ends now; otherwise the long silence (or more speech) ends it. With no
         transcript to be had, the pause cannot be judged: the plain silence rule ends this command."""
         judge, turn = self.judge, self.turn
@@ -164,7 +162,7 @@ class TurnController:
                 _LOGGER.warning("No words to judge the pause by (%s): the silence decides", err or type(err).__name__)
                 words = None
             try:
-                verdict = await judge.judge(sound, words)
+                verdict = await judge.judge(pcm, words)
             except Exception:
                 _LOGGER.exception("Could not judge the pause; waiting for the long silence")
                 return
