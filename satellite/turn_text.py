@@ -72,8 +72,9 @@ class _Model:
     """The language model itself (in the worker process)."""
 
     def __init__(self, path: str, threads: int) -> None:
-        from llama_cpp import Llama
+        from llama_cpp import Llama, llama_get_logits_ith
 
+        self._last_logits = llama_get_logits_ith
         self._llm = Llama(model_path=path, n_ctx=CONTEXT, n_threads=threads, n_threads_batch=threads, verbose=False)
         prompt = f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n"
         self._llm.eval(self._llm.tokenize(prompt.encode(), add_bos=False, special=True))
@@ -83,11 +84,9 @@ class _Model:
         self._ends = np.array(sorted(set(ends)))
 
     def complete(self, heard: list[str]) -> float:
-        import llama_cpp
-
         self._llm.n_tokens = self._prompt_tokens  # eval drops what followed the prompt from the cache
         self._llm.eval(self._llm.tokenize(" ".join(heard).encode(), add_bos=False))
-        pointer = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
+        pointer = self._last_logits(self._llm.ctx, -1)
         logits = np.ctypeslib.as_array(pointer, shape=(self._llm.n_vocab(),)).astype(np.float64)
         logits -= logits.max()
         probabilities = np.exp(logits)

@@ -148,9 +148,9 @@ class TurnController:
 
     def judge_pause(self, capture: CommandCapture, pcm: bytes, text: str | Awaitable[str | None] | None) -> None:
         """Judge a pause in the command being heard: ``pcm`` is its audio up to the pause, ``text`` the
-        transcript of it (or its coming). If the speaker is done and has not gone
-        on meanwhile, the command ends now; otherwise the long silence (or more speech) ends it. With no
-        transcript to be had, the pause cannot be judged: the plain silence rule ends this command."""
+        transcript of it (or its coming). If the speaker is done and has not gone on meanwhile, the
+        command ends now; otherwise the long silence (or more speech) ends it. With no transcript to be
+        had, the pause cannot be judged: the plain silence rule ends this command."""
         judge, turn = self.judge, self.turn
         if judge is None or turn is None:
             return
