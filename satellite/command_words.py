@@ -71,8 +71,9 @@ class CommandWords:
             await stream.send(pcm)
 
     async def at_pause(self) -> str | None:
-        """The words up to the pause just heard (all the audio fed), or None if they do not come within
-        ``WAIT_FOR_WORDS``. Raises if the server cannot be reached or fails."""
+        """The words up to the pause just heard (all the audio fed); None if the server does not transcribe
+        at pauses. Raises :class:`LateWords` if they do not come within ``WAIT_FOR_WORDS``, and the
+        failure if the server cannot be reached or fails."""
         if self.pause is None:
             return None
         heard = self.fed / BYTES_PER_SECOND

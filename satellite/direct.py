@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from wyoming.client import AsyncClient
 
 from wyoming_chatty_llm.client import AgentError
-from wyoming_chatty_stt.client import TranscriptionError
+from wyoming_chatty_stt.client import LateWords, TranscriptionError
 from wyoming_chatty_tts.client import SpeechError, SpeechStream
 
 from .answer import Answer, TurnFailed, close_client, play_speech
@@ -193,7 +193,10 @@ class DirectMode(Mode):
 
     async def _prepare(self, turn: Turn, said: asyncio.Task[str | None]) -> Answer | None:
         """At a pause: the answer to its words, its audio held back (None: no words, or plainly unfinished ones)."""
-        text = await said or ""
+        try:
+            text = await said or ""
+        except LateWords:
+            return None  # too late to prepare by; the final transcript will come at the end
         turn.transcript_at, turn.transcript = time.monotonic(), text
         if not text or (self.turns.judge is not None and unfinished(text)):
             return None

@@ -17,6 +17,8 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from wyoming_chatty_stt.client import LateWords
+
 from .capture import CommandCapture, Heard
 from .end_of_turn import TurnJudge
 from .player import Playback, Player
@@ -149,8 +151,9 @@ class TurnController:
     def judge_pause(self, capture: CommandCapture, pcm: bytes, text: str | Awaitable[str | None] | None) -> None:
         """Judge a pause in the command being heard: ``pcm`` is its audio up to the pause, ``text`` the
         transcript of it (or its coming). If the speaker is done and has not gone on meanwhile, the
-        command ends now; otherwise the long silence (or more speech) ends it. With no transcript to be
-        had, the pause cannot be judged: the plain silence rule ends this command."""
+        command ends now; otherwise the long silence (or more speech) ends it, as it does when the words
+        come too late to judge by. With no transcript to be had (no STT server that transcribes at
+        pauses), the pause cannot be judged: the plain silence rule ends this command."""
         judge, turn = self.judge, self.turn
         if judge is None or turn is None:
             return
@@ -158,6 +161,12 @@ class TurnController:
         async def judging() -> None:
             try:
                 words = text if text is None or isinstance(text, str) else await text
+            except LateWords:
+                # The STT server is transcribing this pause but is slow (a long decode): the speaker may
+                # well be hesitating, and the words cannot say otherwise in time.
+                _LOGGER.info("Pause: the words came too late to judge it by; listening on")
+                turn.extra.setdefault("pauses", []).append({"done": False, "reason": "the words came too late"})
+                return
             except Exception as err:
                 _LOGGER.warning("No words to judge the pause by (%s): the silence decides", err or type(err).__name__)
                 words = None

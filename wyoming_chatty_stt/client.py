@@ -16,12 +16,14 @@ import time
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
 from wyoming.error import Error
 from wyoming.event import Event
+from wyoming.info import Describe, Info
 
 
 class TranscriptionError(Exception):
@@ -61,6 +63,20 @@ class TranscriptionStream:
 
 
 CANDIDATE = "chatty-candidate"  # Chatty's STT server: the transcript if the speaker is done now
+CHATTY_PROGRAM_PREFIX = "chatty"  # the name of Chatty's STT program in its info begins so
+
+
+class LateWords(Exception):
+    """The server transcribes at pauses, but the words of this one did not come in time."""
+
+
+def offers_candidates(info: dict[str, Any]) -> bool:
+    """Does a server with this ``info`` (its data) send a ``chatty-candidate`` at each pause?"""
+    programs = info.get("asr")
+    return isinstance(programs, list) and any(
+        isinstance(program, dict) and str(program.get("name", "")).startswith(CHATTY_PROGRAM_PREFIX)
+        for program in programs
+    )
 
 
 @dataclass(frozen=True)
@@ -76,7 +92,8 @@ class LiveTranscription(TranscriptionStream):
 
     The server is asked (``"chatty": {"candidates": true, "pause": ...}``) to decode at each pause of
     ``pause`` seconds and send its text as a ``chatty-candidate``; :meth:`words_after` waits for the
-    one that covers the audio up to a given point. Events are read in the background from
+    one that covers the audio up to a given point. The server is asked to ``describe`` itself first, so
+    that a server which never sends candidates is not waited for. Events are read in the background from
     :meth:`start` on; :meth:`finish` gives the final transcript, :meth:`close` stops reading.
     """
 
@@ -87,8 +104,11 @@ class LiveTranscription(TranscriptionStream):
         self._news = asyncio.Event()
         self._final: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._reader: asyncio.Task[None] | None = None
+        self.offers_candidates: bool | None = None
+        """Whether the server sends candidates, once its ``info`` is in (None until then)."""
 
     async def start(self, language: str | None = None) -> None:
+        await self.client.write_event(Describe().event())
         transcribe = Transcribe(language=language).event()
         transcribe.data["chatty"] = {"candidates": True, "pause": self.pause}
         await self.client.write_event(transcribe)
@@ -98,7 +118,10 @@ class LiveTranscription(TranscriptionStream):
     async def _read(self) -> None:
         try:
             while (event := await self.client.read_event()) is not None:
-                if event.type == CANDIDATE:
+                if Info.is_type(event.type):
+                    self.offers_candidates = offers_candidates(event.data)
+                    self._news.set()
+                elif event.type == CANDIDATE:
                     text, seconds = event.data.get("text"), event.data.get("seconds")
                     if isinstance(text, str) and isinstance(seconds, int | float):
                         self.candidates.append(Candidate(text.strip(), float(seconds)))
@@ -123,7 +146,9 @@ class LiveTranscription(TranscriptionStream):
 
     async def words_after(self, seconds: float, timeout: float) -> str | None:
         """The transcript of a pause whose decode covers at least ``seconds`` of audio, waiting at most
-        ``timeout`` for it; None if it does not come. Raises if the stream failed."""
+        ``timeout`` for it; None if there will be none (the server sends no candidates). Raises
+        :class:`LateWords` if the server sends candidates but this one did not come in time, and
+        the stream's failure if it failed."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while True:
@@ -133,8 +158,12 @@ class LiveTranscription(TranscriptionStream):
                     if self._final.done():
                         self._final.result()  # raises the stream's failure
                         return None
+                    if self.offers_candidates is False:
+                        return None
                     self._news.clear()
                     await self._news.wait()
+        if self.offers_candidates:
+            raise LateWords(f"the server's words for the first {seconds:.1f} s came later than {timeout:g} s")
         return None
 
     async def finish(self, timeout: float) -> str:

@@ -21,6 +21,7 @@ from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop
+from wyoming.info import AsrProgram, Attribution, Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStopped
 
 from satellite.audio_io import FRAME_BYTES, Frame, Speaker
@@ -122,28 +123,47 @@ SPEECH_PCM = np.tile(np.array([1, -1], dtype="<i2"), FRAME_BYTES // 4).tobytes()
 """What :func:`hear` feeds as speech: all but silent, yet not zero, so a scripted STT server hears pauses."""
 
 
-def stt_script(*transcripts: str) -> Callable[[Peer], Awaitable[None]]:
+ATTRIBUTION = Attribution(name="tests", url="https://example.invalid")
+
+
+def stt_script(
+    *transcripts: str, program: str | None = None, candidates: bool = True, late: float = 0.0
+) -> Callable[[Peer], Awaitable[None]]:
     """An STT server: each utterance gets the next transcript (the last one again when used up).
 
     Asked for Chatty's candidates (``"chatty": {"candidates": true, "pause": P}``), it is live: each
     pause of P seconds after speech (non-zero audio) gets the next transcript as a ``chatty-candidate``
-    (with the seconds of audio so far), and ``audio-stop`` right after a pause gets that same text.
+    (with the seconds of audio so far; ``late`` seconds after the pause, as after a slow decode), and
+    ``audio-stop`` right after a pause gets that same text. With ``candidates`` False it sends none (as
+    a server that is not Chatty's). Given a ``program`` name, it answers ``describe`` with it.
     """
     given = list(transcripts)
 
     def next_text() -> str:
         return given.pop(0) if len(given) > 1 else given[0]
 
+    async def send_later(peer: Peer, event: Event) -> None:
+        await asyncio.sleep(late)
+        await peer.write(event)
+
     async def script(peer: Peer) -> None:
-        transcribe = await peer.read("transcribe", "audio-start")
+        transcribe = await peer.read("describe", "transcribe")
+        if transcribe.type == "describe":
+            if program is not None:
+                await peer.write(
+                    Info(asr=[AsrProgram(name=program, description=None, attribution=ATTRIBUTION, installed=True,
+                                         version=None, models=[])]).event()
+                )  # fmt: skip
+            transcribe = await peer.read("transcribe")
         chatty = transcribe.data.get("chatty") or {}
-        if not chatty.get("candidates"):
+        if not (chatty.get("candidates") and candidates):
             await peer.read("audio-stop")
             await peer.write(Transcript(text=next_text()).event())
             return
         pause_bytes = int(chatty.get("pause", 0.2) * 16000) * 2
         heard = silent = 0
         speaking, candidate = False, None
+        sending: set[asyncio.Task[None]] = set()
         while (event := await peer.read("audio-chunk", "audio-stop")).type == "audio-chunk":
             audio = AudioChunk.from_event(event).audio
             heard += len(audio)
@@ -153,7 +173,13 @@ def stt_script(*transcripts: str) -> Callable[[Peer], Awaitable[None]]:
                 silent += len(audio)
             if speaking and silent >= pause_bytes:
                 speaking, candidate = False, next_text()
-                await peer.write(Event("chatty-candidate", {"text": candidate, "seconds": heard / 32000}))
+                offer = Event("chatty-candidate", {"text": candidate, "seconds": heard / 32000})
+                if late:
+                    sending.add(asyncio.create_task(send_later(peer, offer)))
+                else:
+                    await peer.write(offer)
+        for task in sending:
+            task.cancel()
         text = candidate if candidate is not None and not speaking else next_text()
         await peer.write(Transcript(text=text).event())
 

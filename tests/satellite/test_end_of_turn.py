@@ -268,7 +268,8 @@ async def test_ha_a_hesitation_is_heard_to_the_end_and_the_end_comes_early(playe
             await mode.close()
     assert ended_after < 1.0, f"audio-stop came {ended_after:.2f} s into the silence"
     [peer] = stt.peers  # the command streamed once, as it was heard; the words of each pause came from it
-    assert peer.received[0].data["chatty"] == {"candidates": True, "pause": TAKING.pause}
+    [transcribe] = [event for event in peer.received if event.type == "transcribe"]
+    assert transcribe.data["chatty"] == {"candidates": True, "pause": TAKING.pause}
     # 1.2 s of speech, at most 0.4 s of each pause (the whole 0.8 s pause would make 2.0 s and more)
     assert 120 < chunks <= 200
 
@@ -284,3 +285,33 @@ async def test_ha_without_an_stt_server_the_silence_rule_ends_commands(player, j
         await mode.close()
     # (frames go in 0.1 s at a time: the 0.6 s of silence is complete 0.5 s after the first batch)
     assert TAKING.fallback_silence - 0.2 < ended_after < TAKING.unfinished_silence - 0.3
+
+
+async def test_ha_words_that_come_too_late_mean_the_long_silence(player, judge):
+    """Chatty's STT server transcribes at pauses, but this pause's words take 1.5 s (a slow decode): the
+    speaker may be hesitating, so the long silence ends the command, not the plain silence rule."""
+    script = stt_script("What is the capital of France?", program="chatty-whisper", late=1.5)
+    async with ScriptedServer(script) as stt:
+        mode, client = await ha_mode(player, judge, stt.uri)
+        try:
+            await hear(mode, wake=True, speech=0.6, pace=1.0)
+            ended_after, _ = await audio_stop_after(mode, client, TAKING.unfinished_silence + 0.5)
+        finally:
+            await client.disconnect()
+            await mode.close()
+    assert ended_after > TAKING.unfinished_silence - 0.2, f"audio-stop came {ended_after:.2f} s into the silence"
+
+
+async def test_ha_an_stt_server_that_is_not_chattys_is_not_waited_for(player, judge):
+    """A server that sends no words at pauses (it says so in its info): the plain silence rule ends the
+    command 0.6 s into the silence, without first waiting a second for words that never come."""
+    async with ScriptedServer(stt_script("What is the capital of France?", program="faster-whisper",
+                                         candidates=False)) as stt:  # fmt: skip
+        mode, client = await ha_mode(player, judge, stt.uri)
+        try:
+            await hear(mode, wake=True, speech=0.6, pace=1.0)
+            ended_after, _ = await audio_stop_after(mode, client, TAKING.unfinished_silence)
+        finally:
+            await client.disconnect()
+            await mode.close()
+    assert TAKING.fallback_silence - 0.2 < ended_after < TAKING.fallback_silence + 0.35, ended_after
