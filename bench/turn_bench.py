@@ -49,9 +49,11 @@ from satellite.audio_io import FRAME_BYTES, FRAME_SECONDS  # noqa: E402
 from satellite.command_words import CommandWords  # noqa: E402
 from satellite.end_of_turn import Judgement, TurnJudge, TurnTaking  # noqa: E402
 from satellite.speech import CommandRules, VoiceActivity  # noqa: E402
+from wyoming_chatty_stt.client import LateWords  # noqa: E402
 
 VOICED_RMS = 300  # 16-bit RMS of a 10 ms frame that counts as voiced (espeak-ng's silences are digital zero)
 RULES = ("silence", "smart")
+LATE = "the words came too late"  # the satellite's reason for a pause whose words came too late
 
 
 def frames(path: Path) -> list[bytes]:
@@ -113,7 +115,9 @@ async def end_by_judge(
         began = time.monotonic()
         try:
             text = await words.at_pause()
-        except Exception:  # the satellite's rule: no words, the silence decides
+        except LateWords:  # the satellite's rule: words too late to judge by, the long silence decides
+            return Judgement(False, None, None, LATE), None, time.monotonic() - began
+        except Exception:  # the satellite's rule: no words, the plain silence decides
             text = None
         transcribed = time.monotonic() - began
         return await judge.judge(pcm, text), text, transcribed
@@ -137,7 +141,7 @@ async def end_by_judge(
                 pauses.append({"at": round(paused_at, 2), "ready_s": round(ready - paused_at, 3),
                                "transcript_s": round(transcribed, 3), "text": text, **verdict.as_record()})  # fmt: skip
                 if paused_at == last_pause:  # the speaker has not gone on since
-                    if text is None:
+                    if text is None and verdict.reason != LATE:
                         end_silence = taking.fallback_silence
                     if verdict.done:
                         return Ending(ready, pauses)
