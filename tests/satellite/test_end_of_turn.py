@@ -250,6 +250,19 @@ async def audio_stop_after(mode: HaMode, client: AsyncClient, silence: float) ->
         await hearing
 
 
+async def question_ends_after(player: Player, judge: TurnJudge, stt_uri: str, silence: float) -> float:
+    """Home Assistant mode, judging pauses with the STT server at ``stt_uri``: a spoken question (0.6 s)
+    then ``silence``; seconds into the silence when the satellite sends Home Assistant ``audio-stop``."""
+    mode, client = await ha_mode(player, judge, stt_uri)
+    try:
+        await hear(mode, wake=True, speech=0.6, pace=1.0)
+        ended_after, _ = await audio_stop_after(mode, client, silence)
+        return ended_after
+    finally:
+        await client.disconnect()
+        await mode.close()
+
+
 async def test_ha_a_hesitation_is_heard_to_the_end_and_the_end_comes_early(player, judge):
     """Home Assistant mode streams the command to Chatty's STT server too, which transcribes it at each
     pause: "What is the" goes on
@@ -276,13 +289,8 @@ async def test_ha_a_hesitation_is_heard_to_the_end_and_the_end_comes_early(playe
 
 async def test_ha_without_an_stt_server_the_silence_rule_ends_commands(player, judge):
     """No transcript to judge a pause by: the plain silence rule (0.6 s), not the long silence."""
-    mode, client = await ha_mode(player, judge, f"tcp://127.0.0.1:{free_port()}")  # nobody listens there
-    try:
-        await hear(mode, wake=True, speech=0.6, pace=1.0)
-        ended_after, _ = await audio_stop_after(mode, client, TAKING.unfinished_silence)
-    finally:
-        await client.disconnect()
-        await mode.close()
+    nobody = f"tcp://127.0.0.1:{free_port()}"  # no server listens there
+    ended_after = await question_ends_after(player, judge, nobody, TAKING.unfinished_silence)
     # (frames go in 0.1 s at a time: the 0.6 s of silence is complete 0.5 s after the first batch)
     assert TAKING.fallback_silence - 0.2 < ended_after < TAKING.unfinished_silence - 0.3
 
@@ -292,13 +300,7 @@ async def test_ha_words_that_come_too_late_mean_the_long_silence(player, judge):
     speaker may be hesitating, so the long silence ends the command, not the plain silence rule."""
     script = stt_script("What is the capital of France?", program="chatty-whisper", late=1.5)
     async with ScriptedServer(script) as stt:
-        mode, client = await ha_mode(player, judge, stt.uri)
-        try:
-            await hear(mode, wake=True, speech=0.6, pace=1.0)
-            ended_after, _ = await audio_stop_after(mode, client, TAKING.unfinished_silence + 0.5)
-        finally:
-            await client.disconnect()
-            await mode.close()
+        ended_after = await question_ends_after(player, judge, stt.uri, TAKING.unfinished_silence + 0.5)
     assert ended_after > TAKING.unfinished_silence - 0.2, f"audio-stop came {ended_after:.2f} s into the silence"
 
 
@@ -307,11 +309,5 @@ async def test_ha_an_stt_server_that_is_not_chattys_is_not_waited_for(player, ju
     command 0.6 s into the silence, without first waiting a second for words that never come."""
     async with ScriptedServer(stt_script("What is the capital of France?", program="faster-whisper",
                                          candidates=False)) as stt:  # fmt: skip
-        mode, client = await ha_mode(player, judge, stt.uri)
-        try:
-            await hear(mode, wake=True, speech=0.6, pace=1.0)
-            ended_after, _ = await audio_stop_after(mode, client, TAKING.unfinished_silence)
-        finally:
-            await client.disconnect()
-            await mode.close()
+        ended_after = await question_ends_after(player, judge, stt.uri, TAKING.unfinished_silence)
     assert TAKING.fallback_silence - 0.2 < ended_after < TAKING.fallback_silence + 0.35, ended_after
