@@ -47,13 +47,12 @@ from wyoming.client import AsyncClient  # noqa: E402
 
 from satellite.audio_io import FRAME_BYTES, FRAME_SECONDS  # noqa: E402
 from satellite.command_words import CommandWords  # noqa: E402
-from satellite.end_of_turn import Judgement, TurnJudge, TurnTaking  # noqa: E402
+from satellite.end_of_turn import LATE_WORDS, Judgement, TurnJudge, TurnTaking  # noqa: E402
 from satellite.speech import CommandRules, VoiceActivity  # noqa: E402
 from wyoming_chatty_stt.client import LateWords  # noqa: E402
 
 VOICED_RMS = 300  # 16-bit RMS of a 10 ms frame that counts as voiced (espeak-ng's silences are digital zero)
 RULES = ("silence", "smart")
-LATE = "the words came too late"  # the satellite's reason for a pause whose words came too late
 
 
 def frames(path: Path) -> list[bytes]:
@@ -116,7 +115,7 @@ async def end_by_judge(
         try:
             text = await words.at_pause()
         except LateWords:  # the satellite's rule: words too late to judge by, the long silence decides
-            return Judgement(False, None, None, LATE), None, time.monotonic() - began
+            return Judgement(False, None, None, LATE_WORDS), None, time.monotonic() - began
         except Exception:  # the satellite's rule: no words, the plain silence decides
             text = None
         transcribed = time.monotonic() - began
@@ -141,7 +140,7 @@ async def end_by_judge(
                 pauses.append({"at": round(paused_at, 2), "ready_s": round(ready - paused_at, 3),
                                "transcript_s": round(transcribed, 3), "text": text, **verdict.as_record()})  # fmt: skip
                 if paused_at == last_pause:  # the speaker has not gone on since
-                    if text is None and verdict.reason != LATE:
+                    if text is None and verdict.reason != LATE_WORDS:
                         end_silence = taking.fallback_silence
                     if verdict.done:
                         return Ending(ready, pauses)

@@ -34,6 +34,9 @@ from .turn_text import TextTurnModel, unfinished
 _LOGGER = logging.getLogger(__name__)
 
 
+LATE_WORDS = "the words came too late"  # the reason of a pause whose words came too late to judge it by
+
+
 class EndOfTurn(StrEnum):
     """How the end of a spoken command is decided."""
 

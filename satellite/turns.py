@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from wyoming_chatty_stt.client import LateWords
 
 from .capture import CommandCapture, Heard
-from .end_of_turn import TurnJudge
+from .end_of_turn import LATE_WORDS, TurnJudge
 from .player import Playback, Player
 from .sounds import Sounds
 from .speech import CommandEnd, CommandRules
@@ -165,7 +165,7 @@ class TurnController:
                 # The STT server is transcribing this pause but is slow (a long decode): the speaker may
                 # well be hesitating, and the words cannot say otherwise in time.
                 _LOGGER.info("Pause: the words came too late to judge it by; listening on")
-                turn.extra.setdefault("pauses", []).append({"done": False, "reason": "the words came too late"})
+                turn.extra.setdefault("pauses", []).append({"done": False, "reason": LATE_WORDS})
                 return
             except Exception as err:
                 _LOGGER.warning("No words to judge the pause by (%s): the silence decides", err or type(err).__name__)
