@@ -84,6 +84,8 @@ class Answer:
             self._released.set()
         self.playback: Playback | None = None
         self.on_conversation = on_conversation
+        self.begun = asyncio.Event()
+        """Set when the LLM's first text is in (or the answer ended without any)."""
         self.task = asyncio.create_task(self._run(text), name="answer")
 
     @property
@@ -115,6 +117,7 @@ class Answer:
                 raise TurnFailed(Outcome(f"{err.kind} unavailable"), str(err)) from err
             return await self._converse(llm, tts, text)
         finally:  # also when cancelled while connecting: no connection is left open
+            self.begun.set()
             for task in connecting:
                 if not task.done():
                     task.cancel()
@@ -134,6 +137,7 @@ class Answer:
             async for piece in agent.pieces(ANSWER_TIMEOUT):
                 if turn.llm_first_at is None:
                     turn.llm_first_at = turn.tts_text_at = time.monotonic()
+                    self.begun.set()
                 await speech.add(piece)
             turn.llm_done_at = time.monotonic()
             reply = agent.answer

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from wyoming.client import AsyncClient
 
@@ -148,7 +149,9 @@ class DirectMode(Mode):
         words plainly go on: "what is the"); the pause is judged (the sound and those words: is the
         speaker done?), and when the end of speech is confirmed (by that judgement or by the silence
         going on) it plays straight away. If the speaker goes on instead, that answer is dropped and
-        the stream simply goes on.
+        the stream simply goes on. The pause is judged once the prepared answer has its first text: on
+        two cores the judging models would otherwise hold that text back, and the first audio with it,
+        while their verdict is needed only when that audio is ready.
         """
         judge = self.turns.judge
         words = CommandWords(self._connect_stt, self.settings.language, self.turns.pause_after)
@@ -160,9 +163,10 @@ class DirectMode(Mode):
                     words.feed(item.pcm)
                 elif item is Marker.PAUSE:
                     said.append(asyncio.create_task(words.at_pause(), name="words at a pause"))
-                    if judge is not None:
-                        self.turns.judge_pause(capture, bytes(capture.pcm[: words.fed]), said[-1])
                     preparing = asyncio.create_task(self._prepare(turn, said[-1]), name="answer at a pause")
+                    if judge is not None:
+                        pcm = bytes(capture.pcm[: words.fed])
+                        self.turns.judge_pause(capture, pcm, said[-1], after=partial(answer_begun, preparing))
                 elif item is Marker.RESUME:
                     await self._drop(preparing)
                     preparing = None
@@ -226,3 +230,24 @@ class DirectMode(Mode):
 
     def _remember_conversation(self, conversation_id: str) -> None:
         self.conversation_id = conversation_id
+
+
+JUDGE_AFTER_AT_MOST = 0.5  # seconds the judging of a pause waits for its prepared answer's first text
+
+
+async def answer_begun(preparing: asyncio.Task[Answer | None]) -> None:
+    """Return once the answer prepared at a pause has its first text, no answer is coming, or
+    :data:`JUDGE_AFTER_AT_MOST` has passed (a slow LLM must not delay the verdict much)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + JUDGE_AFTER_AT_MOST
+    await asyncio.wait({preparing}, timeout=JUDGE_AFTER_AT_MOST)
+    if not preparing.done() or preparing.cancelled() or preparing.exception() is not None:
+        return
+    answer = preparing.result()
+    if answer is None or (remaining := deadline - loop.time()) <= 0:
+        return
+    begun = asyncio.ensure_future(answer.begun.wait())
+    try:
+        await asyncio.wait({begun}, timeout=remaining)
+    finally:
+        begun.cancel()

@@ -148,12 +148,21 @@ class TurnController:
             self.judge_pause(capture, bytes(capture.pcm), words)
         return True
 
-    def judge_pause(self, capture: CommandCapture, pcm: bytes, text: str | Awaitable[str | None] | None) -> None:
+    def judge_pause(
+        self,
+        capture: CommandCapture,
+        pcm: bytes,
+        text: str | Awaitable[str | None] | None,
+        after: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         """Judge a pause in the command being heard: ``pcm`` is its audio up to the pause, ``text`` the
         transcript of it (or its coming). If the speaker is done and has not gone on meanwhile, the
         command ends now; otherwise the long silence (or more speech) ends it, as it does when the words
         come too late to judge by. With no transcript to be had (no STT server that transcribes at
-        pauses), the pause cannot be judged: the plain silence rule ends this command."""
+        pauses), the pause cannot be judged: the plain silence rule ends this command.
+
+        ``after``: the models start once the words are in and this has returned (in direct mode: the
+        answer prepared at the pause has its first text, so that they do not hold that back)."""
         judge, turn = self.judge, self.turn
         if judge is None or turn is None:
             return
@@ -170,6 +179,8 @@ class TurnController:
             except Exception as err:
                 _LOGGER.warning("No words to judge the pause by (%s): the silence decides", err or type(err).__name__)
                 words = None
+            if after is not None:
+                await after()
             try:
                 verdict = await judge.judge(pcm, words)
             except Exception:

@@ -35,7 +35,7 @@ from wyoming.satellite import RunSatellite
 
 from satellite import smart_turn
 from satellite.command_words import CommandWords
-from satellite.direct import DirectMode, DirectSettings
+from satellite.direct import JUDGE_AFTER_AT_MOST, DirectMode, DirectSettings
 from satellite.end_of_turn import TurnJudge, TurnTaking
 from satellite.ha import HaMode
 from satellite.ha_info import build_info
@@ -216,6 +216,49 @@ async def test_direct_a_finished_question_ends_at_the_pause(player, judge):
     assert turns.outcomes == ["answered"]
     assert ended_after < 1.0, f"the command ended {ended_after:.2f} s into the silence"
     assert turns.turns[0].extra["pauses"][0]["done"] is True
+
+
+def judging_starts(judge: TurnJudge, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """When each judging of a pause starts (the models' work), recorded as the judge is called."""
+    starts: list[float] = []
+    judging = judge.judge
+
+    async def recorded(pcm: bytes, text: str | None):
+        starts.append(time.monotonic())
+        return await judging(pcm, text)
+
+    monkeypatch.setattr(judge, "judge", recorded)
+    return starts
+
+
+@pytest.mark.parametrize("llm_delay", [0.4, 3.0])
+async def test_direct_the_pause_is_judged_once_the_answer_has_begun(player, judge, monkeypatch, llm_delay):
+    """The judging models would hold back the prepared answer's first text on two cores: they start after
+    it (0.4 s), but a slow LLM (3 s) does not hold the verdict back more than half a second."""
+    starts = judging_starts(judge, monkeypatch)
+    turns = CollectedTurns()
+    async with (
+        ScriptedServer(stt_script("What is the capital of France?")) as stt,
+        ScriptedServer(llm_script("Paris.", delay=llm_delay)) as llm,
+        ScriptedServer(tts_script(0.3)) as tts,
+    ):
+        mode = direct_mode(player, stt, llm, tts, turns, judge)
+        await hear(mode, wake=True, speech=0.6, pace=1.0)
+        hearing = asyncio.create_task(hear(mode, silence=TAKING.unfinished_silence, pace=1.0))
+        await until(lambda: not mode.capturing, timeout=10, what="the command to end")
+        await hearing
+        await until(lambda: mode.idle, timeout=15, what="the turn to end")
+        await mode.close()
+    assert turns.outcomes == ["answered"]
+    [turn] = turns.turns
+    assert turn.extra["pauses"][0]["done"] is True
+    assert turn.llm_first_at is not None and turn.transcript_at is not None
+    [started] = starts
+    if llm_delay < JUDGE_AFTER_AT_MOST:
+        assert started >= turn.llm_first_at, "the pause was judged before the answer had begun"
+    else:
+        assert started < turn.llm_first_at, "the pause waited for a slow LLM"
+        assert started - turn.transcript_at < JUDGE_AFTER_AT_MOST + 0.3
 
 
 async def ha_mode(player: Player, judge: TurnJudge, stt_uri: str) -> tuple[HaMode, AsyncClient]:
