@@ -10,7 +10,10 @@ no first piece is reused from an earlier answer):
 * ``alone``: nothing else runs;
 * ``judge``: the satellite's end-of-turn models judge the question's audio at
   the same moment, as they do at a pause in direct mode;
+* ``judge-late``: the same models start when the LLM's first text arrives;
 * ``stt``: the STT server transcribes a spoken question at the same moment.
+
+For the two judge conditions, ``judged`` is when the verdict was in.
 
     bench/run_answer.sh [--rounds 2] [--conditions alone,judge,stt]
 """
@@ -52,7 +55,7 @@ QUESTIONS = [  # not the end-to-end benchmark's questions
     "Who was the first person on the moon?",
 ]
 SPOKEN = "What is the tallest mountain in the world?"  # the audio the judge or the STT works on
-MOMENTS = ("llm_first", "first_piece", "first_audio", "audio_after_piece")
+MOMENTS = ("llm_first", "first_piece", "first_audio", "audio_after_piece", "judged")
 
 
 async def transcribe(uri: str, pcm: bytes) -> str:
@@ -67,11 +70,18 @@ async def transcribe(uri: str, pcm: bytes) -> str:
         await client.disconnect()
 
 
-async def answer(uris: dict[str, str], question: str) -> dict[str, float]:
-    """Ask one question as the satellite does; the moments (ms after asking) its answer reached."""
+async def answer(
+    uris: dict[str, str],
+    question: str,
+    moments: dict[str, float] | None = None,
+    first_text: asyncio.Event | None = None,
+) -> dict[str, float]:
+    """Ask one question as the satellite does; the moments (ms after asking) its answer reached.
+    ``first_text`` is set when the LLM's first text arrives."""
     llm, tts = await connect(uris["llm"]), await connect(uris["tts"])
-    moments: dict[str, float] = {}
+    moments = {} if moments is None else moments
     started = time.monotonic()
+    moments["asked_at"] = started
 
     def mark(name: str) -> None:
         moments.setdefault(name, (time.monotonic() - started) * 1000)
@@ -90,6 +100,8 @@ async def answer(uris: dict[str, str], question: str) -> dict[str, float]:
         splitter = TextSplitter()
         async for piece in agent.pieces(60):
             mark("llm_first")
+            if first_text is not None:
+                first_text.set()
             if splitter.feed(piece):
                 mark("first_piece")
             await speech_stream.add(piece)
@@ -124,13 +136,26 @@ async def run_condition(condition: str, rounds: int, work: Path) -> list[dict[st
             for question in QUESTIONS:
                 asked = question if round_ == 0 else f"{question[:-1]}, please?"
                 load = None
+                moments: dict[str, float] = {}
+                first_text = asyncio.Event()
+
+                async def judged(after: asyncio.Event | None, moments: dict[str, float] = moments) -> None:
+                    if after is not None:
+                        await after.wait()
+                    await judge.judge(pcm, SPOKEN)
+                    moments["judged"] = (time.monotonic() - moments["asked_at"]) * 1000
+
                 if condition == "judge":
-                    load = asyncio.create_task(judge.judge(pcm, SPOKEN))
+                    load = asyncio.create_task(judged(None))
+                elif condition == "judge-late":
+                    load = asyncio.create_task(judged(first_text))
                 elif condition == "stt":
                     load = asyncio.create_task(transcribe(uris["stt"], pcm))
-                rows.append(await answer(uris, asked))
+                row = await answer(uris, asked, moments, first_text)
                 if load is not None:
                     await load
+                del row["asked_at"]
+                rows.append(row)
                 await asyncio.sleep(0.5)
         return rows
     finally:
@@ -154,10 +179,13 @@ async def main() -> None:
             rows = await run_condition(condition, args.rounds, Path(tmp))
         figures = {}
         for moment in MOMENTS:
-            values = [row[moment] for row in rows]
-            figures[moment] = {"median": percentile(values, 50), "p95": percentile(values, 95)}
+            if values := [row[moment] for row in rows if moment in row]:
+                figures[moment] = {"median": percentile(values, 50), "p95": percentile(values, 95)}
         results[condition] = figures
-        cells = [f"{figures[m]['median']:>17.0f} /{figures[m]['p95']:>5.0f} ms" for m in MOMENTS]
+        cells = [
+            f"{figures[m]['median']:>17.0f} /{figures[m]['p95']:>5.0f} ms" if m in figures else f"{'-':>26}"
+            for m in MOMENTS
+        ]
         print(f"{condition:<10}" + "".join(cells))
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)

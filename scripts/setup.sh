@@ -39,6 +39,7 @@ fi
 if [[ ",$extras," == *,dev,* ]]; then
   debian_package shellcheck /usr/bin/shellcheck "the add-on tests check their shell scripts"
   debian_package jq /usr/bin/jq "the add-on tests run the LLM add-on's config script"
+  debian_package espeak-ng /usr/bin/espeak-ng "the benchmarks and tests/data/make_clips.sh speak with it"
   why="the satellite tests open real PortAudio devices on a private PulseAudio daemon"
   debian_package pulseaudio /usr/bin/pulseaudio "$why"
   debian_package pulseaudio-utils /usr/bin/pactl "$why"
