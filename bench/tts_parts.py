@@ -27,7 +27,6 @@ import itertools
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from chatty_common.cli import default_data_dir  # noqa: E402
 from wyoming_chatty_tts.engine import KokoroEngine, open_session, trim  # noqa: E402
-from wyoming_chatty_tts.models import _band_energies, prepare_model  # noqa: E402
+from wyoming_chatty_tts.models import _band_energies, median_time, prepare_model  # noqa: E402
 from wyoming_chatty_tts.voices import VoiceBank  # noqa: E402
 
 # The decoder's inputs in Kokoro v1.0's export (and in our rewrites of it).
@@ -133,13 +132,7 @@ def hiss_lost(reference: np.ndarray, candidate: np.ndarray) -> float:
 
 
 def median_ms(run, repeats: int = 5) -> float:
-    run()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times)
+    return 1000 * median_time(run, repeats)
 
 
 def speech_window(energy: np.ndarray, frames: int, lead: int = 4, tail: int = 8) -> tuple[int, int]:
