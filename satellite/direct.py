@@ -238,16 +238,9 @@ JUDGE_AFTER_AT_MOST = 0.5  # seconds the judging of a pause waits for its prepar
 async def answer_begun(preparing: asyncio.Task[Answer | None]) -> None:
     """Return once the answer prepared at a pause has its first text, no answer is coming, or
     :data:`JUDGE_AFTER_AT_MOST` has passed (a slow LLM must not delay the verdict much)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + JUDGE_AFTER_AT_MOST
-    await asyncio.wait({preparing}, timeout=JUDGE_AFTER_AT_MOST)
-    if not preparing.done() or preparing.cancelled() or preparing.exception() is not None:
-        return
-    answer = preparing.result()
-    if answer is None or (remaining := deadline - loop.time()) <= 0:
-        return
-    begun = asyncio.ensure_future(answer.begun.wait())
-    try:
-        await asyncio.wait({begun}, timeout=remaining)
-    finally:
-        begun.cancel()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(JUDGE_AFTER_AT_MOST):
+            await asyncio.wait({preparing})
+            if preparing.cancelled() or preparing.exception() is not None or (answer := preparing.result()) is None:
+                return
+            await answer.begun.wait()
