@@ -15,6 +15,7 @@ import itertools
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from enum import IntEnum
 
 import numpy as np
@@ -32,7 +33,15 @@ class Priority(IntEnum):
     FINAL = 2  # the client sent audio-stop and is waiting
 
 
-Snapshot = tuple[np.ndarray, DecodeOptions]
+Snapshot = tuple[np.ndarray, DecodeOptions, int]
+"""The audio to decode, how, and how many samples of the utterance it stands for (the audio may leave
+out silence at the end)."""
+
+
+def decode_snapshot(transcriber: Transcriber, snapshot: Snapshot) -> Recognition:
+    """Decode a snapshot (blocking); the recognition stands for all the samples the snapshot covers."""
+    audio, options, covers = snapshot
+    return replace(transcriber.transcribe(audio, options), samples=covers)
 
 
 class DecodeJob:
@@ -50,9 +59,9 @@ class DecodeJob:
         return self.covers is not None
 
     def take_snapshot(self) -> Snapshot:
-        audio, options = self._snapshot(self)
-        self.covers = int(audio.size)
-        return audio, options
+        audio, options, covers = self._snapshot(self)
+        self.covers = covers
+        return audio, options, covers
 
 
 class DecodeScheduler:
@@ -98,8 +107,8 @@ class DecodeScheduler:
             job = max(self._waiting, key=lambda j: (j.priority, -j.seq))
             self._waiting.discard(job)
             try:
-                audio, options = job.take_snapshot()
-                recognition = await loop.run_in_executor(self._pool, self._transcriber.transcribe, audio, options)
+                snapshot = job.take_snapshot()
+                recognition = await loop.run_in_executor(self._pool, decode_snapshot, self._transcriber, snapshot)
             except asyncio.CancelledError:
                 if not job.result.done():
                     job.result.cancel()

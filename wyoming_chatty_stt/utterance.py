@@ -15,7 +15,8 @@ text is offered at once as a *candidate* (``on_candidate``, with the seconds of 
 the transcript will be if the speaker is done; once at every pause, even when the words are the same
 as at the last one. All this happens only while
 audio arrives live: a recording sent faster than real time is decoded once,
-at ``audio-stop``. Audio is converted to
+at ``audio-stop``. Every decode leaves out the silence more than ``kept_silence``
+after the last speech: Whisper's words changed with the length of that silence. Audio is converted to
 16 kHz mono float32 on arrival and kept in a bounded buffer.
 """
 
@@ -44,6 +45,9 @@ class StreamingSettings:
 
     max_seconds: float = 30.0
     endpoint_silence: float = 0.2
+    # Silence after the last speech that decodes include: the rest is left out, so the words do not
+    # depend on how long the client waited before audio-stop or how late a busy worker took its snapshot.
+    kept_silence: float = 0.3
     progress_interval: float = 1.0  # 0 disables partial text
     speech_threshold: float = 0.3
 
@@ -190,10 +194,14 @@ class Utterance:
             self._waiting = None
         self._running.add(job)
         full = job.priority >= Priority.ENDPOINT or self.options.beam_size == 1
+        received = self._audio.view()
+        audio = received
+        if self._heard_speech:
+            audio = received[: self._speech_end + int(self._settings.kept_silence * SAMPLE_RATE)]
         if full:
             self._full_jobs.add(job)
-            return self._audio.view(), self.options
-        return self._audio.view(), replace(self.options, beam_size=1)
+            return audio, self.options, received.size
+        return audio, replace(self.options, beam_size=1), received.size
 
     def _on_decoded(self, job: DecodeJob) -> None:
         self._running.discard(job)

@@ -14,7 +14,7 @@ from helpers import CLIPS_DIR
 
 from chatty_common.audio import PcmFormat
 from wyoming_chatty_stt.client import read_wav
-from wyoming_chatty_stt.scheduler import DecodeJob, Priority, Snapshot
+from wyoming_chatty_stt.scheduler import DecodeJob, Priority, Snapshot, decode_snapshot
 from wyoming_chatty_stt.transcriber import DecodeOptions, Transcriber
 from wyoming_chatty_stt.utterance import StreamingSettings, Utterance
 
@@ -41,7 +41,7 @@ class ScriptedScheduler:
 
     @staticmethod
     async def finish(job: DecodeJob, snapshot: Snapshot, transcriber: Transcriber) -> None:
-        job.result.set_result(await asyncio.to_thread(transcriber.transcribe, *snapshot))
+        job.result.set_result(await asyncio.to_thread(decode_snapshot, transcriber, snapshot))
         await asyncio.sleep(0)  # the utterance hears of it
 
 

@@ -19,7 +19,7 @@ async def test_final_decodes_jump_the_queue_and_equal_priorities_keep_their_orde
     def snapshot_for(name: str):
         def snapshot(job: DecodeJob):
             started.append(name)
-            return audio, options
+            return audio, options, audio.size
 
         return snapshot
 

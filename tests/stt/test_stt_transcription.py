@@ -37,6 +37,16 @@ async def test_transcript_has_the_spoken_words(stt_server, clips, clip):
     assert words(result.transcript) == words(clips[clip])
 
 
+@pytest.mark.parametrize("silence", [0.0, 0.4, 0.7, 1.5, 4.0])
+async def test_the_words_do_not_depend_on_the_silence_after_them(stt_server, clips, silence):
+    """However long the client waits before audio-stop, the same words: tiny.en heard "the bloser
+    restore" in store.wav with 0.7 s of silence after it when the silence was decoded too."""
+    result = await stream_wav(
+        stt_server.uri, CLIPS_DIR / "store.wav", language="en", realtime=False, trailing_silence=silence
+    )
+    assert words(result.transcript) == words(clips["store.wav"])
+
+
 @pytest.mark.parametrize("clip", ["weather_22050.wav", "kitchen_24000_stereo.wav"])
 async def test_other_rates_and_stereo_are_converted(stt_server, clips, clip):
     _, rate, _, channels = read_wav(CLIPS_DIR / clip)
