@@ -66,9 +66,11 @@ async def test_a_spoken_turn_from_wake_word_to_played_answer(tmp_path, servers, 
 
 
 async def test_barge_in_stops_the_answer_within_200_ms_and_takes_the_new_question(tmp_path, servers):
-    mic = (
-        SATELLITE_DATA / "nabu_bargein.wav"
-    )  # "Okay Nabu. Tell me a long story about a dragon." 4 s "Okay Nabu. What is ..."
+    # "Okay Nabu. Tell me a long story about a dragon." 4 s "Okay Nabu. What is ...", with 12 s more of
+    # silence in the gap: on a busy machine the story may take that long to start playing.
+    recorded = pcm16k(SATELLITE_DATA / "nabu_bargein.wav")
+    gap = 32000 * 7  # bytes: seven seconds in, the middle of the silence
+    mic = write_wav(tmp_path / "mic.wav", recorded[:gap] + bytes(32000 * 12) + recorded[gap:])
     found = detections(LocalWakeDetector([parse_wake_word("okay_nabu")]), pcm16k(mic))
     assert len(found) == 2
     second_wake = found[1][0]  # where the detector fires in the audio: the satellite runs the same model
@@ -77,7 +79,8 @@ async def test_barge_in_stops_the_answer_within_200_ms_and_takes_the_new_questio
     assert "story" in words(turns[0]["transcript"]) and "paris" in turns[1]["answer"].lower()
     assert "Barge-in" in log
     samples, rate = read_speaker(out)
-    assert loud(samples, rate, second_wake - 1.0, second_wake) > 0.5, (turns, log)  # the story was playing ...
+    # The story was playing (on a busy machine its pieces may come slower than they play: gaps) ...
+    assert loud(samples, rate, second_wake - 4.0, second_wake) > 0.2, (turns, log)
     assert loud(samples, rate, second_wake + 0.2, second_wake + 1.2) == 0.0  # ... and stopped within 200 ms
 
 
@@ -153,22 +156,32 @@ async def test_a_remote_wake_word_service_that_comes_up_late(tmp_path, servers):
     """--wake-uri: the satellite keeps trying a wake word service that is not up yet, then uses it."""
     port = free_port()
     nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")
-    mic = write_wav(tmp_path / "mic.wav", bytes(32000 * 4) + nabu)
+    mic = write_wav(tmp_path / "mic.wav", bytes(32000 * 8) + nabu)  # time for the service to start
     metrics = tmp_path / "turns.jsonl"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "satellite", "--mode", "direct", "--mic-file", str(mic), "--snd-file",
-         str(tmp_path / "out.wav"), "--metrics-file", str(metrics), "--no-follow-up",
-         "--wake-uri", f"tcp://127.0.0.1:{port}",
-         *[arg for kind, uri in servers.items() for arg in (f"--{kind}-uri", uri)]],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    time.sleep(1.5)
-    wake = subprocess.Popen([sys.executable, str(TESTS_DIR / "helpers" / "wake_server.py"), "--port", str(port)])
+    log = tmp_path / "satellite.log"
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "satellite", "--mode", "direct", "--mic-file", str(mic), "--snd-file",
+             str(tmp_path / "out.wav"), "--metrics-file", str(metrics), "--no-follow-up",
+             "--wake-uri", f"tcp://127.0.0.1:{port}",
+             *[arg for kind, uri in servers.items() for arg in (f"--{kind}-uri", uri)]],
+            stderr=log_file,
+        )  # fmt: skip
+    wake = None
     try:
-        _, stderr = process.communicate(timeout=120)
+        # Start the wake word service once the satellite has found it missing (start-up is slow on a busy machine).
+        deadline = time.monotonic() + 60
+        while "trying again" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        wake = subprocess.Popen([sys.executable, str(TESTS_DIR / "helpers" / "wake_server.py"), "--port", str(port)])
+        process.wait(timeout=120)
     finally:
-        wake.terminate()
-        wake.wait(10)
+        if process.poll() is None:
+            process.kill()
+        if wake is not None:
+            wake.terminate()
+            wake.wait(10)
+    stderr = log.read_text()
     assert process.returncode == 0, stderr
     assert "trying again" in stderr and f"Connected to the wake word service at tcp://127.0.0.1:{port}" in stderr
     [turn] = [json.loads(line) for line in metrics.read_text().splitlines()]
