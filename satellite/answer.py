@@ -47,6 +47,8 @@ async def play_speech(
             playback = player.playback(PcmFormat(chunk.rate, chunk.width, chunk.channels), held=held)
             if answer is not None:
                 answer.playback = playback
+            if turn is not None:
+                turn.answer_playback = playback
         if turn is not None and turn.tts_first_audio_at is None:
             turn.tts_first_audio_at = time.monotonic()
         playback.add(chunk.audio)

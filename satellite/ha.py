@@ -205,6 +205,8 @@ class HaMode(Mode):
     def _start_incoming(self, fmt: PcmFormat) -> Playback:
         self._incoming = self.player.playback(fmt)
         self._incoming_turn = self.turns.turn  # None: an announcement
+        if self._incoming_turn is not None:
+            self._incoming_turn.answer_playback = self._incoming
         return self._incoming
 
     def _end_incoming(self) -> None:

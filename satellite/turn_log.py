@@ -15,9 +15,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatty_common.metrics import MetricsFile
+
+if TYPE_CHECKING:
+    from .player import Playback
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -76,6 +79,8 @@ class Turn:
     error: str | None = None
     """What a server or Home Assistant said went wrong."""
     extra: dict[str, Any] = field(default_factory=dict)
+    answer_playback: Playback | None = field(default=None, repr=False)
+    """The answer's audio on the speaker: when it first sounded, even if the turn ends before it is all in."""
     wall_clock_offset: float = field(default_factory=lambda: time.time() - time.monotonic())  # epoch = monotonic + this
 
     @property
@@ -92,6 +97,7 @@ class Turn:
         self.transcript_at = self.llm_sent_at = self.llm_first_at = self.llm_done_at = None
         self.tts_text_at = self.tts_first_audio_at = None
         self.transcript = self.answer = None
+        self.answer_playback = None
         self.outcome = Outcome.ANSWERED
 
     def figures(self) -> dict[str, float | None]:

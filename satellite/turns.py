@@ -291,6 +291,8 @@ class TurnController:
             turn.outcome = outcome
         if error is not None:
             turn.error = error
+        if turn.first_played_at is None and turn.answer_playback is not None:
+            turn.first_played_at = turn.answer_playback.first_sound_at  # an answer cut off while it came
         if turn.outcome is not Outcome.NO_FOLLOW_UP:  # silence after a question is no turn of its own
             self.turn_log.write(turn)
         if self.follow_up and turn.asks_back() and self.may_follow_up():
