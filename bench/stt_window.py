@@ -8,7 +8,8 @@ pauses. Both ways decode every utterance in this process on the same model.
 Prints word error rate, decode time (median, p95) and how often the fitted
 window fell back to the full one.
 
-    .venv/bin/python bench/stt_window.py [--model tiny.en] [--beam-size 1] [--rounds 3] [--min-window 10] [--tail 0.15]
+    .venv/bin/python bench/stt_window.py [--model tiny.en] [--beam-size 1] [--rounds 3] [--min-window 10]
+        [--tail 0.15] [--lead S]
 """
 
 from __future__ import annotations
@@ -77,12 +78,15 @@ def read_wav(path: Path) -> np.ndarray:
         return soxr.resample(audio, wav.getframerate(), 16000).astype(np.float32)
 
 
-def as_decoded(audio: np.ndarray, rng: np.random.Generator, tail: float = TAIL_SECONDS) -> np.ndarray:
-    """The speech after a random lead-in of silence, up to its last sound, then ``tail`` seconds of silence."""
+def as_decoded(
+    audio: np.ndarray, rng: np.random.Generator, tail: float = TAIL_SECONDS, lead: float | None = None
+) -> np.ndarray:
+    """The speech after a lead-in of silence (``lead`` seconds, else random), up to its last sound, then
+    ``tail`` seconds of silence."""
     loud = np.nonzero(np.abs(audio) > 0.01)[0]
     audio = audio[loud[0] : loud[-1] + 1] if loud.size else audio
-    lead = np.zeros(int(rng.uniform(0, LEAD_SECONDS) * 16000), dtype=np.float32)
-    return np.concatenate([lead, audio, np.zeros(int(tail * 16000), dtype=np.float32)])
+    before = np.zeros(int((rng.uniform(0, LEAD_SECONDS) if lead is None else lead) * 16000), dtype=np.float32)
+    return np.concatenate([before, audio, np.zeros(int(tail * 16000), dtype=np.float32)])
 
 
 def kokoro_speech(work: Path) -> dict[tuple[str, str], np.ndarray]:
@@ -155,6 +159,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--min-window", type=float, default=10.0)
     parser.add_argument("--tail", type=float, default=TAIL_SECONDS, help="seconds of silence after the last sound")
+    parser.add_argument("--lead", type=float, help="seconds of silence before the speech (default: random)")
     args = parser.parse_args()
     if shutil.which("espeak-ng") is None:
         sys.exit("this benchmark makes its speech with espeak-ng: apt-get install espeak-ng")
@@ -178,7 +183,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             rng = np.random.default_rng(round_)  # a different lead-in for every utterance in every round
             for speech, text, source in items:
-                audio = as_decoded(speech, rng, args.tail)
+                audio = as_decoded(speech, rng, args.tail, args.lead)
                 said[source] += len(words(text))
                 for name, transcriber in ways.items():
                     recognition = transcriber.transcribe(audio, options)
@@ -188,7 +193,8 @@ def main() -> None:
     decodes = len(items) * args.rounds
     print(
         f"\nWhisper {args.model}, beam {args.beam_size}, {len(items)} utterances x {args.rounds} rounds, "
-        f"{args.tail:g} s of silence after the last sound, "
+        f"{'random' if args.lead is None else f'{args.lead:g} s of'} silence before the speech, "
+        f"{args.tail:g} s after its last sound, "
         f"each round with new lead-ins ({', '.join(f'{sum(s == x for *_, s in items)} {x}' for x in sources)})\n"
     )
     print(

@@ -15,8 +15,8 @@ text is offered at once as a *candidate* (``on_candidate``, with the seconds of 
 the transcript will be if the speaker is done; once at every pause, even when the words are the same
 as at the last one. All this happens only while
 audio arrives live: a recording sent faster than real time is decoded once,
-at ``audio-stop``. Every decode leaves out the silence more than ``kept_silence``
-after the last speech: Whisper's words changed with the length of that silence. Audio is converted to
+at ``audio-stop``. Every decode sees the speech with ``kept_silence`` before and
+after it: Whisper's words changed with the silence around them. Audio is converted to
 16 kHz mono float32 on arrival and kept in a bounded buffer.
 """
 
@@ -45,8 +45,9 @@ class StreamingSettings:
 
     max_seconds: float = 30.0
     endpoint_silence: float = 0.2
-    # Silence after the last speech that decodes include: the rest is left out, so the words do not
-    # depend on how long the client waited before audio-stop or how late a busy worker took its snapshot.
+    # Silence before the first speech and after the last that decodes see: the rest is left out, and
+    # less after it is made up with silence, so the words do not depend on where the client started
+    # the stream, how long it waited before audio-stop or how soon after the speech a decode began.
     kept_silence: float = 0.3
     progress_interval: float = 1.0  # 0 disables partial text
     speech_threshold: float = 0.3
@@ -104,6 +105,7 @@ class Utterance:
         self._audio = AudioBuffer(int(settings.max_seconds * SAMPLE_RATE))
         self._vad = SpeechDetector()
         self._frames = 0
+        self._speech_start = 0  # sample where the first frame that held speech begins
         self._speech_end = 0  # sample just after the last frame that held speech
         self._heard_speech = False
         self._waiting: DecodeJob | None = None
@@ -144,6 +146,8 @@ class Utterance:
         probs = await loop.run_in_executor(self._vad_executor, self._vad.process, samples)
         voiced = np.flatnonzero(probs >= self._settings.speech_threshold)
         if voiced.size:
+            if not self._heard_speech:
+                self._speech_start = (self._frames + int(voiced[0])) * FRAME
             self._heard_speech = True
             self._speech_end = (self._frames + int(voiced[-1]) + 1) * FRAME
         self._frames += probs.size
@@ -195,13 +199,20 @@ class Utterance:
         self._running.add(job)
         full = job.priority >= Priority.ENDPOINT or self.options.beam_size == 1
         received = self._audio.view()
-        audio = received
-        if self._heard_speech:
-            audio = received[: self._speech_end + int(self._settings.kept_silence * SAMPLE_RATE)]
+        audio = self._speech_part(received) if self._heard_speech else received
         if full:
             self._full_jobs.add(job)
             return audio, self.options, received.size
         return audio, replace(self.options, beam_size=1), received.size
+
+    def _speech_part(self, received: np.ndarray) -> np.ndarray:
+        """The speech with exactly ``kept_silence`` before and after it (what was heard, else silence)."""
+        kept = int(self._settings.kept_silence * SAMPLE_RATE)
+        start, end = max(0, self._speech_start - kept), self._speech_end + kept
+        part = received[start:end]
+        if part.size < end - start:
+            part = np.concatenate((part, np.zeros(end - start - part.size, dtype=np.float32)))
+        return part
 
     def _on_decoded(self, job: DecodeJob) -> None:
         self._running.discard(job)
