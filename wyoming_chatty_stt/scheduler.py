@@ -34,8 +34,8 @@ class Priority(IntEnum):
 
 
 Snapshot = tuple[np.ndarray, DecodeOptions, int]
-"""The audio to decode, how, and how many samples of the utterance it stands for (the audio may leave
-out silence at the end)."""
+"""The audio to decode, how, and how many samples of the utterance it stands for (the audio is the
+speech with the silence around it cut or made up to a fixed length)."""
 
 
 def decode_snapshot(transcriber: Transcriber, snapshot: Snapshot) -> Recognition:
