@@ -35,7 +35,6 @@ class Playback:
         self._held: list[bytes | None] | None = [] if held else None
         self._converter = PcmToPcm16(fmt, player.rate)
         self._loop = loop
-        self.started = asyncio.Event()
         self.finished = asyncio.Event()
         self.first_sound_at: float | None = None
         """``time.monotonic()`` when the first sample reached the speaker's output."""
@@ -60,15 +59,6 @@ class Playback:
         if tail:
             self._put(tail)
         self._put(None)
-
-    async def wait_started(self) -> None:
-        """Until the first sound plays, or the playback ends without one (stopped, the speaker failed)."""
-        waits = [asyncio.ensure_future(self.started.wait()), asyncio.ensure_future(self.finished.wait())]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
 
     def release(self) -> None:
         """Start playing a playback made with ``held=True`` (what arrived so far, then the rest as it comes)."""
@@ -193,7 +183,6 @@ class Player:
                 pcm = data
                 if playback.first_sound_at is None:
                     playback.first_sound_at = max(clock, now)
-                    playback._notify(playback.started)
             self.speaker.write(pcm)
             clock = max(clock, now if self.speaker.paced else clock) + len(pcm) / 2 / self.rate
             if not self.speaker.paced:

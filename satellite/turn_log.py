@@ -72,7 +72,6 @@ class Turn:
     llm_done_at: float | None = None
     tts_text_at: float | None = None
     tts_first_audio_at: float | None = None
-    first_played_at: float | None = None
     transcript: str | None = None
     answer: str | None = None
     outcome: Outcome = Outcome.ANSWERED
@@ -80,8 +79,13 @@ class Turn:
     """What a server or Home Assistant said went wrong."""
     extra: dict[str, Any] = field(default_factory=dict)
     answer_playback: Playback | None = field(default=None, repr=False)
-    """The answer's audio on the speaker: when it first sounded, even if the turn ends before it is all in."""
+    """The answer's audio on the speaker."""
     wall_clock_offset: float = field(default_factory=lambda: time.time() - time.monotonic())  # epoch = monotonic + this
+
+    @property
+    def first_played_at(self) -> float | None:
+        """When the answer first sounded (also for an answer cut off while it was still coming)."""
+        return self.answer_playback.first_sound_at if self.answer_playback is not None else None
 
     @property
     def follow_up(self) -> bool:

@@ -41,10 +41,8 @@ def _no_words() -> CommandWords | None:
 
 
 async def hear(turn: Turn, playback: Playback) -> bool:
-    """Wait until a turn's answer has been heard, noting when it sounded and for how long; False if it was
-    cut off on the way (the speaker stopped for something else: a timer's ringing silenced, a device fault)."""
-    await playback.wait_started()
-    turn.first_played_at = playback.first_sound_at  # counts even if a barge-in cuts the answer short
+    """Wait until a turn's answer has been heard, noting for how long; False if it was cut off on the way
+    (the speaker stopped for something else: a timer's ringing silenced, a device fault)."""
     await playback.finished.wait()
     turn.extra["answer_seconds"] = round(playback.seconds, 2)
     return not playback.interrupted
@@ -291,8 +289,6 @@ class TurnController:
             turn.outcome = outcome
         if error is not None:
             turn.error = error
-        if turn.first_played_at is None and turn.answer_playback is not None:
-            turn.first_played_at = turn.answer_playback.first_sound_at  # an answer cut off while it came
         if turn.outcome is not Outcome.NO_FOLLOW_UP:  # silence after a question is no turn of its own
             self.turn_log.write(turn)
         if self.follow_up and turn.asks_back() and self.may_follow_up():
