@@ -140,6 +140,7 @@ async def test_a_server_restarted_mid_session_needs_no_satellite_restart(
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait(10)
     turns = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert [t["outcome"] for t in turns] == ["answered", f"{kind} unavailable", "answered"], stderr
     assert "capital" in words(turns[2]["transcript"]) and turns[2]["answer"]
@@ -179,6 +180,7 @@ async def test_a_remote_wake_word_service_that_comes_up_late(tmp_path, servers):
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait(10)
         if wake is not None:
             wake.terminate()
             wake.wait(10)
