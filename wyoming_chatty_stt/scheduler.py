@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from enum import IntEnum
+from functools import partial
 
 import numpy as np
 
@@ -38,9 +39,15 @@ Snapshot = tuple[np.ndarray, DecodeOptions, int]
 speech with the silence around it cut or made up to a fixed length)."""
 
 
-def decode_snapshot(transcriber: Transcriber, snapshot: Snapshot) -> Recognition:
-    """Decode a snapshot (blocking); the recognition stands for all the samples the snapshot covers."""
+def decode_snapshot(transcriber: Transcriber, snapshot: Snapshot, *, quick: bool = False) -> Recognition | None:
+    """Decode a snapshot (blocking); the recognition stands for all the samples the snapshot covers.
+
+    ``quick``: the fitted window only, None when its result is unsure (see ``transcribe_if_quick``).
+    """
     audio, options, covers = snapshot
+    if quick:
+        recognition = transcriber.transcribe_if_quick(audio, options)
+        return None if recognition is None else replace(recognition, samples=covers)
     return replace(transcriber.transcribe(audio, options), samples=covers)
 
 
@@ -52,7 +59,8 @@ class DecodeJob:
         self.seq = seq
         self._snapshot = snapshot
         self.covers: int | None = None  # samples, known once started
-        self.result: asyncio.Future[Recognition] = asyncio.get_running_loop().create_future()
+        self.result: asyncio.Future[Recognition | None] = asyncio.get_running_loop().create_future()
+        """The recognition; None for an unsure progress decode (partial text is not worth a full-window decode)."""
 
     @property
     def started(self) -> bool:
@@ -108,7 +116,10 @@ class DecodeScheduler:
             self._waiting.discard(job)
             try:
                 snapshot = job.take_snapshot()
-                recognition = await loop.run_in_executor(self._pool, decode_snapshot, self._transcriber, snapshot)
+                quick = job.priority == Priority.PROGRESS
+                recognition = await loop.run_in_executor(
+                    self._pool, partial(decode_snapshot, self._transcriber, snapshot, quick=quick)
+                )
             except asyncio.CancelledError:
                 if not job.result.done():
                     job.result.cancel()

@@ -220,6 +220,9 @@ class Utterance:
             self._full_jobs.discard(job)
             return
         recognition = job.result.result()
+        if recognition is None:  # an unsure progress decode: no partial text, and no candidate
+            self._full_jobs.discard(job)
+            return
         if job in self._full_jobs:
             self._full_jobs.discard(job)
             if self._best is None or recognition.samples > self._best.samples:

@@ -98,3 +98,43 @@ async def test_a_decode_begun_in_the_silence_is_the_pause_s_candidate(
         recognition = await utterance.finish()  # and it is the final transcript, too
         assert recognition.text == text
         utterance.close()
+
+
+async def test_an_unsure_progress_decode_gives_no_words_and_the_pause_is_decoded_in_full(
+    tiny_transcriber: Transcriber,
+) -> None:
+    """Partial text while the speaker talks comes from the fitted window only: where that is unsure (here
+    speech played backwards, which tiny.en cannot make out), there is no partial text and no second,
+    full-window decode while the speaker talks; the pause still gets its full decode, whose words are
+    the candidate and the transcript."""
+    scheduler = ScriptedScheduler()
+    offered: list[tuple[str, float]] = []
+    partials: list[str] = []
+    settings = StreamingSettings(endpoint_silence=0.3, progress_interval=1.0)
+    with ThreadPoolExecutor(1) as vad:
+        utterance = Live(
+            PcmFormat(RATE, 2, 1), DecodeOptions(language="en", beam_size=1),
+            scheduler=scheduler, settings=settings, vad_executor=vad,  # type: ignore[arg-type]
+            on_partial=partials.append, on_candidate=lambda text, seconds: offered.append((text, seconds)),
+        )  # fmt: skip
+        speech = np.frombuffer(speech_of("weather.wav"), dtype="<i2")[::-1].tobytes()
+        sent = 0
+        while not scheduler.jobs:  # up to the first progress decode
+            await utterance.add_audio(speech[sent : sent + CHUNK])
+            sent += CHUNK
+        progress = scheduler.jobs[0]
+        assert progress.priority == Priority.PROGRESS
+        unsure = await asyncio.to_thread(decode_snapshot, tiny_transcriber, scheduler.start(progress), quick=True)
+        assert unsure is None
+        progress.result.set_result(unsure)
+        await asyncio.sleep(0)
+        assert partials == []
+        await feed(utterance, speech[sent:] + bytes(int(0.4 * RATE) * 2))  # the rest, then a pause
+        waiting = [job for job in scheduler.jobs if not job.started]
+        assert [job.priority for job in waiting] == [Priority.ENDPOINT]
+        await scheduler.finish(waiting[0], scheduler.start(waiting[0]), tiny_transcriber)
+        assert len(offered) == 1, offered
+        recognition = await utterance.finish()
+        assert recognition.text == offered[0][0]
+        assert recognition.samples * 2 >= len(speech)
+        utterance.close()

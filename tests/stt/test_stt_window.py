@@ -37,6 +37,16 @@ def test_short_question_is_decoded_in_a_short_window_with_the_right_words(tiny_t
     assert words(recognition.text) == words(clips[clip])
 
 
+def test_the_quick_decode_is_the_fitted_window_or_nothing(tiny_transcriber, clips):
+    """Partial text uses the fitted window alone: the same words where it is sure, nothing where it is
+    not (speech played backwards), where the full decode falls back to Whisper's 30 s window."""
+    sure = tiny_transcriber.transcribe_if_quick(load("weather.wav"), EN)
+    assert sure is not None and words(sure.text) == words(clips["weather.wav"]) and sure.window < 20.0
+    backwards = load("kitchen.wav")[::-1].copy()
+    assert tiny_transcriber.transcribe_if_quick(backwards, EN) is None
+    assert tiny_transcriber.transcribe(backwards, EN).window == 30.0
+
+
 def test_utterance_longer_than_ten_seconds_uses_the_full_window_and_keeps_every_word(tiny_transcriber, clips):
     gap = np.zeros(8000, dtype=np.float32)
     audio = np.concatenate([part for clip in SHORT_CLIPS for part in (load(clip), gap)])
