@@ -167,6 +167,8 @@ async def run(args: argparse.Namespace) -> None:
     manifest = json.loads((args.corpus / "manifest.json").read_text())
     if args.part != "all":
         manifest = [item for item in manifest if item["part"] == args.part]
+    if args.voice:
+        manifest = [item for item in manifest if item["voice"] in args.voice]
     if args.limit:
         manifest = manifest[: args.limit]
     taking = TurnTaking(
@@ -244,6 +246,8 @@ def report(records: list[dict], args: argparse.Namespace) -> None:
         print(f"\njudging a pause, from the pause: median {statistics.median(ready) * 1000:.0f} ms (its words "
               f"{statistics.median(words) * 1000:.0f} ms), max {max(ready) * 1000:.0f} ms "
               f"over {len(ready)} pauses")  # fmt: skip
+        late = sum(p["reason"] == LATE_WORDS for record in records for p in record["smart"]["pauses"])
+        print(f"words too late to judge by (the long silence decided): {late} of {len(ready)} pauses")
 
 
 def main() -> None:
@@ -255,6 +259,7 @@ def main() -> None:
     parser.add_argument("--sound-threshold", type=float, default=TurnTaking.sound_threshold)
     parser.add_argument("--words-threshold", type=float, default=TurnTaking.words_threshold)
     parser.add_argument("--part", choices=("all", "tune", "held_out"), default="all")
+    parser.add_argument("--voice", action="append", help="only the clips in this espeak-ng voice (repeatable)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips (a quick look)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "turn_bench.json")
     parser.add_argument("--report-only", action="store_true", help="print the report of --out again")
