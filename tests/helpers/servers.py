@@ -54,7 +54,7 @@ class ChildProcess:
             [sys.executable, *argv],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **(env or {})),
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})},
         )
 
     def _probe(self) -> bool:
