@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
+from huggingface_hub import constants as hub_constants
+
 from chatty_common.cli import (
     add_common_args,
     check_uri,
@@ -21,8 +23,10 @@ from chatty_common.cli import (
 from chatty_common.server import serve
 
 from .engine import KokoroEngine
+from .fetch import VoiceFetcher
 from .handler import TtsEventHandler, TtsSettings
 from .info import build_info
+from .library import VoiceLibrary
 from .models import ModelError, prepare_model
 from .recent import RecentPieces
 from .voices import VoiceBank, VoiceError
@@ -47,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     model = parser.add_argument_group("model and voices")
     model.add_argument(
         "--model",
-        type=Path,
-        help="Kokoro ONNX file (kokoro-v1.0.onnx, .fp16.onnx or .int8.onnx); default: the bundled int8 model",
+        help="Kokoro ONNX file (kokoro-v1.0.onnx, .fp16.onnx or .int8.onnx), or fp32, fp16 or int8: Kokoro-82M "
+        "v1.0's ONNX export of that precision, downloaded from Hugging Face once; default: the bundled int8 model",
     )
     model.add_argument(
         "--graph",
@@ -58,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the rewrite with a statically quantized vocoder, or whichever is fastest on this CPU, measured once "
         "(default: auto)",
     )
-    model.add_argument("--voice", default="jf_alpha", help="default voice, or a blend a:0.7+b:0.3 (default: jf_alpha)")
+    model.add_argument(
+        "--voice",
+        default="jf_alpha",
+        help="default voice, or a blend a:0.7+b:0.3; a Kokoro-82M voice that is not here yet (af_heart, bf_emma, ...) "
+        "is downloaded from Hugging Face into --data-dir the first time (default: jf_alpha)",
+    )
     model.add_argument(
         "--voices", type=Path, action="append", default=[], metavar="FILE",
         help="a voice pack such as voices-v1.0.bin (repeatable)",
@@ -68,7 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="folder of voice files (.npy, .pt, .pth: shape 510x1x256) and voice packs",
     )
-    model.add_argument("--language", default="en-us", help="espeak-ng language of the text (default: en-us)")
+    model.add_argument(
+        "--language",
+        default="en-us",
+        help="espeak-ng language of the text for voices without a language of their own, such as the bundled "
+        "Japanese ones (Kokoro's af_*/bf_* voices speak en-us/en-gb, and so on) (default: en-us)",
+    )
     model.add_argument("--speed", type=_speed, default=1.0, help="speaking rate, 0.5 to 2.0 (default: 1.0)")
     model.add_argument(
         "--threads",
@@ -100,20 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_voices(args: argparse.Namespace) -> VoiceBank:
+def load_voices(args: argparse.Namespace) -> VoiceLibrary:
+    """The voices on this machine, and the default voice (fetched first if it is a Kokoro voice not here yet)."""
     voices = VoiceBank()
-    count = voices.add_bundled()
+    voices.add_bundled()
     for pack in args.voices:
-        count += voices.add_pack(pack)
+        voices.add_pack(pack)
     if args.voices_dir is not None:
         if not args.voices_dir.is_dir():
             raise VoiceError(f"--voices-dir {args.voices_dir} is not a folder")
-        count += voices.add_folder(args.voices_dir)
+        voices.add_folder(args.voices_dir)
+    library = VoiceLibrary(voices, VoiceFetcher(args.data_dir / "voices"), online=not hub_constants.HF_HUB_OFFLINE)
+    library.add_cached()
+    library.voice_now(args.voice)  # the default voice must exist
     if not voices.names:
         raise VoiceError("no voices: install chatty[tts] for the bundled ones, or pass --voices / --voices-dir")
-    voices.style(args.voice)  # the default voice must exist
     _LOGGER.info("%d voices: %s", len(voices.names), ", ".join(voices.names))
-    return voices
+    return library
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -124,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         voices = load_voices(args)
         model = prepare_model(
-            args.model, args.data_dir / "kokoro", args.graph, voices,
+            args.model, args.data_dir / "kokoro", args.graph, voices.bank,
             voice=args.voice, threads=args.threads, device=args.device, language=args.language,
         )  # fmt: skip
         engine = KokoroEngine(model, threads=args.threads, device=args.device, language=args.language)
@@ -133,7 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     except RuntimeError as err:
         sys.exit(f"wyoming-chatty-tts: {err}")
     # Warm up so the first client gets full speed.
-    for _ in engine.synthesize("Ready.", voices.style(args.voice), args.speed):
+    default = voices.bank.voice(args.voice)
+    for _ in engine.synthesize("Ready.", default.style, args.speed, language=default.language):
         pass
     settings = TtsSettings(
         default_voice=args.voice,
@@ -141,19 +159,18 @@ def main(argv: list[str] | None = None) -> None:
         samples_per_chunk=args.samples_per_chunk,
         max_text_chars=args.max_text_chars,
     )
-    info = build_info(voices, args.language)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args, info, engine, voices, settings))
+        asyncio.run(_serve(args, engine, voices, settings))
 
 
-async def _serve(args: argparse.Namespace, info, engine, voices, settings) -> None:
+async def _serve(args: argparse.Namespace, engine: KokoroEngine, voices: VoiceLibrary, settings: TtsSettings) -> None:
     executor = ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="kokoro")
     try:
         await serve(
             args,
             partial(
                 TtsEventHandler,
-                info=info,
+                info=partial(build_info, voices, args.language),
                 engine=engine,
                 voices=voices,
                 settings=settings,
@@ -163,6 +180,7 @@ async def _serve(args: argparse.Namespace, info, engine, voices, settings) -> No
         )
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
+        voices.close()
 
 
 if __name__ == "__main__":

@@ -114,6 +114,10 @@ class SpeechResult:
     def error(self) -> str | None:
         return next((Error.from_event(e).text for _, e in self.events if Error.is_type(e.type)), None)
 
+    @property
+    def error_code(self) -> str | None:
+        return next((Error.from_event(e).code for _, e in self.events if Error.is_type(e.type)), None)
+
     def seconds(self, rate: int = 24000, width: int = 2) -> float:
         return len(self.audio) / (rate * width)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import onnxruntime
 
 from .phonemes import Phonemizer, split_phonemes
 from .rewrite import DURATION_CAPS
-from .text import spoken
+from .text import clean_markup, spoken
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ _NEVER_CANCELLED = Cancel()  # the run options of calls that nobody can stop
 
 
 class KokoroEngine:
-    """A loaded Kokoro model and the phonemizer for the language it speaks."""
+    """A loaded Kokoro model and a phonemizer for each language it speaks (the server's, and the voices' own)."""
 
     def __init__(
         self, model: Path, *, threads: int | None = None, device: str = "cpu", language: str = "en-us"
@@ -121,7 +122,10 @@ class KokoroEngine:
         inputs = {i.name: _DTYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
         self._token_input = "input_ids" if "input_ids" in inputs else "tokens"
         self._dtypes = inputs
+        self.language = language
         self.phonemizer = Phonemizer(language)
+        self._phonemizers = {language: self.phonemizer}
+        self._phonemizers_lock = threading.Lock()
         self._caps = DURATION_CAPS in inputs
         self._stops = {self.phonemizer.vocab[mark] for mark in ".!?,;:…" if mark in self.phonemizer.vocab}
         _LOGGER.info("Loaded Kokoro %s in %.2f s", model.name, time.monotonic() - started)
@@ -159,13 +163,30 @@ class KokoroEngine:
             index -= 1
         return caps
 
+    def phonemizer_for(self, language: str | None) -> Phonemizer:
+        """The phonemizer of ``language`` (None: the server's), made the first time it is needed."""
+        language = language or self.language
+        with self._phonemizers_lock:
+            if language not in self._phonemizers:
+                self._phonemizers[language] = Phonemizer(language)
+            return self._phonemizers[language]
+
     def synthesize(
-        self, text: str, style: np.ndarray, speed: float = 1.0, cancel: Cancel | None = None
+        self,
+        text: str,
+        style: np.ndarray,
+        speed: float = 1.0,
+        cancel: Cancel | None = None,
+        language: str | None = None,
     ) -> Iterator[np.ndarray]:
-        """Speak one piece of text: trimmed float32 audio, one array per model call (long text: several)."""
-        phonemes = self.phonemizer.phonemes(spoken(text))
+        """Speak one piece of text in ``language`` (None: the server's): trimmed float32 audio, one array per
+        model call (long text: several)."""
+        phonemizer = self.phonemizer_for(language)
+        # Money, times and units are spelled out in English only; other languages get the markup removed.
+        words = spoken(text) if phonemizer.language.startswith("en") else clean_markup(text)
+        phonemes = phonemizer.phonemes(words)
         for piece in split_phonemes(phonemes):
-            tokens = self.phonemizer.tokens(piece)
+            tokens = phonemizer.tokens(piece)
             if not tokens:
                 continue
             if cancel is not None and cancel.cancelled:

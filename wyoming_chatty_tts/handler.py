@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -40,9 +40,10 @@ from chatty_common.heap import release_free_memory_soon
 from chatty_common.protocol import LimitedEventHandler, RequestError, limit_send_buffer
 
 from .engine import SAMPLE_RATE, Cancel, Cancelled, KokoroEngine
+from .library import VoiceLibrary, VoiceNotDownloaded
 from .recent import RecentPieces
 from .splitter import TextSplitter, merge_pieces
-from .voices import VoiceBank, VoiceError
+from .voices import Voice, VoiceError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -69,8 +70,7 @@ class _Cycle:
     """One ``audio-start`` … ``audio-stop`` cycle: pieces of text in one voice."""
 
     pieces: list[str]
-    style: np.ndarray
-    voice: str
+    voice: Voice
     mergeable: bool = False  # a later sentence of a stream: may join the sentences queued after it
     first: bool = False  # the first piece of a stream: kept for a while, or taken from what was kept
     prepare: bool = False  # make (and keep) the audio, send none
@@ -81,8 +81,7 @@ class _Stream:
     """An open ``synthesize-start`` … ``synthesize-stop`` stream."""
 
     splitter: TextSplitter
-    style: np.ndarray
-    voice: str
+    voice: Voice
     prepare: bool
     pieces: int = 0
     chars: int = 0
@@ -125,14 +124,16 @@ class _WorkQueue:
         async with self._changed:
             while self._items:
                 following = self._items[0]
-                if not (isinstance(following, _Cycle) and following.mergeable and following.voice == cycle.voice):
+                if not isinstance(following, _Cycle) or not following.mergeable:
+                    break
+                if following.voice.name != cycle.voice.name:
                     break
                 if len(" ".join(pieces + following.pieces)) > max_chars:
                     break
                 pieces += following.pieces
                 self._items.popleft()
             self._changed.notify_all()
-        return _Cycle([" ".join(pieces)], cycle.style, cycle.voice, mergeable=True)
+        return _Cycle([" ".join(pieces)], cycle.voice, mergeable=True)
 
 
 class TtsEventHandler(LimitedEventHandler):
@@ -143,16 +144,16 @@ class TtsEventHandler(LimitedEventHandler):
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         *,
-        info: Info,
+        info: Callable[[], Info],
         engine: KokoroEngine,
-        voices: VoiceBank,
+        voices: VoiceLibrary,
         settings: TtsSettings,
         executor: Executor,
         recent: RecentPieces | None = None,
     ) -> None:
         super().__init__(reader, writer)
         limit_send_buffer(writer, SEND_BUFFER_BYTES)
-        self._info_event = info.event()
+        self._info = info
         self._engine = engine
         self._voices = voices
         self._settings = settings
@@ -165,19 +166,19 @@ class TtsEventHandler(LimitedEventHandler):
 
     async def handle_event(self, event: Event) -> bool:
         if Describe.is_type(event.type):
-            self.send(self._info_event)
+            self.send(self._info().event())
         elif Synthesize.is_type(event.type):
             if self._stream is None:  # while a stream is open, synthesize is the compatibility copy
                 text = self._text(event)
                 self._check_length(len(text))
-                voice, style = self._voice(event.data.get("voice"))
+                voice = await self._voice(event.data.get("voice"))
                 splitter = TextSplitter()
-                await self._queue(_Cycle(merge_pieces(splitter.feed(text) + splitter.flush()), style, voice))
+                await self._queue(_Cycle(merge_pieces(splitter.feed(text) + splitter.flush()), voice))
         elif SynthesizeStart.is_type(event.type):
             if self._stream is not None:
                 await self._finish_stream()
-            voice, style = self._voice(event.data.get("voice"))
-            self._stream = _Stream(TextSplitter(), style, voice, prepare=self._prepare(event))
+            voice = await self._voice(event.data.get("voice"))
+            self._stream = _Stream(TextSplitter(), voice, prepare=self._prepare(event))
         elif SynthesizeChunk.is_type(event.type):
             stream = self._stream
             if stream is None:
@@ -212,7 +213,7 @@ class TtsEventHandler(LimitedEventHandler):
         stream.pieces += 1
         await self._queue(
             _Cycle(
-                [piece], stream.style, stream.voice,
+                [piece], stream.voice,
                 mergeable=stream.pieces > 2, first=stream.pieces == 1, prepare=stream.prepare,
             )
         )  # fmt: skip
@@ -240,8 +241,8 @@ class TtsEventHandler(LimitedEventHandler):
             raise RequestError(f"{event.type}: 'text' must be a string", "bad-request")
         return text
 
-    def _voice(self, voice: object) -> tuple[str, np.ndarray]:
-        """The voice asked for (or the default): its name and its style."""
+    async def _voice(self, voice: object) -> Voice:
+        """The voice asked for (or the default); a Kokoro voice not here yet is fetched first."""
         name = self._settings.default_voice
         if isinstance(voice, dict) and voice.get("name"):
             name = voice["name"]
@@ -250,9 +251,15 @@ class TtsEventHandler(LimitedEventHandler):
         if not isinstance(name, str):
             raise RequestError("voice 'name' must be a string", "bad-request")
         try:
-            return name, self._voices.style(name)
+            self._voices.missing(name)
+        except VoiceNotDownloaded as err:
+            raise RequestError(str(err), "voice-not-downloaded") from err
         except VoiceError as err:
             raise RequestError(str(err), "unknown-voice") from err
+        try:
+            return await self._voices.voice(name)
+        except VoiceError as err:
+            raise RequestError(str(err), "voice-download-failed") from err
 
     async def _queue(self, item: _Cycle | Event) -> None:
         if self._worker is None:
@@ -294,10 +301,10 @@ class TtsEventHandler(LimitedEventHandler):
     async def _audio(self, piece: str, cycle: _Cycle) -> AsyncIterator[np.ndarray]:
         """A piece's audio as it is made; a stream's first piece is taken from, or kept in, the recent pieces."""
         if not cycle.first:
-            async for audio in self._synthesize(piece, cycle.style):
+            async for audio in self._synthesize(piece, cycle.voice):
                 yield audio
             return
-        key = RecentPieces.key(piece, cycle.voice, self._settings.speed)
+        key = RecentPieces.key(piece, cycle.voice.name, self._settings.speed)
         if (kept := self._recent.get(key)) is not None:
             await kept.done.wait()
             if kept.audio is not None:
@@ -308,7 +315,7 @@ class TtsEventHandler(LimitedEventHandler):
         entry = self._recent.begin(key)
         parts: list[np.ndarray] = []
         try:
-            async for audio in self._synthesize(piece, cycle.style):
+            async for audio in self._synthesize(piece, cycle.voice):
                 parts.append(audio)
                 yield audio
         except BaseException:
@@ -316,9 +323,9 @@ class TtsEventHandler(LimitedEventHandler):
             raise
         self._recent.finish(key, entry, parts)
 
-    async def _synthesize(self, piece: str, style: np.ndarray) -> AsyncIterator[np.ndarray]:
+    async def _synthesize(self, piece: str, voice: Voice) -> AsyncIterator[np.ndarray]:
         loop = asyncio.get_running_loop()
-        audio_parts = self._engine.synthesize(piece, style, self._settings.speed, self._cancel)
+        audio_parts = self._engine.synthesize(piece, voice.style, self._settings.speed, self._cancel, voice.language)
         while (audio := await loop.run_in_executor(self._executor, next, audio_parts, None)) is not None:
             yield audio
 

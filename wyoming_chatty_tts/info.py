@@ -6,7 +6,9 @@ from wyoming.info import Attribution, Info, TtsProgram, TtsVoice
 
 from chatty_common import __version__
 
-from .voices import VoiceBank, describe_voice
+from .catalog import own_language
+from .library import VoiceLibrary
+from .voices import describe_voice
 
 PROGRAM_NAME = "chatty-kokoro"
 KOKORO = Attribution(name="hexgrad", url="https://huggingface.co/hexgrad/Kokoro-82M")
@@ -18,8 +20,20 @@ def voice_languages(espeak_language: str) -> list[str]:
     return [base, f"{base}_{region.upper()}"] if region else [base]
 
 
-def build_info(voices: VoiceBank, espeak_language: str) -> Info:
-    languages = voice_languages(espeak_language)
+def build_info(voices: VoiceLibrary, espeak_language: str) -> Info:
+    """What the server offers now: the voices it has, and those it would fetch when asked (``installed: false``)."""
+
+    def voice(name: str, installed: bool) -> TtsVoice:
+        language = voices.bank.language(name) or own_language(name) or espeak_language
+        return TtsVoice(
+            name=name,
+            description=describe_voice(name),
+            attribution=KOKORO,
+            installed=installed,
+            version=None,
+            languages=voice_languages(language),
+        )
+
     return Info(
         tts=[
             TtsProgram(
@@ -29,17 +43,8 @@ def build_info(voices: VoiceBank, espeak_language: str) -> Info:
                 installed=True,
                 version=__version__,
                 supports_synthesize_streaming=True,
-                voices=[
-                    TtsVoice(
-                        name=name,
-                        description=describe_voice(name),
-                        attribution=KOKORO,
-                        installed=True,
-                        version=None,
-                        languages=languages,
-                    )
-                    for name in voices.names
-                ],
+                voices=[voice(name, True) for name in voices.bank.names]
+                + [voice(name, False) for name in voices.fetchable()],
             )
         ]
     )

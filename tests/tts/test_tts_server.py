@@ -159,9 +159,9 @@ async def test_a_prepared_first_piece_is_spoken_at_once_when_asked_for(
 
 
 async def test_unknown_voice_is_an_error_that_lists_the_voices(tts_server):
-    result = await speak(tts_server.uri, "Hello.", voice="af_heart")
-    assert result.types == ["error"]
-    assert "unknown voice 'af_heart'" in result.error and "jf_alpha" in result.error
+    result = await speak(tts_server.uri, "Hello.", voice="af_nobody")
+    assert result.types == ["error"] and result.error_code == "unknown-voice"
+    assert "unknown voice 'af_nobody'" in result.error and "jf_alpha" in result.error
     await describe(tts_server.uri)
 
 
