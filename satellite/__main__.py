@@ -89,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     wake = parser.add_argument_group("wake word")
     wake.add_argument(
-        "--wake-word", action="append", default=[], metavar="[ENGINE:]NAME",
-        help="okay_nabu, hey_jarvis, alexa, hey_mycroft (micro or openwakeword) or hey_rhasspy (openwakeword); "
+        "--wake-word", action="append", default=[], metavar="[ENGINE:]NAME|FILE",
+        help="okay_nabu, hey_jarvis, alexa, hey_mycroft (micro or openwakeword) or hey_rhasspy (openwakeword), or "
+        "a model file: a microWakeWord manifest (.json, its .tflite beside it) or an openWakeWord model (.tflite); "
         "repeatable (default: okay_nabu)",
     )  # fmt: skip
     wake.add_argument("--wake-refractory", type=non_negative_float, default=2.0,

@@ -2,16 +2,21 @@
 
 ``--wake-word okay_nabu`` picks the engine that detects that word best on test
 speech (microWakeWord for okay_nabu, openWakeWord for the others); a prefix
-chooses one: ``micro:alexa``, ``openwakeword:hey_jarvis``. After a detection
-the same word is ignored for the refractory period.
+chooses one: ``micro:alexa``, ``openwakeword:hey_jarvis``. A model that is not
+bundled is named by its file: a microWakeWord manifest (``hey_computer.json``,
+its ``.tflite`` beside it) or an openWakeWord model (``hey_computer.tflite``).
+After a detection the same word is ignored for the refractory period.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from wyoming.audio import AudioChunk, AudioStart
@@ -36,17 +41,42 @@ class WakeWordError(ValueError):
 
 @dataclass(frozen=True)
 class WakeWord:
-    """A wake word model: its engine and name; ``phrase`` is what users say."""
+    """A wake word model: its engine and name (and its file, if not a bundled one); ``phrase`` is what users say."""
 
     engine: str
     name: str
+    path: Path | None = None
+    spoken: str | None = None  # the phrase, where the model file says it
 
     @property
     def phrase(self) -> str:
-        return self.name.replace("_", " ")
+        return self.spoken or self.name.replace("_", " ")
+
+
+def _model_file(text: str) -> WakeWord:
+    """A wake word named by its model file (see the module's docstring)."""
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise WakeWordError(f"wake word model {text} does not exist")
+    if path.suffix.lower() == ".tflite":  # openWakeWord: the file is the model; "hey_computer_v0.1" says "hey computer"
+        name = re.sub(r"_v\d+(\.\d+)*$", "", path.stem)
+        return WakeWord("openwakeword", name, path.resolve())
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if manifest.get("type") != "micro" or not isinstance(manifest.get("micro"), dict):
+            raise ValueError('not a microWakeWord manifest ("type": "micro" with a "micro" section)')
+        model = path.parent / str(manifest["model"])
+        phrase = str(manifest["wake_word"])
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as err:
+        raise WakeWordError(f"wake word model {text}: {err}") from err
+    if not model.is_file():
+        raise WakeWordError(f"wake word model {text}: its model file {model} does not exist")
+    return WakeWord("micro", path.stem, path.resolve(), phrase)
 
 
 def parse_wake_word(text: str) -> WakeWord:
+    if text.lower().endswith((".json", ".tflite")) or "/" in text:
+        return _model_file(text)
     engine_text, _, name = text.rpartition(":")
     name = name.strip().lower().replace(" ", "_").replace("-", "_")
     if engine_text:
@@ -81,14 +111,22 @@ class LocalWakeDetector:
             from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures
             from pymicro_wakeword import Model as MicroModel
 
-            self._micro.append((word, MicroWakeWordFeatures(), MicroWakeWord.from_builtin(MicroModel(word.name))))
+            if word.path is not None:
+                micro = MicroWakeWord.from_config(word.path)
+            else:
+                micro = MicroWakeWord.from_builtin(MicroModel(word.name))
+            self._micro.append((word, MicroWakeWordFeatures(), micro))
         else:
             from pyopen_wakeword import Model as OwwModel
             from pyopen_wakeword import OpenWakeWord, OpenWakeWordFeatures
 
             if self._oww_features is None:
                 self._oww_features = OpenWakeWordFeatures.from_builtin()
-            self._oww.append((word, OpenWakeWord.from_builtin(OwwModel(word.name))))
+            if word.path is not None:
+                oww = OpenWakeWord.from_model(word.path)
+            else:
+                oww = OpenWakeWord.from_builtin(OwwModel(word.name))
+            self._oww.append((word, oww))
 
     def _edge(self, name: str, above: bool) -> bool:
         """True only when a model's score rises above its cutoff after being below it for a while:

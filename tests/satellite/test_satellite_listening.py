@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
+import pymicro_wakeword
+import pyopen_wakeword
 import pytest
 from helpers import DATA
 from helpers.satellite_io import detections, frames, pcm16k
@@ -60,6 +66,39 @@ def test_wake_word_names_and_engines():
         parse_wake_word("micro:hey_rhasspy")
     with pytest.raises(WakeWordError, match="unknown wake word engine 'porcupine'"):
         parse_wake_word("porcupine:okay_nabu")
+
+
+def test_a_wake_word_model_that_is_not_bundled_is_named_by_its_file(tmp_path):
+    """A model downloaded for ESPHome or openWakeWord is used from its file: here the bundled okay_nabu models,
+    copied under another name (a microWakeWord manifest with its .tflite, and an openWakeWord .tflite)."""
+    micro_dir = Path(pymicro_wakeword.__file__).parent / "models"
+    manifest = json.loads((micro_dir / "okay_nabu.json").read_text())
+    manifest.update(wake_word="Hey Chatty", model="hey_chatty.tflite")
+    (tmp_path / "hey_chatty.json").write_text(json.dumps(manifest))
+    shutil.copy(micro_dir / "okay_nabu.tflite", tmp_path / "hey_chatty.tflite")
+    oww_dir = tmp_path / "oww"
+    oww_dir.mkdir()
+    shutil.copy(
+        Path(pyopen_wakeword.__file__).parent / "models" / "okay_nabu.tflite", oww_dir / "hey_chatty_v0.1.tflite"
+    )
+
+    micro = parse_wake_word(str(tmp_path / "hey_chatty.json"))
+    assert (micro.engine, micro.name, micro.phrase) == ("micro", "hey_chatty", "Hey Chatty")
+    oww = parse_wake_word(str(oww_dir / "hey_chatty_v0.1.tflite"))
+    assert (oww.engine, oww.name, oww.phrase) == ("openwakeword", "hey_chatty", "hey chatty")
+    for word in (micro, oww):
+        found = detections(LocalWakeDetector([word]), pcm16k(NABU))
+        assert [name for _, name in found] == ["hey_chatty"]
+        assert 1.5 < found[0][0] < 2.6
+
+    with pytest.raises(WakeWordError, match="does not exist"):
+        parse_wake_word(str(tmp_path / "missing.json"))
+    (tmp_path / "hey_chatty.tflite").unlink()
+    with pytest.raises(WakeWordError, match=r"its model file .*hey_chatty.tflite does not exist"):
+        parse_wake_word(str(tmp_path / "hey_chatty.json"))
+    (tmp_path / "other.json").write_text('{"type": "openwakeword"}')
+    with pytest.raises(WakeWordError, match="not a microWakeWord manifest"):
+        parse_wake_word(str(tmp_path / "other.json"))
 
 
 def follow(pcm: bytes, rules: CommandRules, vad: str = "silero") -> tuple[CommandEnd, Endpointer, float]:
