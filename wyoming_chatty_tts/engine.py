@@ -96,6 +96,9 @@ def open_session(model: Path, threads: int, device: str) -> onnxruntime.Inferenc
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    # Threads that spin while waiting for work take the cores from the LLM writing the rest of the answer
+    # and the STT: the first audio came 70-150 ms sooner without it (bench/RESULTS.md, issue 16).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(str(model), sess_options=options, providers=providers_for(device))
 
 
