@@ -120,6 +120,10 @@ def _one_line(err: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+class VoiceNotDownloaded(VoiceError):
+    """A Kokoro voice that is not on this machine and cannot be fetched now (offline, or the hub unreachable)."""
+
+
 class VoiceFetcher:
     """Kokoro-82M voices by name, from the data folder or, the first time, from Hugging Face (blocking calls)."""
 
@@ -136,5 +140,7 @@ class VoiceFetcher:
             raise VoiceError(f"{name!r} is not a voice of Kokoro-82M v1.0")
         try:
             return load_torch_tensor(fetch_file(REPO, voice_file(name), self.cache, f"voice {name}"))
+        except NotDownloaded as err:
+            raise VoiceNotDownloaded(str(err)) from err
         except DownloadError as err:
             raise VoiceError(str(err)) from err

@@ -40,7 +40,8 @@ from chatty_common.heap import release_free_memory_soon
 from chatty_common.protocol import LimitedEventHandler, RequestError, limit_send_buffer
 
 from .engine import SAMPLE_RATE, Cancel, Cancelled, KokoroEngine
-from .library import VoiceLibrary, VoiceNotDownloaded
+from .fetch import VoiceNotDownloaded
+from .library import VoiceLibrary
 from .recent import RecentPieces
 from .splitter import TextSplitter, merge_pieces
 from .voices import Voice, VoiceError
@@ -258,6 +259,8 @@ class TtsEventHandler(LimitedEventHandler):
             raise RequestError(str(err), "unknown-voice") from err
         try:
             return await self._voices.voice(name)
+        except VoiceNotDownloaded as err:  # the hub cannot be reached
+            raise RequestError(str(err), "voice-not-downloaded") from err
         except VoiceError as err:
             raise RequestError(str(err), "voice-download-failed") from err
 

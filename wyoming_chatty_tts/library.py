@@ -8,14 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from .catalog import VOICES, own_language
-from .fetch import VoiceFetcher
+from .fetch import VoiceFetcher, VoiceNotDownloaded
 from .voices import Voice, VoiceBank, VoiceError
 
 _LOGGER = logging.getLogger(__name__)
-
-
-class VoiceNotDownloaded(VoiceError):
-    """A Kokoro voice that is not on this machine, and this server does not download."""
 
 
 class VoiceLibrary:

