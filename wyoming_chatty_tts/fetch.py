@@ -109,8 +109,8 @@ def fetch_file(repo: str, filename: str, cache: Path, what: str) -> Path:
             ) from err
         except Exception as err:  # an error status, a cut connection, a short file, a full disk
             raise DownloadError(f"could not download {what} from {repo}: {_one_line(err)}") from err
+        check_blob(path, what)  # once, when it arrives: a file in the cache has passed it
         _LOGGER.info("Fetched %s (%.1f MB)", what, path.stat().st_size / 1e6)
-    check_blob(path, what)
     return path
 
 
@@ -122,6 +122,10 @@ def _one_line(err: BaseException) -> str:
 
 class VoiceNotDownloaded(VoiceError):
     """A Kokoro voice that is not on this machine and cannot be fetched now (offline, or the hub unreachable)."""
+
+
+class VoiceDownloadFailed(VoiceError):
+    """A Kokoro voice whose download failed; the message says why."""
 
 
 class VoiceFetcher:
@@ -136,11 +140,9 @@ class VoiceFetcher:
 
     def fetch(self, name: str) -> np.ndarray:
         """The voice's style tensor: from the data folder, or downloaded into it first."""
-        if name not in VOICES:
-            raise VoiceError(f"{name!r} is not a voice of Kokoro-82M v1.0")
         try:
             return load_torch_tensor(fetch_file(REPO, voice_file(name), self.cache, f"voice {name}"))
         except NotDownloaded as err:
             raise VoiceNotDownloaded(str(err)) from err
         except DownloadError as err:
-            raise VoiceError(str(err)) from err
+            raise VoiceDownloadFailed(str(err)) from err

@@ -40,7 +40,7 @@ from chatty_common.heap import release_free_memory_soon
 from chatty_common.protocol import LimitedEventHandler, RequestError, limit_send_buffer
 
 from .engine import SAMPLE_RATE, Cancel, Cancelled, KokoroEngine
-from .fetch import VoiceNotDownloaded
+from .fetch import VoiceDownloadFailed, VoiceNotDownloaded
 from .library import VoiceLibrary
 from .recent import RecentPieces
 from .splitter import TextSplitter, merge_pieces
@@ -252,17 +252,13 @@ class TtsEventHandler(LimitedEventHandler):
         if not isinstance(name, str):
             raise RequestError("voice 'name' must be a string", "bad-request")
         try:
-            self._voices.missing(name)
-        except VoiceNotDownloaded as err:
+            return await self._voices.voice(name)
+        except VoiceNotDownloaded as err:  # offline, or the hub cannot be reached
             raise RequestError(str(err), "voice-not-downloaded") from err
+        except VoiceDownloadFailed as err:
+            raise RequestError(str(err), "voice-download-failed") from err
         except VoiceError as err:
             raise RequestError(str(err), "unknown-voice") from err
-        try:
-            return await self._voices.voice(name)
-        except VoiceNotDownloaded as err:  # the hub cannot be reached
-            raise RequestError(str(err), "voice-not-downloaded") from err
-        except VoiceError as err:
-            raise RequestError(str(err), "voice-download-failed") from err
 
     async def _queue(self, item: _Cycle | Event) -> None:
         if self._worker is None:

@@ -51,18 +51,15 @@ class VoiceLibrary:
         self.bank.add(name, self._fetcher.fetch(name), own_language(name))
         _LOGGER.info("Voice %s ready", name)
 
-    def add_cached(self) -> int:
-        """Add the catalog voices fetched before (no network needed); return how many."""
-        count = 0
+    def add_cached(self) -> None:
+        """Add the catalog voices fetched before (no network needed)."""
         for name in self._fetcher.cached():
             if name in self.bank:
                 continue
             try:
                 self.add_fetched(name)
-                count += 1
             except VoiceError as err:
                 _LOGGER.warning("Skipping voice %s: %s", name, err)
-        return count
 
     def voice_now(self, spec: str) -> Voice:
         """A voice that is here (blocking fetches first, for start-up)."""
