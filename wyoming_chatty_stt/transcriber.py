@@ -40,6 +40,13 @@ LOG_PROB_LIMIT = -1.0
 NO_SPEECH_LIMIT = 0.6
 MIN_LANGUAGE_PROBABILITY = 0.5
 TOKENS_PER_SECOND_LIMIT = 12  # fast speech is about 5 tokens a second; more is a loop
+FULL_WINDOW_SECONDS = 30
+MAX_NEW_TOKENS = 218  # Whisper's 448-token context less the longest prompt faster-whisper builds (230)
+
+
+def token_budget(seconds: float) -> int:
+    """The most tokens a decode of ``seconds`` of speech may write: beyond it, Whisper is repeating itself."""
+    return min(int(TOKENS_PER_SECOND_LIMIT * min(seconds, FULL_WINDOW_SECONDS)) + 8, MAX_NEW_TOKENS)
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,9 @@ class Transcriber:
         return self._transcribe_fitted(audio, options, started)
 
     def _transcribe_full(self, audio: np.ndarray, options: DecodeOptions, started: float) -> Recognition:
+        # A decode that fails Whisper's checks is tried again at five rising temperatures, five samples
+        # each; one that loops ("rote rote rote ...") would write 200 tokens every time: seconds of a
+        # user's wait for a few words of speech. Bounded by the audio's length, as the fitted window is.
         segments, info = self.model.transcribe(
             audio,
             language=options.language if self.multilingual else "en",
@@ -141,6 +151,7 @@ class Transcriber:
             condition_on_previous_text=False,
             without_timestamps=True,
             vad_filter=False,
+            max_new_tokens=token_budget(audio.size / SAMPLE_RATE),
         )
         text = " ".join(segment.text.strip() for segment in segments).strip()
         return Recognition(
@@ -172,9 +183,7 @@ class Transcriber:
         tokenizer = Tokenizer(whisper.hf_tokenizer, self.multilingual, task="transcribe", language=language)
         previous = tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
         prompt = whisper.get_prompt(tokenizer, previous, without_timestamps=True)
-        seconds = audio.size / SAMPLE_RATE
-        max_new = int(TOKENS_PER_SECOND_LIMIT * seconds) + 8
-        max_length = min(whisper.max_length, len(prompt) + max_new)
+        max_length = min(whisper.max_length, len(prompt) + token_budget(audio.size / SAMPLE_RATE))
         result = whisper.model.generate(
             encoded,
             [prompt],

@@ -64,3 +64,19 @@ def test_noise_in_a_short_window_gives_no_words(tiny_transcriber):
     noise = (rng.standard_normal(3 * 16000) * 0.02).astype(np.float32)
     assert tiny_transcriber.transcribe(noise, EN).text == ""
     assert tiny_transcriber.transcribe(np.zeros(2 * 16000, dtype=np.float32), EN).text == ""
+
+
+def test_a_long_command_with_the_longest_prompt_keeps_every_word(tiny_transcriber, clips):
+    """The full window's decodes are bounded by the audio's length (a looping decode stops early);
+    the bound must leave room for every word of a long command, with the longest prompt there is."""
+    gap = np.zeros(8000, dtype=np.float32)
+    audio = np.concatenate([part for _ in range(3) for clip in SHORT_CLIPS for part in (load(clip), gap)])
+    assert audio.size / 16000 > 40  # two of Whisper's 30 s windows
+    names = "Hallway, pantry, attic, porch, nursery, garage, study, cellar, landing, patio, den, loft"
+    devices = "thermostat, dehumidifier, sprinkler, doorbell, chandelier, projector, radiator, treadmill"
+    long_prompt = ", ".join(f"{room} {device}" for room in names.split(", ") for device in devices.split(", "))
+    prompt = DecodeOptions(language="en", beam_size=1, initial_prompt=long_prompt)  # longer than Whisper keeps
+    heard = words(tiny_transcriber.transcribe(audio, prompt).text)
+    expected = [word for _ in range(3) for clip in SHORT_CLIPS for word in words(clips[clip])]
+    assert len(heard) >= 0.9 * len(expected), heard
+    assert heard[-len(words(clips["store.wav"])) :] == words(clips["store.wav"])
