@@ -94,6 +94,7 @@ def fetch_file(repo: str, filename: str, cache: Path, what: str) -> Path:
                 f"{what} is not on this machine and needs a download from Hugging Face ({repo}), "
                 "which this server does not do (HF_HUB_OFFLINE is set)"
             ) from None
+        _check_reachable(repo, filename, what)
         _LOGGER.info("Fetching %s from %s (%s; once, kept in %s)", what, constants.ENDPOINT, repo, cache)
         disable_progress_bars()  # progress goes to the log instead, a line every 10 s
         try:
@@ -112,6 +113,28 @@ def fetch_file(repo: str, filename: str, cache: Path, what: str) -> Path:
         check_blob(path, what)  # once, when it arrives: a file in the cache has passed it
         _LOGGER.info("Fetched %s (%.1f MB)", what, path.stat().st_size / 1e6)
     return path
+
+
+def _check_reachable(repo: str, filename: str, what: str) -> None:
+    """Raise NotDownloaded at once when the hub does not answer.
+
+    ``hf_hub_download`` retries a network error five times, waiting 1 + 2 + 4 + 8 + 8 s: a client asking
+    for a voice while the network is down would wait 23 s for its error. One request without retries
+    first; an answer from the hub, even an error status, goes on to the download, which reports it
+    (and retries what is worth retrying).
+    """
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        get_hf_file_metadata(hf_hub_url(repo, filename))
+    except HfHubHTTPError:
+        return
+    except Exception as err:  # no answer: refused, unknown host, timed out
+        raise NotDownloaded(
+            f"{what} needs a download from Hugging Face ({repo}) and the hub cannot be reached "
+            f"({constants.ENDPOINT}): {_one_line(err)}"
+        ) from err
 
 
 def _one_line(err: BaseException) -> str:
