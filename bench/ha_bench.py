@@ -231,6 +231,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="passes over the questions (default: 1)")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
     parser.add_argument("--ha-version", default=HA_VERSIONS[-1], choices=HA_VERSIONS)
+    parser.add_argument("--llm-nice", type=int, help="nice value of the local LLM's generation (default: its own, 10)")
     args = parser.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if unknown := set(args.modes) - set(MODES):
@@ -245,7 +246,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         mic = microphone(work, args.rounds)
-        (work / "llm.json").write_text(json.dumps(LLM_CONFIG))
+        config = json.loads(json.dumps(LLM_CONFIG))
+        if args.llm_nice is not None:
+            config["opts"]["llama_cpp"]["nice"] = args.llm_nice
+        (work / "llm.json").write_text(json.dumps(config))
         ports = {"stt": free_port(), "llm": free_port(), "tts": free_port()}
         servers = {
             "stt": start("wyoming_chatty_stt", ports["stt"], logs),
