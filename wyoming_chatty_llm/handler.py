@@ -38,7 +38,7 @@ class _Speculation:
 
     def __init__(self) -> None:
         self.committed = False
-        self.answer: tuple[str, str, str] | None = None  # conversation id, question, answer
+        self.answer: tuple[str, str, str, str] | None = None  # conversation id, question, answer, extra prompt
 
 
 class LlmEventHandler(LimitedEventHandler):
@@ -94,7 +94,7 @@ class LlmEventHandler(LimitedEventHandler):
             return
         speculation.committed = True
         if speculation.answer is not None:
-            self._agent.memory.remember(*speculation.answer)
+            self._agent.remember(*speculation.answer)
             speculation.answer = None
             _LOGGER.debug("Speculative answer committed")
 
@@ -125,9 +125,9 @@ class LlmEventHandler(LimitedEventHandler):
             )
             if speculation is not None and result.handled:
                 if speculation.committed:
-                    self._agent.memory.remember(conversation_id, result.question, result.text)
+                    self._agent.remember(conversation_id, result.question, result.text, extra_prompt)
                 else:
-                    speculation.answer = (conversation_id, result.question, result.text)
+                    speculation.answer = (conversation_id, result.question, result.text, extra_prompt)
             if result.handled:
                 self.send(Handled(text=result.text, context=context).event())
             else:

@@ -57,5 +57,9 @@ class ChatBackend(ABC):
     async def warm_up(self, system_prompt: str) -> None:  # noqa: B027 - optional hook
         """Make the first real answer fast (load the model, open the connection); errors are only logged."""
 
+    async def prepare(self, messages: Sequence[Message]) -> None:  # noqa: B027 - optional hook
+        """Read the start of a coming prompt now (``messages``: all but its question), so that the question
+        is all there is left to read when it comes; errors are only logged."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and threads."""

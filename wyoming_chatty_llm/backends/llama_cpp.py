@@ -5,7 +5,8 @@ The model is loaded once per process. Generation runs on one dedicated thread
 slow each other down); its tokens reach the event loop through a queue as they
 are sampled. llama-cpp-python keeps the key/value cache of the previous prompt
 and reuses its longest common prefix, so the system prompt (evaluated once by
-:meth:`warm_up`) costs nothing on later turns.
+:meth:`warm_up`) costs nothing on later turns, nor does the conversation so far
+(evaluated by :meth:`prepare` after each turn).
 """
 
 from __future__ import annotations
@@ -172,6 +173,11 @@ class LlamaCppBackend(ChatBackend):
     async def warm_up(self, system_prompt: str) -> None:
         messages = [Message("system", system_prompt), Message("user", "Hello.")]
         async for _ in self._run(messages, 1):
+            pass
+
+    async def prepare(self, messages: Sequence[Message]) -> None:
+        # A question of no words after them: the cache then holds every token up to the next question's own.
+        async for _ in self._run([*messages, Message("user", "")], 1):
             pass
 
     async def close(self) -> None:
