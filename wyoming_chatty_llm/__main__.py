@@ -92,7 +92,7 @@ async def run(args: argparse.Namespace, config: Config, backend: ChatBackend) ->
         _LOGGER.info("Answering with %s via %s (config: %s)", config.model_name, config.backend, config.source)
         await serve(args, partial(LlmEventHandler, info=build_info(config), agent=agent))
     finally:
-        await backend.close()
+        await agent.close()
         if metrics is not None:
             metrics.close()
 

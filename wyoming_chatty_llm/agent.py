@@ -91,6 +91,13 @@ class Agent:
         while self._preparing:
             await asyncio.gather(*self._preparing)
 
+    async def close(self) -> None:
+        """Stop reading ahead, and release the backend."""
+        for task in self._preparing:
+            task.cancel()
+        await asyncio.gather(*self._preparing, return_exceptions=True)
+        await self.backend.close()
+
     async def _prepare(self, start: list[Message]) -> None:
         try:
             await self.backend.prepare(start)
