@@ -171,9 +171,7 @@ class LlamaCppBackend(ChatBackend):
             stop.set()  # the generating thread stops at its next token
 
     async def warm_up(self, system_prompt: str) -> None:
-        messages = [Message("system", system_prompt), Message("user", "Hello.")]
-        async for _ in self._run(messages, 1):
-            pass
+        await self.prepare([Message("system", system_prompt)])
 
     async def prepare(self, messages: Sequence[Message]) -> None:
         # A question of no words after them: the cache then holds every token up to the next question's own.
