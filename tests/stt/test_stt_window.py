@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 import wave
 
 import numpy as np
 import pytest
+import soxr
 from helpers import CLIPS_DIR
 from helpers.speech import words
 
@@ -13,6 +16,14 @@ from wyoming_chatty_stt.transcriber import DecodeOptions, window_frames
 
 SHORT_CLIPS = ["weather.wav", "kitchen.wav", "airport.wav", "music.wav", "store.wav"]
 EN = DecodeOptions(language="en", beam_size=1)
+DICTATION = (
+    "Send a message to Margaret saying that the plumber is coming on Thursday morning between nine and eleven, "
+    "that she should leave the side gate unlocked, and that the spare key is under the blue flower pot next to "
+    "the shed. Also tell her the dog has already been fed, the washing machine is still broken, and we need more "
+    "coffee, bread, apples, rice, and olive oil from the market before the weekend. Finally, remind her that her "
+    "brother's birthday dinner starts at seven on Saturday at the Italian restaurant on Harbour Street, and that "
+    "she promised to bring the cake."
+)
 
 
 def load(name: str) -> np.ndarray:
@@ -20,6 +31,15 @@ def load(name: str) -> np.ndarray:
         assert (wav.getframerate(), wav.getnchannels()) == (16000, 1)
         pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
     return pcm.astype(np.float32) / 32768
+
+
+def espeak_16k(text: str) -> np.ndarray:
+    """``text`` spoken by espeak-ng (installed by the test command), 16 kHz float32."""
+    with tempfile.NamedTemporaryFile(suffix=".wav") as spoken:
+        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", spoken.name, text], check=True)
+        with wave.open(spoken.name, "rb") as wav:
+            rate, pcm = wav.getframerate(), np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+    return soxr.resample(pcm.astype(np.float32) / 32768, rate, 16000).astype(np.float32)
 
 
 def test_window_is_three_times_the_audio_at_least_ten_seconds_and_at_most_thirty():
@@ -66,17 +86,19 @@ def test_noise_in_a_short_window_gives_no_words(tiny_transcriber):
     assert tiny_transcriber.transcribe(np.zeros(2 * 16000, dtype=np.float32), EN).text == ""
 
 
-def test_a_long_command_with_the_longest_prompt_keeps_every_word(tiny_transcriber, clips):
+def test_a_long_command_with_the_longest_prompt_keeps_every_word(tiny_transcriber):
     """The full window's decodes are bounded by the audio's length (a looping decode stops early);
-    the bound must leave room for every word of a long command, with the longest prompt there is."""
-    gap = np.zeros(8000, dtype=np.float32)
-    audio = np.concatenate([part for _ in range(3) for clip in SHORT_CLIPS for part in (load(clip), gap)])
-    assert audio.size / 16000 > 40  # two of Whisper's 30 s windows
+    the bound must leave room for every word of a long dictation, with the longest prompt there is.
+
+    Spoken fresh with espeak-ng, and no sentence said twice: repeated sentences make Whisper's
+    compression check fail, and its random retries at higher temperatures would decide the test."""
+    audio = espeak_16k(DICTATION)
+    assert audio.size / 16000 > 32  # a full 30 s window, then the rest
     names = "Hallway, pantry, attic, porch, nursery, garage, study, cellar, landing, patio, den, loft"
     devices = "thermostat, dehumidifier, sprinkler, doorbell, chandelier, projector, radiator, treadmill"
     long_prompt = ", ".join(f"{room} {device}" for room in names.split(", ") for device in devices.split(", "))
     prompt = DecodeOptions(language="en", beam_size=1, initial_prompt=long_prompt)  # longer than Whisper keeps
     heard = words(tiny_transcriber.transcribe(audio, prompt).text)
-    expected = [word for _ in range(3) for clip in SHORT_CLIPS for word in words(clips[clip])]
-    assert len(heard) >= 0.9 * len(expected), heard
-    assert heard[-len(words(clips["store.wav"])) :] == words(clips["store.wav"])
+    assert len(heard) >= 0.9 * len(words(DICTATION)), heard
+    assert "saturday" in heard, heard  # the first window's last words: cut if its decode is bounded too tightly
+    assert heard[-4:] == ["to", "bring", "the", "cake"], heard
