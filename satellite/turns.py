@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from wyoming_chatty_stt.client import LateWords
 
+from .audio_io import MIC_RATE
 from .capture import CommandCapture, Heard
 from .end_of_turn import LATE_WORDS, TurnJudge
 from .player import Playback, Player
@@ -184,7 +185,9 @@ class TurnController:
             except Exception:
                 _LOGGER.exception("Could not judge the pause; waiting for the long silence")
                 return
-            turn.extra.setdefault("pauses", []).append(verdict.as_record())
+            # What the pause was judged on, in the turn log: a command cut at a pause shows its words there.
+            heard = {"heard": words, "command_s": round(len(pcm) / (2 * MIC_RATE), 2)} if words is not None else {}
+            turn.extra.setdefault("pauses", []).append({**verdict.as_record(), **heard})
             if words is None:
                 capture.endpointer.end_silence = judge.taking.fallback_silence
             if verdict.done and capture is self.capture and capture.paused:
