@@ -125,6 +125,10 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     language = None if args.language == "auto" else args.language.split("-")[0].lower()
+    if language is None and not transcriber.multilingual:
+        # An English-only model: nothing to detect. Said, so that a client that names the language and
+        # one that does not ask for the same decode (decodes of the same speech are shared).
+        language = "en"
     if language is not None and language not in transcriber.languages:
         sys.exit(
             f"wyoming-chatty-stt: --language {args.language!r} is not supported by {source.name}; "

@@ -158,10 +158,11 @@ class SttEventHandler(LimitedEventHandler):
         self.send(TranscriptStop().event())
         release_free_memory_soon()  # the utterance's decode buffers, once its transcript is out
         _LOGGER.info(
-            "Transcribed %.2f s of audio (decode %.0f ms, %g s window); transcript sent %.0f ms after audio-stop",
+            "Transcribed %.2f s of audio (decode %.0f ms, %g s window%s); transcript sent %.0f ms after audio-stop",
             utterance.seconds,
             result.seconds * 1000,
             result.window,
+            ", shared with another connection" if result.shared else "",
             (time.monotonic() - stopped) * 1000,
         )
         _LOGGER.debug("Transcript: %r", result.text)

@@ -11,13 +11,17 @@ decode *starts*, so a decode that waited covers everything received by then.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from enum import IntEnum
 from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,9 +38,16 @@ class Priority(IntEnum):
     FINAL = 2  # the client sent audio-stop and is waiting
 
 
-Snapshot = tuple[np.ndarray, DecodeOptions, int]
-"""The audio to decode, how, and how many samples of the utterance it stands for (the audio is the
-speech with the silence around it cut or made up to a fixed length)."""
+class Snapshot(NamedTuple):
+    """The audio to decode, how, and how many samples of the utterance it stands for (the audio is the
+    speech with the silence around it cut or made up to a fixed length)."""
+
+    audio: np.ndarray
+    options: DecodeOptions
+    covers: int
+    heard: int | None = None
+    """How many of the audio's first samples were heard up to the end of the speech (the rest is the
+    silence after it, which differs with the moment the decode starts); None: all of them."""
 
 
 def decode_snapshot(transcriber: Transcriber, snapshot: Snapshot, *, quick: bool = False) -> Recognition | None:
@@ -44,7 +55,7 @@ def decode_snapshot(transcriber: Transcriber, snapshot: Snapshot, *, quick: bool
 
     ``quick``: the fitted window only, None when its result is unsure (see ``transcribe_if_quick``).
     """
-    audio, options, covers = snapshot
+    audio, options, covers, _ = snapshot
     if quick:
         recognition = transcriber.transcribe_if_quick(audio, options)
         return None if recognition is None else replace(recognition, samples=covers)
@@ -67,9 +78,54 @@ class DecodeJob:
         return self.covers is not None
 
     def take_snapshot(self) -> Snapshot:
-        audio, options, covers = self._snapshot(self)
-        self.covers = covers
-        return audio, options, covers
+        snapshot = Snapshot(*self._snapshot(self))
+        self.covers = snapshot.covers
+        return snapshot
+
+
+SHARED_DECODES = 16  # recent decodes kept for another connection streaming the same speech ...
+SHARED_SECONDS = 30.0  # ... for this long
+
+
+class SharedDecodes:
+    """Decodes of the same speech, made once for every connection that streams it.
+
+    With Chatty's integration in Home Assistant, a satellite streams each command twice to this server:
+    to Home Assistant, which streams it here, and here itself, for the words at each pause that decide
+    whether the speaker is done. Both connections decode the same pause; on two cores the second
+    decode (150-300 ms) holds up the first, the satellite's judgement and the answer. A decode is known
+    by the speech it was made of (up to the end of the speech: the silence after it differs with the
+    moment each decode starts) and its options; a decode running or made in the last
+    ``SHARED_SECONDS`` answers every request for the same.
+    """
+
+    def __init__(self) -> None:
+        self._decodes: OrderedDict[bytes, tuple[asyncio.Future[Recognition | None], float]] = OrderedDict()
+
+    @staticmethod
+    def key(snapshot: Snapshot) -> bytes:
+        heard = snapshot.audio[: snapshot.heard] if snapshot.heard is not None else snapshot.audio
+        digest = hashlib.blake2b(repr(snapshot.options).encode(), digest_size=16)
+        digest.update(heard.tobytes())
+        return digest.digest()
+
+    def find(self, key: bytes) -> asyncio.Future[Recognition | None] | None:
+        """A decode of the same speech, running or made (a quick one, of the fitted window only, gives None
+        when it is unsure: a full decode then goes on to Whisper's 30 s window)."""
+        self._forget_old()
+        found = self._decodes.get(key)
+        return None if found is None else found[0]
+
+    def add(self, key: bytes, decode: asyncio.Future[Recognition | None]) -> None:
+        self._decodes[key] = (decode, time.monotonic())
+        self._decodes.move_to_end(key)
+        while len(self._decodes) > SHARED_DECODES:
+            self._decodes.popitem(last=False)
+
+    def _forget_old(self) -> None:
+        now = time.monotonic()
+        while self._decodes and now - next(iter(self._decodes.values()))[1] > SHARED_SECONDS:
+            self._decodes.popitem(last=False)
 
 
 class DecodeScheduler:
@@ -83,6 +139,7 @@ class DecodeScheduler:
         self._wakeup = asyncio.Event()
         self._seq = itertools.count()
         self._tasks: list[asyncio.Task[None]] = []
+        self._shared = SharedDecodes()
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work(), name=f"decode worker {n}") for n in range(self._workers)]
@@ -106,7 +163,6 @@ class DecodeScheduler:
             job.result.cancel()
 
     async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             if not self._waiting:
                 self._wakeup.clear()
@@ -117,9 +173,7 @@ class DecodeScheduler:
             try:
                 snapshot = job.take_snapshot()
                 quick = job.priority == Priority.PROGRESS
-                recognition = await loop.run_in_executor(
-                    self._pool, partial(decode_snapshot, self._transcriber, snapshot, quick=quick)
-                )
+                recognition = await self._decode(snapshot, quick)
             except asyncio.CancelledError:
                 if not job.result.done():
                     job.result.cancel()
@@ -131,3 +185,36 @@ class DecodeScheduler:
                 continue
             if not job.result.done():
                 job.result.set_result(recognition)
+
+    async def _decode(self, snapshot: Snapshot, quick: bool) -> Recognition | None:
+        """The snapshot's recognition: another connection's decode of the same speech, else a decode of its own."""
+        key = self._shared.key(snapshot)
+        if (shared := self._shared.find(key)) is not None:
+            try:
+                recognition = await asyncio.shield(shared)
+            except asyncio.CancelledError:
+                if not shared.cancelled():
+                    raise  # this worker is being stopped
+            except Exception:
+                _LOGGER.debug("The decode of the same speech failed; decoding it again")
+            else:
+                if recognition is not None or quick:
+                    _LOGGER.debug("Decode shared with another request for the same speech")
+                    return None if recognition is None else replace(recognition, samples=snapshot.covers, shared=True)
+                _LOGGER.debug("The quick decode of the same speech was unsure; a full decode of its own")
+        loop = asyncio.get_running_loop()
+        decode: asyncio.Future[Recognition | None] = loop.create_future()
+        self._shared.add(key, decode)
+        try:
+            recognition = await loop.run_in_executor(
+                self._pool, partial(decode_snapshot, self._transcriber, snapshot, quick=quick)
+            )
+        except BaseException as err:
+            if isinstance(err, asyncio.CancelledError):
+                decode.cancel()
+            else:
+                decode.set_exception(err)
+                decode.exception()  # retrieved: a request may never come for it
+            raise
+        decode.set_result(recognition)
+        return recognition

@@ -67,6 +67,7 @@ class Recognition:
     language: str | None
     seconds: float  # wall time the decode took
     window: float = 30.0  # seconds of encoder window used
+    shared: bool = False  # made for another connection streaming the same speech
 
 
 def window_frames(audio_frames: int, min_window: float) -> int:

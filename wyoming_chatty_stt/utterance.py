@@ -103,6 +103,7 @@ class Utterance:
         self._on_partial = on_partial
         self._on_candidate = on_candidate
         self._audio = AudioBuffer(int(settings.max_seconds * SAMPLE_RATE))
+        self._kept = int(settings.kept_silence * SAMPLE_RATE)
         self._vad = SpeechDetector()
         self._frames = 0
         self._speech_start = 0  # sample where the first frame that held speech begins
@@ -199,15 +200,19 @@ class Utterance:
         self._running.add(job)
         full = job.priority >= Priority.ENDPOINT or self.options.beam_size == 1
         received = self._audio.view()
-        audio = self._speech_part(received) if self._heard_speech else received
+        if self._heard_speech:
+            audio = self._speech_part(received)
+            heard: int | None = self._speech_end - max(0, self._speech_start - self._kept)
+        else:
+            audio, heard = received, None
         if full:
             self._full_jobs.add(job)
-            return audio, self.options, received.size
-        return audio, replace(self.options, beam_size=1), received.size
+            return Snapshot(audio, self.options, received.size, heard)
+        return Snapshot(audio, replace(self.options, beam_size=1), received.size, heard)
 
     def _speech_part(self, received: np.ndarray) -> np.ndarray:
         """The speech with exactly ``kept_silence`` before and after it (what was heard, else silence)."""
-        kept = int(self._settings.kept_silence * SAMPLE_RATE)
+        kept = self._kept
         start, end = max(0, self._speech_start - kept), self._speech_end + kept
         part = received[start:end]
         if part.size < end - start:

@@ -443,7 +443,7 @@ async def test_a_spoken_turn_through_our_satellite_streams_and_switches_the_kitc
     # it is all written and synthesized (about 10 s on a slow machine), and it lasts some 20 s.
     mic = (silence(8) + clip("nabu_story.wav") + silence(45) + clip("nabu_kitchen.wav") + silence(12)
            + clip("nabu_capital.wav") + silence(10))  # fmt: skip
-    log_start = len(ha.log())
+    log_start, stt_log_start = len(ha.log()), len(stt_server.log())
     before = len(llm_records(llm_dir))
     satellite = home_assistant.HaSatellite(tmp_path, mic, "--stt-uri", stt_server.uri)  # it judges pauses with it
     try:
@@ -465,6 +465,9 @@ async def test_a_spoken_turn_through_our_satellite_streams_and_switches_the_kitc
     # Our agent began the answers at the pause, before Home Assistant asked it (at least once: on a
     # busy machine the decode at the pause may come too late).
     assert "Using the speculative answer" in ha.log()[log_start:], ha.log_excerpt(80)
+    # The satellite's words stream and Home Assistant's stream of the same command shared the STT
+    # server's decode of the pause (at least once: the satellite's pause decode may come too late).
+    assert "shared with another connection" in stt_server.log()[stt_log_start:], stt_server.log()[stt_log_start:]
     # The story was spoken while our agent was still writing it: the satellite played its first audio
     # before our LLM server wrote the last word (its metrics line is written at the end of the answer).
     if ha.version == NEWEST:
