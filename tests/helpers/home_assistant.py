@@ -53,6 +53,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
+import numpy as np
 
 from chatty_common.audio import write_wav
 
@@ -92,6 +93,20 @@ def read_wav(path: str | Path) -> tuple[bytes, int]:
         if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
             raise ValueError(f"{path}: need 16-bit mono, got {wav.getsampwidth() * 8}-bit × {wav.getnchannels()}")
         return wav.readframes(wav.getnframes()), wav.getframerate()
+
+
+def last_sound(path: Path, out: Path, gap: float = 2.0, margin: float = 0.5) -> Path:
+    """The last thing a satellite's speaker file played (after the last ``gap`` seconds of silence): the
+    file runs at real time, so a slow turn leaves more silence between the chime and the answer than
+    the STT server takes in one request (30 s)."""
+    pcm, rate = read_wav(path)
+    loud = np.flatnonzero(np.abs(np.frombuffer(pcm, dtype="<i2")) > 300)
+    if not loud.size:
+        return write_wav(out, b"", rate)
+    breaks = np.flatnonzero(np.diff(loud) > gap * rate)
+    start = int(loud[breaks[-1] + 1]) if breaks.size else int(loud[0])
+    start, end = max(0, start - int(margin * rate)), int(loud[-1]) + 1 + int(margin * rate)
+    return write_wav(out, pcm[2 * start : 2 * end], rate)
 
 
 def decode_audio(audio: bytes, path: Path) -> Path:
