@@ -178,13 +178,16 @@ def _start_and_stop(devices: PulseAudioDevices, folder: Path, mode: list[str]) -
     return code, seconds, satellite.log()
 
 
-def test_a_hundred_sigterm_stops_with_the_devices_open(devices, tmp_path):
+STOPS = 40  # the crash came in about half the stops: 40 miss a bug that frequent once in 10^12 runs
+
+
+def test_sigterm_stops_with_the_devices_open(devices, tmp_path):
     """Closing a stream while a thread was inside it crashed libpulse in about half the stops."""
     modes = [closed_servers(), ["--mode", "ha", "--uri", f"tcp://127.0.0.1:{free_port()}", "--end-of-turn", "silence"]]
     with ThreadPoolExecutor(2) as pool:  # two at a time: they share the devices, as two apps would
-        stops = list(pool.map(lambda i: _start_and_stop(devices, tmp_path, modes[i % 2]), range(100)))
+        stops = list(pool.map(lambda i: _start_and_stop(devices, tmp_path, modes[i % 2]), range(STOPS)))
     bad = [(code, round(seconds, 2), log[-8000:]) for code, seconds, log in stops if code != 0 or seconds >= 1.0]
-    assert not bad, f"{len(bad)} of 100 stops failed or were slow; the first: {bad[0]}"
+    assert not bad, f"{len(bad)} of {STOPS} stops failed or were slow; the first: {bad[0]}"
 
 
 def test_devices_without_a_clock_are_paced_to_real_time(devices, tmp_path):
