@@ -45,6 +45,16 @@ class Live(Utterance):
         return True
 
 
+def streamed(scheduler: DecodeScheduler, vad: ThreadPoolExecutor, pause: float, on_candidate=None) -> Live:
+    """One connection's utterance: candidates after ``pause`` s of silence; no partial text (its decodes
+    while the speaker talks start at moments that differ from one connection to the other)."""
+    settings = StreamingSettings(endpoint_silence=pause, progress_interval=0)
+    return Live(
+        PcmFormat(RATE, 2, 1), EN, scheduler=scheduler, settings=settings, vad_executor=vad,
+        on_partial=lambda _text: None, on_candidate=on_candidate,
+    )  # fmt: skip
+
+
 def in_a_room(name: str, seed: int = 3) -> bytes:
     """The clip with a quiet room's noise under it and 0.6 s of that noise after it: the silence after
     the speech is not digital zero, so each decode's tail differs with the moment it starts."""
@@ -77,18 +87,9 @@ async def test_the_same_command_from_two_connections_is_decoded_once_at_its_paus
     offered: dict[str, list[str]] = {"satellite": [], "home assistant": []}
     try:
         with ThreadPoolExecutor(1) as vad:
-            # The satellite asks for the words after 0.1 s of silence, Home Assistant's stream after 0.2 s;
-            # no partial text (its decodes while the speaker talks start at moments that differ).
+            # The satellite asks for the words after 0.1 s of silence, Home Assistant's stream after 0.2 s.
             satellite, home_assistant = (
-                Live(
-                    PcmFormat(RATE, 2, 1),
-                    EN,
-                    scheduler=scheduler,
-                    settings=StreamingSettings(endpoint_silence=pause, progress_interval=0),
-                    vad_executor=vad,
-                    on_partial=lambda _text: None,
-                    on_candidate=lambda text, _s, who=who: offered[who].append(text),
-                )
+                streamed(scheduler, vad, pause, lambda text, _s, who=who: offered[who].append(text))
                 for who, pause in (("satellite", 0.1), ("home assistant", 0.2))
             )
             command = in_a_room("weather.wav")
@@ -114,17 +115,7 @@ async def test_different_speech_is_decoded_for_each_connection(tiny_transcriber:
     scheduler.start()
     try:
         with ThreadPoolExecutor(1) as vad:
-            first, second = (
-                Live(
-                    PcmFormat(RATE, 2, 1),
-                    EN,
-                    scheduler=scheduler,
-                    settings=StreamingSettings(endpoint_silence=0.2, progress_interval=0),
-                    vad_executor=vad,
-                    on_partial=lambda _text: None,
-                )
-                for _ in range(2)
-            )
+            first, second = streamed(scheduler, vad, 0.2), streamed(scheduler, vad, 0.2)
             # The same words in another room (other noise) are other audio: no decode is shared.
             await stream_both(first, second, in_a_room("weather.wav", seed=3), in_a_room("weather.wav", seed=4))
             finals = [await first.finish(), await second.finish()]
