@@ -209,7 +209,9 @@ def choose_fastest(
             "onnxruntime": onnxruntime.__version__,
             "rewrite": REWRITE_VERSION,
             "timing": TIMING_VERSION,
-            "candidates": {name: str(path) for name, path in candidates.items()},
+            # Resolved: the same files reached through a link (``chatty up`` links the data folders) are
+            # the same candidates, not a reason to time them again.
+            "candidates": {name: str(path.resolve()) for name, path in candidates.items()},
         },
         sort_keys=True,
     )

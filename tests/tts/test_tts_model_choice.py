@@ -76,6 +76,22 @@ def test_the_choice_is_kept_and_an_older_way_of_timing_is_timed_again(tmp_path):
     assert len(machine.loaded) == 6
 
 
+def test_the_choice_is_kept_when_the_data_folder_is_reached_through_a_link(tmp_path):
+    """``chatty up`` links its data folders to the ones given; the forms were timed again (a minute of
+    the start) whenever a server reached the same files by another path."""
+    real, link = tmp_path / "real", tmp_path / "link"
+    real.mkdir()
+    link.symlink_to(real)
+    for path in FORMS.values():
+        (real / path).write_bytes(b"")
+    machine = Machine((0.0, 0.0))
+    models.choose_fastest({n: real / p for n, p in FORMS.items()}, real, machine.loader(COSTS), machine.clock)
+    linked = {name: link / path for name, path in FORMS.items()}
+    choice = models.choose_fastest(linked, link, machine.loader(COSTS), machine.clock)
+    assert choice == ("quantized", linked["quantized"])
+    assert len(machine.loaded) == 3  # not timed again
+
+
 def test_a_form_that_does_not_run_is_left_out(tmp_path, caplog):
     machine = Machine((0.0, 0.0))
     costs = {**COSTS, "quantized.onnx": -1.0}
