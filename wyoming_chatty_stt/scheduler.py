@@ -106,7 +106,7 @@ class SharedDecodes:
     def key(snapshot: Snapshot) -> bytes:
         heard = snapshot.audio[: snapshot.heard] if snapshot.heard is not None else snapshot.audio
         digest = hashlib.blake2b(repr(snapshot.options).encode(), digest_size=16)
-        digest.update(heard.tobytes())
+        digest.update(np.ascontiguousarray(heard).data)  # a view of the buffer: no copy on the event loop
         return digest.digest()
 
     def find(self, key: bytes) -> asyncio.Future[Recognition | None] | None:
@@ -209,12 +209,12 @@ class DecodeScheduler:
             recognition = await loop.run_in_executor(
                 self._pool, partial(decode_snapshot, self._transcriber, snapshot, quick=quick)
             )
-        except BaseException as err:
-            if isinstance(err, asyncio.CancelledError):
-                decode.cancel()
-            else:
-                decode.set_exception(err)
-                decode.exception()  # retrieved: a request may never come for it
+        except asyncio.CancelledError:
+            decode.cancel()
+            raise
+        except Exception as err:
+            decode.set_exception(err)
+            decode.exception()  # retrieved: a request may never come for it
             raise
         decode.set_result(recognition)
         return recognition
