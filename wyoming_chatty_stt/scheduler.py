@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .transcriber import DecodeOptions, Recognition, Transcriber
+from .transcriber import SAMPLE_RATE, DecodeOptions, Recognition, Transcriber
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -199,7 +199,12 @@ class DecodeScheduler:
                 _LOGGER.debug("The decode of the same speech failed; decoding it again")
             else:
                 if recognition is not None or quick:
-                    _LOGGER.debug("Decode shared with another request for the same speech")
+                    # Whichever connection asked second: the one that asked first may never log a transcript
+                    # (the satellite drops its words stream once it has judged the pause).
+                    _LOGGER.info(
+                        "Decode of %.2f s of speech shared with another connection streaming the same audio",
+                        snapshot.covers / SAMPLE_RATE,
+                    )
                     return None if recognition is None else replace(recognition, samples=snapshot.covers, shared=True)
                 _LOGGER.debug("The quick decode of the same speech was unsure; a full decode of its own")
         loop = asyncio.get_running_loop()
