@@ -9,10 +9,11 @@ request, ``malloc_trim(0)`` (about 2 ms) returns the free pages; elsewhere
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -33,12 +34,36 @@ def release_free_memory() -> None:
         _MALLOC_TRIM(0)
 
 
+class _Trimmer:
+    """One thread that trims after requests: a trim asked for while one waits is the same trim, so a
+    burst of finished requests on a busy machine never piles up threads (one runs, one waits at most)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="malloc-trim")
+
+    def request(self) -> None:
+        with self._lock:
+            if self._waiting:
+                return
+            self._waiting = True
+        self._executor.submit(self._trim).add_done_callback(_log_failure)
+
+    def _trim(self) -> None:
+        with self._lock:
+            self._waiting = False  # memory freed from here on needs the next trim
+        release_free_memory()
+
+
+_TRIMMER = _Trimmer()
+
+
 def release_free_memory_soon() -> None:
-    """Do :func:`release_free_memory` on a worker thread, without waiting for it."""
-    future = asyncio.get_running_loop().run_in_executor(None, release_free_memory)
-    future.add_done_callback(_log_failure)
+    """Do :func:`release_free_memory` on the trimming thread, without waiting for it."""
+    _TRIMMER.request()
 
 
-def _log_failure(future: asyncio.Future) -> None:
+def _log_failure(future: Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
         _LOGGER.warning("malloc_trim failed: %s", future.exception())

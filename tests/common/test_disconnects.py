@@ -8,8 +8,10 @@ memory has not grown beyond a bound, and it answers the next client correctly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import psutil
@@ -31,8 +33,13 @@ def _line(header: dict) -> bytes:
     return json.dumps(header).encode() + b"\n"
 
 
-def _threads(pid: int) -> int:
-    return len(list((Path("/proc") / str(pid) / "task").iterdir()))
+def _threads(pid: int) -> Counter[str]:
+    """The process's threads by name (a failure says which kind was left behind)."""
+    names: Counter[str] = Counter()
+    for task in (Path("/proc") / str(pid) / "task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that ended while we looked
+            names[(task / "comm").read_text().strip()] += 1
+    return names
 
 
 async def _hang_up_after(port: int, request: bytes, first_reply: str, timeout: float = 30.0) -> None:
@@ -51,15 +58,15 @@ async def _hang_up_after(port: int, request: bytes, first_reply: str, timeout: f
     writer.transport.abort()
 
 
-async def _settled_threads(pid: int, baseline: int, seconds: float = 10.0) -> int:
-    """The thread count once it is back to ``baseline`` (or after ``seconds``)."""
+async def _settled_threads(pid: int, baseline: Counter[str], seconds: float = 10.0) -> Counter[str]:
+    """The threads once they are back to ``baseline`` (or after ``seconds``)."""
     deadline = time.monotonic() + seconds
-    while (count := _threads(pid)) > baseline and time.monotonic() < deadline:
+    while (threads := _threads(pid)) != baseline and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-    return count
+    return threads
 
 
-async def _check(server, request: bytes, first_reply: str) -> tuple[int, int, float]:
+async def _check(server, request: bytes, first_reply: str) -> tuple[Counter[str], Counter[str], float]:
     process = psutil.Process(server.process.pid)
     for _ in range(5):  # thread pools and allocator arenas reach their working size first
         await _hang_up_after(server.port, request, first_reply)
@@ -85,7 +92,7 @@ async def test_stt_clients_hanging_up_mid_utterance(stt_server, clips):
         + _line({"type": "audio-stop"})
     )
     threads, after, grown = await _check(stt_server, request, "transcript-start")
-    assert after == threads, f"{after - threads} more threads after {CLIENTS} clients hung up"
+    assert after == threads, f"threads after {CLIENTS} clients hung up: {after - threads} more, {threads - after} fewer"
     assert grown < MEMORY_GROWTH_MB, f"memory grew by {grown:.0f} MB"
     result = await stream_wav(stt_server.uri, CLIPS_DIR / "weather.wav", realtime=False)
     assert words(result.transcript) == words(clips["weather.wav"])
@@ -97,7 +104,7 @@ async def test_tts_clients_hanging_up_mid_speech(tts_server):
     text = "Here is a long answer that takes a while to speak. " * 20
     request = _line({"type": "synthesize", "data": {"text": text}})
     threads, after, grown = await _check(tts_server, request, "audio-chunk")
-    assert after == threads, f"{after - threads} more threads after {CLIENTS} clients hung up"
+    assert after == threads, f"threads after {CLIENTS} clients hung up: {after - threads} more, {threads - after} fewer"
     assert grown < MEMORY_GROWTH_MB, f"memory grew by {grown:.0f} MB"
     assert (await speak(tts_server.uri, "Still here.")).seconds() > 0.3
 
@@ -106,7 +113,7 @@ async def test_tts_clients_hanging_up_mid_speech(tts_server):
 async def test_llm_clients_hanging_up_mid_answer(llm_server, llm_dir):
     request = _line({"type": "transcript", "data": {"text": "Tell me a long story about the sea."}})
     threads, after, grown = await _check(llm_server, request, "handled-chunk")
-    assert after == threads, f"{after - threads} more threads after {CLIENTS} clients hung up"
+    assert after == threads, f"threads after {CLIENTS} clients hung up: {after - threads} more, {threads - after} fewer"
     assert grown < MEMORY_GROWTH_MB, f"memory grew by {grown:.0f} MB"
     answer = await ask(llm_server.uri, "What is the capital of France?", "after-hang-ups")
     assert answer.handled and "paris" in answer.text.lower()
