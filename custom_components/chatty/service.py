@@ -34,11 +34,12 @@ class AgentInfo:
 
 @dataclass(frozen=True)
 class VoiceInfo:
-    """One installed voice of a text-to-speech program."""
+    """One voice of a text-to-speech program: installed, or one Chatty's TTS server downloads when asked for it."""
 
     name: str
     description: str
     languages: tuple[str, ...]
+    installed: bool = True
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,19 @@ def _languages(item: dict[str, Any]) -> tuple[str, ...]:
     return tuple(lang for lang in languages if isinstance(lang, str)) if isinstance(languages, list) else ()
 
 
+def _voices(voices: Any, *, fetches: bool) -> tuple[VoiceInfo, ...]:
+    """The installed voices, then (from a server that fetches voices on first use) those it would fetch."""
+    if not isinstance(voices, list):
+        return ()
+    listed = [v for v in voices if isinstance(v, dict) and isinstance(v.get("name"), str)]
+    return tuple(
+        VoiceInfo(voice["name"], voice.get("description") or voice["name"], _languages(voice), installed)
+        for installed in (True, False)
+        for voice in listed
+        if bool(voice.get("installed")) is installed and (installed or fetches)
+    )
+
+
 def parse_info(data: dict[str, Any]) -> ServiceInfo:
     """The first installed handle program and text-to-speech program of an ``info`` event's data."""
     agent = None
@@ -120,10 +134,7 @@ def parse_info(data: dict[str, Any]) -> ServiceInfo:
             name=program["name"],
             version=program.get("version"),
             streaming=bool(program.get("supports_synthesize_streaming")),
-            voices=tuple(
-                VoiceInfo(voice["name"], voice.get("description") or voice["name"], _languages(voice))
-                for voice in _installed(program.get("voices"))
-            ),
+            voices=_voices(program.get("voices"), fetches=program["name"].startswith("chatty")),
         )
     stt = None
     if programs := _installed(data.get("asr")):

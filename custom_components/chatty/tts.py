@@ -8,6 +8,9 @@ been synthesized. This entity sends the audio as CAF, which ffmpeg converts as i
 for an entity that accepts the preferred format options (``tts/__init__.py``,
 ``_async_generate_tts_audio``: a requested sample rate always means conversion), so this entity does
 not claim them: ffmpeg resamples, which costs a few milliseconds.
+
+Chatty's TTS server fetches Kokoro's voices the first time they are asked for; the entity offers them
+with the installed ones (Home Assistant's Wyoming integration shows installed voices only).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .speculation import TextFeed, speculator
 _LOGGER = logging.getLogger(__name__)
 
 EXTENSION = "caf"
+TO_DOWNLOAD = " (downloaded on first use)"  # after the name of a voice the server fetches when it is chosen
 
 
 async def async_setup_entry(
@@ -56,8 +60,15 @@ class ChattyTtsEntity(tts.TextToSpeechEntity, ChattyEntity):
         self._program = program
         self._voices: dict[str, list[tts.Voice]] = defaultdict(list)
         for voice in program.voices:
+            name = voice.description if voice.installed else f"{voice.description}{TO_DOWNLOAD}"
             for language in voice.languages:
-                self._voices[language].append(tts.Voice(voice_id=voice.name, name=voice.description))
+                self._voices[language].append(tts.Voice(voice_id=voice.name, name=name))
+        # A language that only voices still to be downloaded speak: without a voice chosen, the server's
+        # default voice would read it with another language's pronunciation, so its first voice speaks it.
+        spoken = {language for voice in program.voices if voice.installed for language in voice.languages}
+        self._first_voices = {
+            language: voices[0].voice_id for language, voices in self._voices.items() if language not in spoken
+        }
         languages = program.languages or ["en"]
         self._attr_supported_languages = languages
         self._attr_default_language = languages[0]
@@ -70,7 +81,7 @@ class ChattyTtsEntity(tts.TextToSpeechEntity, ChattyEntity):
     async def async_stream_tts_audio(self, request: TTSAudioRequest) -> TTSAudioResponse:
         """Speak the text as it arrives; returns once connected, so Home Assistant starts its converter
         (ffmpeg, for a satellite) while the first words are synthesized."""
-        voice: str | None = request.options.get(tts.ATTR_VOICE)
+        voice: str | None = request.options.get(tts.ATTR_VOICE) or self._first_voices.get(request.language)
         try:
             client = await async_connect(self.service.host, self.service.port)
         except ServiceError as err:

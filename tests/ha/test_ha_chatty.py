@@ -24,9 +24,11 @@ from helpers import SATELLITE_DATA, TESTS_DIR, home_assistant
 from helpers.home_assistant import HA_VERSIONS, HomeAssistant, PipelineRun, WyomingEntry
 from helpers.servers import free_port, write_config
 from helpers.speech import word_accuracy, words
+from helpers.voice_files import bundled_voices, voice_file
 from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.info import Attribution, HandleModel, HandleProgram, Info, WakeModel, WakeProgram
 
+from chatty_common.health_check import describe
 from wyoming_chatty_stt.client import stream_wav
 
 pytestmark = pytest.mark.timeout(900)
@@ -40,6 +42,7 @@ LONG_ANSWER = (
     "in the city itself. Its best known sight is the Eiffel Tower."
 )
 NEWEST = HA_VERSIONS[-1]
+SENTENCE = "Please turn off the lights in the kitchen."
 
 
 # A scripted Wyoming agent ---------------------------------------------------------------------------------------
@@ -427,6 +430,41 @@ async def test_the_answer_is_spoken_while_it_is_written(ha, chatty, stt_server, 
     wav = home_assistant.decode_audio(audio, tmp_path / "answer.wav")
     heard = await stream_wav(stt_server.uri, wav, realtime=False)
     assert word_accuracy(run.answer, heard.transcript) >= 0.6, (run.answer, heard.transcript)
+
+
+async def test_voices_to_download_are_offered_and_speak_once_chosen(ha, start_tts, hub, stt_server, tmp_path):
+    """Chatty's TTS server fetches Kokoro's voices the first time they are asked for
+    (tests/tts/test_tts_download.py has the download itself). Through the integration Home Assistant
+    offers them beside the installed ones, and speaks with one once it is chosen: named, or as the
+    first voice of a language only voices still to be downloaded speak. The server fetches from a
+    local stand-in for Hugging Face (the ``hub`` fixture: the bundled voices' tensors under English
+    voices' names)."""
+    hub.add("hexgrad/Kokoro-82M", "voices/bf_alice.pt", voice_file(bundled_voices()["jm_kumo"], tmp_path))
+    server = start_tts()
+    entry = await add_chatty(ha, server.port)
+    engine = entry.entity("tts")
+    try:
+        offered = await ha.ws_call("tts/engine/voices", engine_id=engine, language="en")
+        names = {voice["voice_id"]: voice["name"] for voice in offered["voices"]}
+        assert "downloaded" not in names["jf_alpha"], names  # bundled
+        assert names["af_heart"].endswith("(downloaded on first use)"), names
+        british = await ha.ws_call("tts/engine/voices", engine_id=engine, language="en_GB")
+        assert [voice["voice_id"] for voice in british["voices"]][:2] == ["bf_alice", "bf_emma"], british
+
+        async def spoken(language: str, options: dict[str, str]) -> str:
+            url = await ha.rest("POST", "/api/tts_get_url", {"engine_id": engine, "message": SENTENCE,
+                                                              "language": language, "options": options})  # fmt: skip
+            wav = home_assistant.decode_audio(await ha.fetch(url["url"]), tmp_path / f"{language}.wav")
+            return (await stream_wav(stt_server.uri, wav, realtime=False)).transcript or ""
+
+        heard = await spoken("en", {"voice": "af_heart"})
+        assert word_accuracy(SENTENCE, heard) >= 0.6, (heard, server.log())
+        heard = await spoken("en_GB", {})  # no voice chosen: British English's first voice
+        assert word_accuracy(SENTENCE, heard) >= 0.6, (heard, server.log())
+        installed = {voice.name for voice in (await describe(server.uri)).tts[0].voices if voice.installed}
+        assert {"af_heart", "bf_alice"} <= installed and "bf_emma" not in installed, installed
+    finally:
+        await ha.remove_entry(entry.entry_id)
 
 
 async def test_a_spoken_turn_through_our_satellite_streams_and_switches_the_kitchen_light(
