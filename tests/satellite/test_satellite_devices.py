@@ -24,7 +24,7 @@ from helpers import CLIPS_DIR
 from helpers.audio_devices import SPEAKER_RATE, PulseAudioDevices
 from helpers.ha_peer import next_event, send_answer_audio
 from helpers.servers import free_port
-from helpers.speech import word_accuracy
+from helpers.speech import word_accuracy, words
 from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk
 from wyoming.client import AsyncClient
@@ -38,6 +38,17 @@ from wyoming_chatty_tts.client import speak
 
 QUESTION = CLIPS_DIR.parent / "satellite" / "nabu_capital.wav"
 ANSWER = "The capital of France is Paris."
+QUESTION_TEXT = "What is the capital of France?"
+# tiny.en also hears it as "... capital and friends", depending on where the command's audio starts (seen
+# here and in CI, in both modes); a broken path through the devices (wrong rate, gaps, a command cut
+# short) loses more than that.
+MISHEARD = "what is the capital and friends"
+
+
+def whole_question(transcript: str | None) -> bool:
+    """Did the satellite hear the question whole (one word wrong at most, or tiny.en's known mishearing)?"""
+    heard = transcript or ""
+    return word_accuracy(QUESTION_TEXT, heard) >= 0.8 or " ".join(words(heard)) == MISHEARD
 
 
 @pytest.fixture
@@ -118,9 +129,7 @@ async def test_direct_mode_answers_a_spoken_question_through_the_devices(
     assert code == 0 and seconds < 1.0, (code, seconds, satellite.log())
     [turn] = satellite.turns()
     assert turn["outcome"] == "answered", satellite.log()
-    # At most one word wrong: tiny.en hears this question as "... capital of friends" now and then,
-    # depending on where the command's audio starts; the devices' path is what is tested here.
-    assert word_accuracy("What is the capital of France?", turn["transcript"]) >= 0.8, turn["transcript"]
+    assert whole_question(turn["transcript"]), (turn["transcript"], turn.get("pauses"))
     heard = await heard_back(stt_server.uri, played, tmp_path)
     assert word_accuracy(turn["answer"], heard) >= 0.8, (turn["answer"], heard)
 
@@ -166,7 +175,7 @@ async def test_ha_mode_streams_the_question_and_plays_the_answer_through_the_dev
     assert code == 0 and seconds < 1.0, (code, seconds, satellite.log())
     # The satellite's turn log says which pauses were judged on which words, if the question was cut.
     streamed = (heard, f"{len(audio) / 32000:.2f} s", [turn.get("pauses") for turn in satellite.turns()])
-    assert word_accuracy("What is the capital of France?", heard) >= 0.8, streamed
+    assert whole_question(heard), streamed
     assert word_accuracy(ANSWER, await heard_back(stt_server.uri, played, tmp_path)) >= 0.8
 
 
