@@ -63,6 +63,7 @@ class TranscriptionStream:
 
 
 CANDIDATE = "chatty-candidate"  # Chatty's STT server: the transcript if the speaker is done now
+HEAR_AGAIN = "chatty-hear-again"  # asks Chatty's STT server for a second hearing of the speech so far
 CHATTY_PROGRAM_PREFIX = "chatty"  # the name of Chatty's STT program in its info begins so
 
 
@@ -95,12 +96,14 @@ class LiveTranscription(TranscriptionStream):
     one that covers the audio up to a given point. The server is asked to ``describe`` itself first, so
     that a server which never sends candidates is not waited for. Events are read in the background from
     :meth:`start` on; :meth:`finish` gives the final transcript, :meth:`close` stops reading.
+    :meth:`hear_again` asks for a second hearing of the speech so far, for a second opinion on its words.
     """
 
     def __init__(self, client: AsyncClient, pause: float, rate: int = 16000, width: int = 2, channels: int = 1) -> None:
         super().__init__(client, rate, width, channels)
         self.pause = pause
         self.candidates: list[Candidate] = []
+        self.second_hearings: list[Candidate] = []
         self._news = asyncio.Event()
         self._final: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._reader: asyncio.Task[None] | None = None
@@ -124,7 +127,8 @@ class LiveTranscription(TranscriptionStream):
                 elif event.type == CANDIDATE:
                     text, seconds = event.data.get("text"), event.data.get("seconds")
                     if isinstance(text, str) and isinstance(seconds, int | float):
-                        self.candidates.append(Candidate(text.strip(), float(seconds)))
+                        heard = self.second_hearings if event.data.get("again") is True else self.candidates
+                        heard.append(Candidate(text.strip(), float(seconds)))
                         self._news.set()
                 elif Transcript.is_type(event.type):
                     self._settle(result=Transcript.from_event(event).text.strip())
@@ -149,10 +153,20 @@ class LiveTranscription(TranscriptionStream):
         ``timeout`` for it; None if there will be none (the server sends no candidates). Raises
         :class:`LateWords` if the server sends candidates but this one did not come in time, and
         the stream's failure if it failed."""
+        return await self._heard_after(self.candidates, seconds, timeout)
+
+    async def hear_again(self, seconds: float, timeout: float) -> str | None:
+        """A second hearing of the speech so far (the server decodes it again with less silence around it),
+        covering at least ``seconds`` of audio: its words, which never become the transcript. Waits and
+        raises as :meth:`words_after` does."""
+        await self.client.write_event(Event(HEAR_AGAIN))
+        return await self._heard_after(self.second_hearings, seconds, timeout)
+
+    async def _heard_after(self, heard: list[Candidate], seconds: float, timeout: float) -> str | None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while True:
-                    for candidate in reversed(self.candidates):
+                    for candidate in reversed(heard):
                         if candidate.seconds >= seconds:
                             return candidate.text
                     if self._final.done():

@@ -59,6 +59,9 @@ def request_language(requested: str | None, settings: SttSettings) -> str | None
 # decode at a pause covers all the speech so far: the transcript it will be if the speaker is done, and
 # the seconds of audio (from audio-start) that decode covered.
 CANDIDATE = "chatty-candidate"
+# Asked by such a client while the utterance goes on: a second hearing of the speech so far (the same
+# speech with half the silence around it), answered with a chatty-candidate marked "again": true.
+HEAR_AGAIN = "chatty-hear-again"
 MIN_PAUSE, MAX_PAUSE = 0.05, 2.0  # seconds of silence a client may ask candidates after
 
 
@@ -98,6 +101,8 @@ class SttEventHandler(LimitedEventHandler):
             await self._utterance.add_audio(event.payload or b"")
         elif AudioStop.is_type(event.type):
             await self._on_audio_stop()
+        elif event.type == HEAR_AGAIN:
+            self._on_hear_again()
         else:
             _LOGGER.debug("Ignoring event %s", event.type)
         return True
@@ -139,6 +144,18 @@ class SttEventHandler(LimitedEventHandler):
 
     def _send_candidate(self, text: str, seconds: float) -> None:
         self.send(Event(CANDIDATE, {"text": text, "seconds": round(seconds, 3)}))
+
+    def _on_hear_again(self) -> None:
+        if self._utterance is None:
+            # It crossed the audio-stop that ended the utterance (or came before audio-start): nothing to hear.
+            _LOGGER.debug("Ignoring %s outside an utterance", HEAR_AGAIN)
+            return
+        if not self._candidates:
+            raise RequestError(f"{HEAR_AGAIN} needs a transcribe that asked for candidates", "bad-request")
+        self._utterance.hear_again(self._send_second_hearing)
+
+    def _send_second_hearing(self, text: str, seconds: float) -> None:
+        self.send(Event(CANDIDATE, {"text": text, "seconds": round(seconds, 3), "again": True}))
 
     async def _on_audio_stop(self) -> None:
         utterance = self._utterance

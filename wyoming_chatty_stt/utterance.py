@@ -16,8 +16,9 @@ the transcript will be if the speaker is done; once at every pause, even when th
 as at the last one. All this happens only while
 audio arrives live: a recording sent faster than real time is decoded once,
 at ``audio-stop``. Every decode sees the speech with ``kept_silence`` before and
-after it: Whisper's words changed with the silence around them. Audio is converted to
-16 kHz mono float32 on arrival and kept in a bounded buffer.
+after it: Whisper's words changed with the silence around them. A client unsure of a pause's words
+may ask for a *second hearing* (:meth:`Utterance.hear_again`): the same speech with half that silence.
+Audio is converted to 16 kHz mono float32 on arrival and kept in a bounded buffer.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ class Utterance:
         self._waiting: DecodeJob | None = None
         self._running: set[DecodeJob] = set()
         self._full_jobs: set[DecodeJob] = set()
+        self._second_hearings: set[DecodeJob] = set()
         self._best: Recognition | None = None
         self._offered_end = -1  # the speech end of the last pause a candidate was offered for
         self._last_progress_at = 0
@@ -210,9 +212,10 @@ class Utterance:
             return Snapshot(audio, self.options, received.size, heard)
         return Snapshot(audio, replace(self.options, beam_size=1), received.size, heard)
 
-    def _speech_part(self, received: np.ndarray) -> np.ndarray:
-        """The speech with exactly ``kept_silence`` before and after it (what was heard, else silence)."""
-        kept = self._kept
+    def _speech_part(self, received: np.ndarray, kept: int | None = None) -> np.ndarray:
+        """The speech with exactly ``kept`` samples (``kept_silence``) before and after it (what was heard,
+        else silence)."""
+        kept = self._kept if kept is None else kept
         start, end = max(0, self._speech_start - kept), self._speech_end + kept
         part = received[start:end]
         if part.size < end - start:
@@ -256,6 +259,38 @@ class Utterance:
             return
         self._offered_end = self._speech_end
         self._on_candidate(text, best.samples / SAMPLE_RATE)
+
+    # -- a second hearing ---------------------------------------------------
+
+    def hear_again(self, on_heard: Callable[[str, float], None]) -> None:
+        """Decode the speech so far once more, with half the silence around it; its text goes to ``on_heard``
+        (with the seconds of audio it covers), never into the transcript.
+
+        Whisper's words for a sentence cut off at a pause change with the silence around the speech ("What
+        time does the bakery" is "What time does the maker eat?" with 0.3 s, "... the maker it?" with 0.15
+        s), those of a whole one much less: a client judging whether the speaker is done asks for this when
+        the first hearing leaves it unsure. An utterance with no speech yet is heard as nothing at once.
+        """
+        if not self._heard_speech:
+            on_heard("", self._audio.size / SAMPLE_RATE)
+            return
+        job = self._scheduler.submit(Priority.ENDPOINT, self._second_snapshot)
+        self._second_hearings.add(job)
+
+        def heard(_future: object) -> None:
+            self._second_hearings.discard(job)
+            if job.result.cancelled() or job.result.exception() is not None or self._finished:
+                return
+            recognition = job.result.result()
+            on_heard(recognition.text.strip() if recognition is not None else "", (job.covers or 0) / SAMPLE_RATE)
+
+        job.result.add_done_callback(heard)
+
+    def _second_snapshot(self, job: DecodeJob) -> Snapshot:
+        received = self._audio.view()
+        # heard=None: the whole audio tells it from the first hearing (when the speech began less than
+        # kept_silence into the stream, the two differ only in the silence after it).
+        return Snapshot(self._speech_part(received, self._kept // 2), self.options, received.size, None)
 
     # -- partial text -----------------------------------------------------
 
@@ -317,6 +352,8 @@ class Utterance:
         if self._waiting is not None:
             self._scheduler.withdraw(self._waiting)
             self._waiting = None
+        for job in [job for job in self._second_hearings if not job.started]:
+            self._scheduler.withdraw(job)
 
     @property
     def seconds(self) -> float:
