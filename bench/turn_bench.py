@@ -47,7 +47,7 @@ from wyoming.client import AsyncClient  # noqa: E402
 
 from satellite.audio_io import FRAME_BYTES, FRAME_SECONDS  # noqa: E402
 from satellite.command_words import CommandWords  # noqa: E402
-from satellite.end_of_turn import LATE_WORDS, Judgement, TurnJudge, TurnTaking  # noqa: E402
+from satellite.end_of_turn import LATE_WORDS, HearAgain, Judgement, TurnJudge, TurnTaking  # noqa: E402
 from satellite.speech import CommandRules, VoiceActivity  # noqa: E402
 from wyoming_chatty_stt.client import LateWords  # noqa: E402
 
@@ -110,7 +110,7 @@ async def end_by_judge(
     last_pause = -1.0  # clip time of the pause under way (-1: the speaker is speaking)
     pauses: list[dict[str, object]] = []
 
-    async def judge_pause(pcm: bytes) -> tuple[Judgement, str | None, float]:
+    async def judge_pause(pcm: bytes, again: HearAgain) -> tuple[Judgement, str | None, float]:
         began = time.monotonic()
         try:
             text = await words.at_pause()
@@ -119,7 +119,7 @@ async def end_by_judge(
         except Exception:  # the satellite's rule: no words, the plain silence decides
             text = None
         transcribed = time.monotonic() - began
-        return await judge.judge(pcm, text), text, transcribed
+        return await judge.judge(pcm, text, again), text, transcribed
 
     started = time.monotonic()
     try:
@@ -148,7 +148,8 @@ async def end_by_judge(
                 return Ending(now, pauses)
             if heard >= rules.min_speech and last_pause < 0 and silence >= taking.pause - 1e-9:
                 last_pause = now
-                judging.append((now, asyncio.create_task(judge_pause(b"".join(clip[: index + 1])))))
+                pcm = b"".join(clip[: index + 1])
+                judging.append((now, asyncio.create_task(judge_pause(pcm, words.second_hearing()))))
         return Ending(None, pauses)
     finally:
         for _, task in judging:
@@ -173,7 +174,7 @@ async def run(args: argparse.Namespace) -> None:
         manifest = manifest[: args.limit]
     taking = TurnTaking(
         pause=args.turn_pause, unfinished_silence=args.unfinished_silence,
-        sound_threshold=args.sound_threshold, words_threshold=args.words_threshold,
+        sound_threshold=args.sound_threshold, words_threshold=args.words_threshold, sure_words=args.sure_words,
     )  # fmt: skip
     judge = await asyncio.to_thread(TurnJudge, taking)
     judge.warm_up()
@@ -216,7 +217,8 @@ async def run(args: argparse.Namespace) -> None:
 def report(records: list[dict], args: argparse.Namespace) -> None:
     print(
         f"silence: {args.end_silence} s; smart: judged at {args.turn_pause} s, unfinished "
-        f"{args.unfinished_silence} s, thresholds sound {args.sound_threshold} words {args.words_threshold}"
+        f"{args.unfinished_silence} s, thresholds sound {args.sound_threshold} words {args.words_threshold}, "
+        f"heard again under {args.sure_words}"
     )
     cut: dict[tuple[str, str, float], dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     delays: dict[tuple[str, str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -248,6 +250,9 @@ def report(records: list[dict], args: argparse.Namespace) -> None:
               f"over {len(ready)} pauses")  # fmt: skip
         late = sum(p["reason"] == LATE_WORDS for record in records for p in record["smart"]["pauses"])
         print(f"words too late to judge by (the long silence decided): {late} of {len(ready)} pauses")
+        again = [p for record in records for p in record["smart"]["pauses"] if "again" in p]
+        print(f"heard a second time: {len(again)} pauses, of which "
+              f"{sum(not p['done'] for p in again)} were then judged unfinished")  # fmt: skip
 
 
 def main() -> None:
@@ -258,6 +263,12 @@ def main() -> None:
     parser.add_argument("--unfinished-silence", type=float, default=TurnTaking.unfinished_silence)
     parser.add_argument("--sound-threshold", type=float, default=TurnTaking.sound_threshold)
     parser.add_argument("--words-threshold", type=float, default=TurnTaking.words_threshold)
+    parser.add_argument(
+        "--sure-words",
+        type=float,
+        default=TurnTaking.sure_words,
+        help="words less sure than this are heard a second time (1: always, 0: never)",
+    )
     parser.add_argument("--part", choices=("all", "tune", "held_out"), default="all")
     parser.add_argument("--voice", action="append", help="only the clips in this espeak-ng voice (repeatable)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips (a quick look)")

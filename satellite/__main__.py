@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     speech.add_argument("--turn-words-threshold", type=probability, default=TurnTaking.words_threshold,
                         help="smart, direct mode: below this probability from the language model the words do not "
                         f"end a request (default: {TurnTaking.words_threshold})")  # fmt: skip
+    speech.add_argument("--turn-sure-words", type=probability, default=TurnTaking.sure_words,
+                        help="smart: words less sure than this to end a request are heard a second time by the STT "
+                        f"server, and must end it again (0: never) (default: {TurnTaking.sure_words})")  # fmt: skip
     speech.add_argument("--end-silence", type=positive_float, default=0.6,
                         help="silence: the silence that ends a command, seconds (default: 0.6)")  # fmt: skip
     speech.add_argument("--min-speech", type=non_negative_float, default=0.3,
@@ -193,7 +196,7 @@ async def load_judge(args: argparse.Namespace) -> TurnJudge | None:
     taking = TurnTaking(
         pause=args.turn_pause, unfinished_silence=args.unfinished_silence,
         sound_threshold=args.turn_sound_threshold, words_threshold=args.turn_words_threshold,
-        fallback_silence=args.end_silence,
+        sure_words=args.turn_sure_words, fallback_silence=args.end_silence,
     )  # fmt: skip
 
     def load() -> TurnJudge:

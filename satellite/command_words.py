@@ -39,6 +39,7 @@ class CommandWords:
         self.pause = pause
         self.fed = 0
         """Bytes of the command's audio fed so far."""
+        self._audio_ended = False
         self._audio: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._stream: asyncio.Future[TranscriptionStream] = asyncio.get_running_loop().create_future()
         self._sending = asyncio.create_task(self._send(connect, language), name="command to STT")
@@ -84,9 +85,24 @@ class CommandWords:
             raise error
         return await stream.words_after(heard - COVER_SLACK, WAIT_FOR_WORDS)
 
+    def second_hearing(self) -> Callable[[], Awaitable[str | None]]:
+        """For the pause just heard: a second hearing of the command up to it, to ask for when its words leave
+        the judge unsure (the server decodes them again with less silence around them). It gives None if
+        the server does not transcribe at pauses, and raises as :meth:`at_pause` does."""
+        heard = self.fed / BYTES_PER_SECOND
+        return lambda: self._hear_again(heard)
+
+    async def _hear_again(self, heard: float) -> str | None:
+        if self.pause is None or not self._stream.done() or self._audio_ended:
+            return None
+        stream = self._stream.result()
+        assert isinstance(stream, LiveTranscription)
+        return await stream.hear_again(heard - COVER_SLACK, WAIT_FOR_WORDS)
+
     async def finish(self, timeout: float) -> str:
         """End the command: the final transcript of all the audio fed. The connection is closed."""
         self._audio.put_nowait(None)
+        self._audio_ended = True
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.shield(self._sending)

@@ -166,7 +166,9 @@ class DirectMode(Mode):
                     preparing = asyncio.create_task(self._prepare(turn, said[-1]), name="answer at a pause")
                     if judge is not None:
                         pcm = bytes(capture.pcm[: words.fed])
-                        self.turns.judge_pause(capture, pcm, said[-1], after=partial(answer_begun, preparing))
+                        self.turns.judge_pause(
+                            capture, pcm, said[-1], after=partial(answer_begun, preparing), again=words.second_hearing()
+                        )
                 elif item is Marker.RESUME:
                     await self._drop(preparing)
                     preparing = None

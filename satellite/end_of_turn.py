@@ -10,7 +10,12 @@ off, and one who is done waits the whole silence. At a pause of ``pause`` second
   rule on the last word ("the", "of", "um" cannot end a request) and a small language model's
   probability that the request ends there (:mod:`satellite.turn_text`).
 
-Both must say "done" for the command to end at the pause; otherwise it ends after
+Both must say "done" for the command to end at the pause. Words that end a request but not surely
+(a probability under ``sure_words``) are heard a second time: the STT server decodes the same speech
+with less silence around it. Whisper turns a sentence cut off at a pause into a whole one in a way
+that changes with that silence ("What time does the bakery ..." heard as "What time does the maker
+eat?", then "... the maker it?"), a whole sentence much less: both hearings must end a request.
+Otherwise the command ends after
 ``unfinished_silence`` (the long silence), or at ``max_command`` at the latest. With no transcript
 to be had, the pause is not judged and ``fallback_silence`` (the plain silence rule) ends the
 command. The models run only at pauses, once the words are in (not while the STT server decodes
@@ -21,12 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
+
+from wyoming_chatty_stt.client import LateWords
 
 from .smart_turn import SmartTurn
 from .turn_text import TextTurnModel, unfinished
@@ -35,6 +43,9 @@ _LOGGER = logging.getLogger(__name__)
 
 
 LATE_WORDS = "the words came too late"  # the reason of a pause whose words came too late to judge it by
+
+HearAgain = Callable[[], Awaitable[str | None]]
+"""A second hearing of a pause's words (:meth:`satellite.command_words.CommandWords.second_hearing`)."""
 
 
 class EndOfTurn(StrEnum):
@@ -60,6 +71,8 @@ class TurnTaking:
     """The acoustic model's probability below which the speaker sounds unfinished."""
     words_threshold: float = 0.06
     """The language model's probability below which the words are unfinished."""
+    sure_words: float = 0.3
+    """The language model's probability from which the words need no second hearing."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,10 @@ class Judgement:
     words: float | None
     """The language model's probability; None when there was no transcript to judge."""
     reason: str
+    again: str | None = None
+    """The words of a second hearing, when there was one."""
+    again_words: float | None = None
+    """The language model's probability for them."""
 
     def as_record(self) -> dict[str, object]:
         record: dict[str, object] = {"done": self.done, "reason": self.reason}
@@ -79,6 +96,10 @@ class Judgement:
             record["sound"] = round(self.sound, 3)
         if self.words is not None:
             record["words"] = round(self.words, 4)
+        if self.again is not None:
+            record["again"] = self.again
+        if self.again_words is not None:
+            record["again_words"] = round(self.again_words, 4)
         return record
 
 
@@ -104,14 +125,14 @@ class TurnJudge:
         self._sound.complete(np.zeros(16000, dtype=np.float32))
         self._words.complete("what time is it")
 
-    async def judge(self, pcm: bytes, text: str | None) -> Judgement:
+    async def judge(self, pcm: bytes, text: str | None, again: HearAgain | None = None) -> Judgement:
         """The verdict at a pause: ``pcm`` the command's audio so far (16 kHz, 16-bit mono), ``text`` its
-        transcript (None: none to be had)."""
-        verdict = await self._verdict(pcm, text)
+        transcript (None: none to be had), ``again`` a second hearing of it (None: the first decides)."""
+        verdict = await self._verdict(pcm, text, again)
         _LOGGER.debug("End of turn at a pause: %s (%s)", verdict.reason, verdict.as_record())
         return verdict
 
-    async def _verdict(self, pcm: bytes, text: str | None) -> Judgement:
+    async def _verdict(self, pcm: bytes, text: str | None, again: HearAgain | None) -> Judgement:
         # The models start once the words are in, not at the pause: until then the STT server is
         # decoding those words, and on a small machine everything else (the answer too) waits for them.
         if text is None:
@@ -129,7 +150,27 @@ class TurnJudge:
             return Judgement(False, sound, words, "the words do not end a request")
         if sound < self.taking.sound_threshold:
             return Judgement(False, sound, words, "the speaker sounds unfinished")
+        if words < self.taking.sure_words and again is not None:
+            return await self._second_hearing(sound, words, again)
         return Judgement(True, sound, words, "finished")
+
+    async def _second_hearing(self, sound: float, words: float, again: HearAgain) -> Judgement:
+        """The words end a request, but not surely: they must do so when heard a second time."""
+        try:
+            heard = await again()
+        except LateWords:
+            return Judgement(False, sound, words, "the second hearing came too late")
+        except Exception as err:  # the connection failed: the transcript will say so; no verdict on the way
+            _LOGGER.warning("No second hearing of the pause (%s)", err or type(err).__name__)
+            return Judgement(False, sound, words, "no second hearing")
+        if heard is None:  # the server does not transcribe at pauses: the first hearing decides
+            return Judgement(True, sound, words, "finished")
+        second = 0.0 if unfinished(heard) else await asyncio.get_running_loop().run_in_executor(
+            self._words_thread, self._words.complete, heard
+        )  # fmt: skip
+        if second < self.taking.words_threshold:
+            return Judgement(False, sound, words, "heard again, the words do not end a request", heard, second)
+        return Judgement(True, sound, words, "finished (heard twice)", heard, second)
 
     def close(self) -> None:
         self._sound_thread.shutdown(wait=False, cancel_futures=True)

@@ -21,7 +21,7 @@ from wyoming_chatty_stt.client import LateWords
 
 from .audio_io import MIC_RATE
 from .capture import CommandCapture, Heard
-from .end_of_turn import LATE_WORDS, TurnJudge
+from .end_of_turn import LATE_WORDS, HearAgain, TurnJudge
 from .player import Playback, Player
 from .sounds import Sounds
 from .speech import CommandEnd, CommandRules
@@ -143,8 +143,10 @@ class TurnController:
         if end is not None:
             self.end_capture(end)
         elif capture.pauses != pauses and self.judge is not None and not self.mode_judges_pauses:
-            words = self._words.at_pause() if self._words is not None else None
-            self.judge_pause(capture, bytes(capture.pcm), words)
+            words, again = (
+                (self._words.at_pause(), self._words.second_hearing()) if self._words is not None else (None, None)
+            )
+            self.judge_pause(capture, bytes(capture.pcm), words, again=again)
         return True
 
     def judge_pause(
@@ -153,6 +155,7 @@ class TurnController:
         pcm: bytes,
         text: str | Awaitable[str | None] | None,
         after: Callable[[], Awaitable[None]] | None = None,
+        again: HearAgain | None = None,
     ) -> None:
         """Judge a pause in the command being heard: ``pcm`` is its audio up to the pause, ``text`` the
         transcript of it (or its coming). If the speaker is done and has not gone on meanwhile, the
@@ -161,7 +164,8 @@ class TurnController:
         pauses), the pause cannot be judged: the plain silence rule ends this command.
 
         ``after``: the models start once the words are in and this has returned (in direct mode: the
-        answer prepared at the pause has its first text, so that they do not hold that back)."""
+        answer prepared at the pause has its first text, so that they do not hold that back). ``again``:
+        a second hearing of the words, asked for when they end a request but not surely."""
         judge, turn = self.judge, self.turn
         if judge is None or turn is None:
             return
@@ -181,7 +185,7 @@ class TurnController:
             if after is not None:
                 await after()
             try:
-                verdict = await judge.judge(pcm, words)
+                verdict = await judge.judge(pcm, words, again)
             except Exception:
                 _LOGGER.exception("Could not judge the pause; waiting for the long silence")
                 return

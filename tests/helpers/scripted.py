@@ -127,7 +127,11 @@ ATTRIBUTION = Attribution(name="tests", url="https://example.invalid")
 
 
 def stt_script(
-    *transcripts: str, program: str | None = None, candidates: bool = True, late: float = 0.0
+    *transcripts: str,
+    program: str | None = None,
+    candidates: bool = True,
+    late: float = 0.0,
+    heard_again: str | None = None,
 ) -> Callable[[Peer], Awaitable[None]]:
     """An STT server: each utterance gets the next transcript (the last one again when used up).
 
@@ -135,7 +139,9 @@ def stt_script(
     pause of P seconds after speech (non-zero audio) gets the next transcript as a ``chatty-candidate``
     (with the seconds of audio so far; ``late`` seconds after the pause, as after a slow decode), and
     ``audio-stop`` right after a pause gets that same text. With ``candidates`` False it sends none (as
-    a server that is not Chatty's). Given a ``program`` name, it answers ``describe`` with it.
+    a server that is not Chatty's). Given a ``program`` name, it answers ``describe`` with it. Asked to
+    hear the speech again (``chatty-hear-again``), it sends ``heard_again`` (default: the last pause's
+    words) as a ``chatty-candidate`` marked ``"again": true``.
     """
     given = list(transcripts)
 
@@ -164,7 +170,11 @@ def stt_script(
         heard = silent = 0
         speaking, candidate = False, None
         sending: set[asyncio.Task[None]] = set()
-        while (event := await peer.read("audio-chunk", "audio-stop")).type == "audio-chunk":
+        while (event := await peer.read("audio-chunk", "audio-stop", "chatty-hear-again")).type != "audio-stop":
+            if event.type == "chatty-hear-again":
+                again = heard_again if heard_again is not None else candidate or ""
+                await peer.write(Event("chatty-candidate", {"text": again, "seconds": heard / 32000, "again": True}))
+                continue
             audio = AudioChunk.from_event(event).audio
             heard += len(audio)
             if any(audio):

@@ -218,14 +218,50 @@ async def test_direct_a_finished_question_ends_at_the_pause(player, judge):
     assert turns.turns[0].extra["pauses"][0]["done"] is True
 
 
+def asked_again(stt: ScriptedServer) -> int:
+    """How many times the satellite asked the STT server for a second hearing."""
+    return sum(event.type == "chatty-hear-again" for peer in stt.peers for event in peer.received)
+
+
+async def test_direct_unsure_words_heard_otherwise_a_second_time_do_not_end_the_command(player, judge):
+    """Words that end a request, but not surely ("What time does the maker eat?", tiny.en's hearing of a
+    speaker pausing after "What time does the bakery") are heard a second time; heard otherwise ("... the
+    maker it?"), the pause is no end, and the speaker is heard to the end. Sure words are not heard again."""
+    turns = CollectedTurns()
+    script = stt_script(
+        "What time does the maker eat?", "What time does the bakery close on Sundays?",
+        heard_again="What time does the maker it?",
+    )  # fmt: skip
+    async with (
+        ScriptedServer(script) as stt,
+        ScriptedServer(llm_script("At five.")) as llm,
+        ScriptedServer(tts_script(0.3)) as tts,
+    ):
+        mode = direct_mode(player, stt, llm, tts, turns, judge)
+        await hear(mode, wake=True, speech=0.6, silence=0.8, pace=1.0)
+        assert mode.capturing, "the command ended at the pause"
+        await hear(mode, speech=0.6, silence=0.6, pace=1.0)
+        await until(lambda: mode.idle, what="the turn to end")
+        await mode.close()
+    assert turns.outcomes == ["answered"]
+    [turn] = turns.turns
+    assert turn.transcript == "What time does the bakery close on Sundays?"
+    first, second = turn.extra["pauses"]
+    assert first["done"] is False, first
+    assert first["again"] == "What time does the maker it?"
+    assert first["reason"] == "heard again, the words do not end a request"
+    assert second["done"] is True and "again" not in second, second
+    assert asked_again(stt) == 1
+
+
 def judging_starts(judge: TurnJudge, monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """When each judging of a pause starts (the models' work), recorded as the judge is called."""
     starts: list[float] = []
     judging = judge.judge
 
-    async def recorded(pcm: bytes, text: str | None):
+    async def recorded(pcm: bytes, text: str | None, again=None):
         starts.append(time.monotonic())
-        return await judging(pcm, text)
+        return await judging(pcm, text, again)
 
     monkeypatch.setattr(judge, "judge", recorded)
     return starts
@@ -328,6 +364,15 @@ async def test_ha_a_hesitation_is_heard_to_the_end_and_the_end_comes_early(playe
     assert transcribe.data["chatty"] == {"candidates": True, "pause": TAKING.pause}
     # 1.2 s of speech, at most 0.4 s of each pause (the whole 0.8 s pause would make 2.0 s and more)
     assert 120 < chunks <= 200
+
+
+async def test_ha_unsure_words_heard_alike_a_second_time_end_the_command(player, judge):
+    """Home Assistant mode hears unsure words a second time too: heard alike, the command ends at the
+    pause (audio-stop long before the long silence)."""
+    async with ScriptedServer(stt_script("What time does the maker eat?")) as stt:
+        ended_after = await question_ends_after(player, judge, stt.uri, TAKING.unfinished_silence)
+    assert ended_after < 1.0, f"audio-stop came {ended_after:.2f} s into the silence"
+    assert asked_again(stt) == 1
 
 
 async def test_ha_without_an_stt_server_the_silence_rule_ends_commands(player, judge):
