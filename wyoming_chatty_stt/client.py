@@ -71,6 +71,15 @@ class LateWords(Exception):
     """The server transcribes at pauses, but the words of this one did not come in time."""
 
 
+class UnsureWords(Exception):
+    """The words of a pause came, but Whisper was unsure of them (``"sure": false``): they may well be
+    wrong, so they cannot tell whether the speaker is done. ``text`` is what it heard."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"the server is unsure of the words {text!r}")
+        self.text = text
+
+
 def offers_candidates(info: dict[str, Any]) -> bool:
     """Does a server with this ``info`` (its data) send a ``chatty-candidate`` at each pause?"""
     programs = info.get("asr")
@@ -86,6 +95,7 @@ class Candidate:
 
     text: str
     seconds: float
+    sure: bool = True
 
 
 class LiveTranscription(TranscriptionStream):
@@ -128,7 +138,7 @@ class LiveTranscription(TranscriptionStream):
                     text, seconds = event.data.get("text"), event.data.get("seconds")
                     if isinstance(text, str) and isinstance(seconds, int | float):
                         heard = self.second_hearings if event.data.get("again") is True else self.candidates
-                        heard.append(Candidate(text.strip(), float(seconds)))
+                        heard.append(Candidate(text.strip(), float(seconds), event.data.get("sure") is not False))
                         self._news.set()
                 elif Transcript.is_type(event.type):
                     self._settle(result=Transcript.from_event(event).text.strip())
@@ -151,8 +161,8 @@ class LiveTranscription(TranscriptionStream):
     async def words_after(self, seconds: float, timeout: float) -> str | None:
         """The transcript of a pause whose decode covers at least ``seconds`` of audio, waiting at most
         ``timeout`` for it; None if there will be none (the server sends no candidates). Raises
-        :class:`LateWords` if the server sends candidates but this one did not come in time, and
-        the stream's failure if it failed."""
+        :class:`LateWords` if the server sends candidates but this one did not come in time,
+        :class:`UnsureWords` if the server is unsure of them, and the stream's failure if it failed."""
         return await self._heard_after(self.candidates, seconds, timeout)
 
     async def hear_again(self, seconds: float, timeout: float) -> str | None:
@@ -168,6 +178,8 @@ class LiveTranscription(TranscriptionStream):
                 while True:
                     for candidate in reversed(heard):
                         if candidate.seconds >= seconds:
+                            if not candidate.sure:
+                                raise UnsureWords(candidate.text)
                             return candidate.text
                     if self._final.done():
                         self._final.result()  # raises the stream's failure

@@ -7,6 +7,7 @@ import logging
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
+from functools import partial
 
 from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -57,7 +58,8 @@ def request_language(requested: str | None, settings: SttSettings) -> str | None
 
 # Sent to a client that asked for it (``transcribe`` with ``"chatty": {"candidates": true}``) when a
 # decode at a pause covers all the speech so far: the transcript it will be if the speaker is done, and
-# the seconds of audio (from audio-start) that decode covered.
+# the seconds of audio (from audio-start) that decode covered; "sure": false when Whisper's confidence in
+# the words is low.
 CANDIDATE = "chatty-candidate"
 # Asked by such a client while the utterance goes on: a second hearing of the speech so far (the same
 # speech with half the silence around it), answered with a chatty-candidate marked "again": true.
@@ -142,8 +144,13 @@ class SttEventHandler(LimitedEventHandler):
         )
         self.send(TranscriptStart(language=self._options.language).event())
 
-    def _send_candidate(self, text: str, seconds: float) -> None:
-        self.send(Event(CANDIDATE, {"text": text, "seconds": round(seconds, 3)}))
+    def _send_candidate(self, text: str, seconds: float, sure: bool, again: bool = False) -> None:
+        data: dict[str, object] = {"text": text, "seconds": round(seconds, 3)}
+        if not sure:
+            data["sure"] = False  # Whisper's confidence in the words is low
+        if again:
+            data["again"] = True
+        self.send(Event(CANDIDATE, data))
 
     def _on_hear_again(self) -> None:
         if self._utterance is None:
@@ -152,10 +159,7 @@ class SttEventHandler(LimitedEventHandler):
             return
         if not self._candidates:
             raise RequestError(f"{HEAR_AGAIN} needs a transcribe that asked for candidates", "bad-request")
-        self._utterance.hear_again(self._send_second_hearing)
-
-    def _send_second_hearing(self, text: str, seconds: float) -> None:
-        self.send(Event(CANDIDATE, {"text": text, "seconds": round(seconds, 3), "again": True}))
+        self._utterance.hear_again(partial(self._send_candidate, again=True))
 
     async def _on_audio_stop(self) -> None:
         utterance = self._utterance

@@ -5,10 +5,11 @@ utterance to one: for a three-second question most of the work (about 200 of
 300 ms with tiny.en on two cores) is spent encoding silence. A voice command is
 short, so :class:`Transcriber` encodes a window just long enough for the audio
 (at least ``min_window`` seconds and three times the audio: shorter windows make
-Whisper repeat itself or slip on words) and checks the result the way Whisper's own fallback does (repetition, low
-confidence, a run-away length). When the check fails, or the audio is longer
-than a window, it decodes the classic way. Measured on spoken questions
-(``bench/stt_window.py``): the same words, four to five times faster.
+Whisper repeat itself or slip on words) and checks the result the way Whisper's own fallback does
+(repetition, a run-away length). When the check fails, or the audio is longer than a window, it
+decodes the classic way. Measured on spoken questions (``bench/stt_window.py``): the same words,
+four to five times faster. Words of low confidence are kept, marked unsure: Whisper's fallback for
+them (sampling at rising temperatures) cost seconds and gave no better words on short commands.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class Recognition:
     seconds: float  # wall time the decode took
     window: float = 30.0  # seconds of encoder window used
     shared: bool = False  # made for another connection streaming the same speech
+    sure: bool = True
+    """False: Whisper's confidence in these words is under its own limit (its average log-probability)."""
 
 
 def window_frames(audio_frames: int, min_window: float) -> int:
@@ -129,7 +132,7 @@ class Transcriber:
         return self._transcribe_full(audio, options, started)
 
     def transcribe_if_quick(self, audio: np.ndarray, options: DecodeOptions) -> Recognition | None:
-        """Decode in the fitted window only; None when its result fails the check. Blocking.
+        """Decode in the fitted window only; None when its result fails the check or is unsure. Blocking.
 
         For partial text while the user speaks: the full-window decode that would follow costs three
         to ten times as much (up to 2 s on two cores, measured on the turn corpus) and holds up the
@@ -138,7 +141,8 @@ class Transcriber:
         started = time.monotonic()
         if self.min_window >= FULL_WINDOW_FRAMES / FRAMES_PER_SECOND:
             return self._transcribe_full(audio, options, started)
-        return self._transcribe_fitted(audio, options, started)
+        recognition = self._transcribe_fitted(audio, options, started)
+        return recognition if recognition is not None and recognition.sure else None
 
     def _transcribe_full(self, audio: np.ndarray, options: DecodeOptions, started: float) -> Recognition:
         # A decode that fails Whisper's checks is tried again at five rising temperatures, five samples
@@ -206,17 +210,22 @@ class Transcriber:
                 problem = "ran to the length limit"
             elif get_compression_ratio(text) > COMPRESSION_RATIO_LIMIT:
                 problem = "repeats itself"
-            elif avg_log_prob < LOG_PROB_LIMIT:
-                problem = f"low confidence ({avg_log_prob:.2f})"
             if problem:
                 _LOGGER.debug("Decode in a %d-frame window %s: %r; full window", frames, problem, text)
                 return None
+        # Low confidence alone is no reason for the full window: its fallback (five rising temperatures,
+        # five samples each) took 1-8 s on two cores and gave no better words on short commands
+        # (bench/RESULTS.md, "Unsure words without the fallback"). They are the words, marked unsure.
+        sure = silence or avg_log_prob >= LOG_PROB_LIMIT
+        if not sure:
+            _LOGGER.debug("Decode in a %d-frame window unsure (%.2f): %r", frames, avg_log_prob, text)
         return Recognition(
             samples=int(audio.size),
             text="" if silence else text,
             language=language,
             seconds=time.monotonic() - started,
             window=frames / FRAMES_PER_SECOND,
+            sure=sure,
         )
 
     def warm_up(self, options: DecodeOptions) -> None:

@@ -11,7 +11,8 @@ While audio streams in, the utterance
 At ``audio-stop`` that decode is the answer if no speech came after the audio
 it covered; otherwise the utterance decodes again. When such a decode covers
 all the speech so far (or one already does: a decode that started just after the speech ended), its
-text is offered at once as a *candidate* (``on_candidate``, with the seconds of audio it covers): what
+text is offered at once as a *candidate* (``on_candidate``, with the seconds of audio it covers and
+whether Whisper was sure of the words): what
 the transcript will be if the speaker is done; once at every pause, even when the words are the same
 as at the last one. All this happens only while
 audio arrives live: a recording sent faster than real time is decoded once,
@@ -94,7 +95,7 @@ class Utterance:
         settings: StreamingSettings,
         vad_executor: Executor,
         on_partial: Callable[[str], None],
-        on_candidate: Callable[[str, float], None] | None = None,
+        on_candidate: Callable[[str, float, bool], None] | None = None,
     ) -> None:
         self.options = options
         self._converter = PcmToFloat(fmt, SAMPLE_RATE)
@@ -258,13 +259,13 @@ class Utterance:
         ):
             return
         self._offered_end = self._speech_end
-        self._on_candidate(text, best.samples / SAMPLE_RATE)
+        self._on_candidate(text, best.samples / SAMPLE_RATE, best.sure)
 
     # -- a second hearing ---------------------------------------------------
 
-    def hear_again(self, on_heard: Callable[[str, float], None]) -> None:
+    def hear_again(self, on_heard: Callable[[str, float, bool], None]) -> None:
         """Decode the speech so far once more, with half the silence around it; its text goes to ``on_heard``
-        (with the seconds of audio it covers), never into the transcript.
+        (with the seconds of audio it covers, and whether Whisper was sure), never into the transcript.
 
         Whisper's words for a sentence cut off at a pause change with the silence around the speech ("What
         time does the bakery" is "What time does the maker eat?" with 0.3 s, "... the maker it?" with 0.15
@@ -272,7 +273,7 @@ class Utterance:
         the first hearing leaves it unsure. An utterance with no speech yet is heard as nothing at once.
         """
         if not self._heard_speech:
-            on_heard("", self._audio.size / SAMPLE_RATE)
+            on_heard("", self._audio.size / SAMPLE_RATE, True)
             return
         job = self._scheduler.submit(Priority.ENDPOINT, self._second_snapshot)
         self._second_hearings.add(job)
@@ -282,7 +283,11 @@ class Utterance:
             if job.result.cancelled() or job.result.exception() is not None or self._finished:
                 return
             recognition = job.result.result()
-            on_heard(recognition.text.strip() if recognition is not None else "", (job.covers or 0) / SAMPLE_RATE)
+            seconds = (job.covers or 0) / SAMPLE_RATE
+            if recognition is None:
+                on_heard("", seconds, False)
+            else:
+                on_heard(recognition.text.strip(), seconds, recognition.sure)
 
         job.result.add_done_callback(heard)
 

@@ -76,7 +76,7 @@ async def test_a_decode_begun_in_the_silence_is_the_pause_s_candidate(
         utterance = Live(
             PcmFormat(RATE, 2, 1), DecodeOptions(language="en", beam_size=1),
             scheduler=scheduler, settings=settings, vad_executor=vad,  # type: ignore[arg-type]
-            on_partial=lambda _text: None, on_candidate=lambda text, seconds: offered.append((text, seconds)),
+            on_partial=lambda _text: None, on_candidate=lambda text, seconds, _sure: offered.append((text, seconds)),
         )  # fmt: skip
         speech = speech_of("weather.wav")
         await feed(utterance, speech + bytes(int(0.1 * RATE) * 2))  # the speech, then a short silence
@@ -115,7 +115,7 @@ async def test_an_unsure_progress_decode_gives_no_words_and_the_pause_is_decoded
         utterance = Live(
             PcmFormat(RATE, 2, 1), DecodeOptions(language="en", beam_size=1),
             scheduler=scheduler, settings=settings, vad_executor=vad,  # type: ignore[arg-type]
-            on_partial=partials.append, on_candidate=lambda text, seconds: offered.append((text, seconds)),
+            on_partial=partials.append, on_candidate=lambda text, seconds, _sure: offered.append((text, seconds)),
         )  # fmt: skip
         speech = np.frombuffer(speech_of("weather.wav"), dtype="<i2")[::-1].tobytes()
         sent = 0
