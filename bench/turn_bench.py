@@ -47,9 +47,16 @@ from wyoming.client import AsyncClient  # noqa: E402
 
 from satellite.audio_io import FRAME_BYTES, FRAME_SECONDS  # noqa: E402
 from satellite.command_words import CommandWords  # noqa: E402
-from satellite.end_of_turn import LATE_WORDS, HearAgain, Judgement, TurnJudge, TurnTaking  # noqa: E402
+from satellite.end_of_turn import (  # noqa: E402
+    LATE_WORDS,
+    UNSURE_WORDS,
+    HearAgain,
+    Judgement,
+    TurnJudge,
+    TurnTaking,
+)
 from satellite.speech import CommandRules, VoiceActivity  # noqa: E402
-from wyoming_chatty_stt.client import LateWords  # noqa: E402
+from wyoming_chatty_stt.client import LateWords, UnsureWords  # noqa: E402
 
 VOICED_RMS = 300  # 16-bit RMS of a 10 ms frame that counts as voiced (espeak-ng's silences are digital zero)
 RULES = ("silence", "smart")
@@ -114,6 +121,8 @@ async def end_by_judge(
         began = time.monotonic()
         try:
             text = await words.at_pause()
+        except UnsureWords as unsure:  # the satellite's rule: unsure words, the long silence decides
+            return Judgement(False, None, None, UNSURE_WORDS), unsure.text, time.monotonic() - began
         except LateWords:  # the satellite's rule: words too late to judge by, the long silence decides
             return Judgement(False, None, None, LATE_WORDS), None, time.monotonic() - began
         except Exception:  # the satellite's rule: no words, the plain silence decides
@@ -140,7 +149,7 @@ async def end_by_judge(
                 pauses.append({"at": round(paused_at, 2), "ready_s": round(ready - paused_at, 3),
                                "transcript_s": round(transcribed, 3), "text": text, **verdict.as_record()})  # fmt: skip
                 if paused_at == last_pause:  # the speaker has not gone on since
-                    if text is None and verdict.reason != LATE_WORDS:
+                    if text is None and verdict.reason not in (LATE_WORDS, UNSURE_WORDS):
                         end_silence = taking.fallback_silence
                     if verdict.done:
                         return Ending(ready, pauses)
@@ -250,6 +259,8 @@ def report(records: list[dict], args: argparse.Namespace) -> None:
               f"over {len(ready)} pauses")  # fmt: skip
         late = sum(p["reason"] == LATE_WORDS for record in records for p in record["smart"]["pauses"])
         print(f"words too late to judge by (the long silence decided): {late} of {len(ready)} pauses")
+        unsure = sum(p["reason"] == UNSURE_WORDS for record in records for p in record["smart"]["pauses"])
+        print(f"words Whisper was unsure of (the long silence decided): {unsure} of {len(ready)} pauses")
         again = [p for record in records for p in record["smart"]["pauses"] if "again" in p]
         print(f"heard a second time: {len(again)} pauses, of which "
               f"{sum(not p['done'] for p in again)} were then judged unfinished")  # fmt: skip

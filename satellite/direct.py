@@ -22,7 +22,7 @@ from functools import partial
 from wyoming.client import AsyncClient
 
 from wyoming_chatty_llm.client import AgentError
-from wyoming_chatty_stt.client import LateWords, TranscriptionError
+from wyoming_chatty_stt.client import LateWords, TranscriptionError, UnsureWords
 from wyoming_chatty_tts.client import SpeechError, SpeechStream
 
 from .answer import Answer, TurnFailed, close_client, play_speech
@@ -201,6 +201,8 @@ class DirectMode(Mode):
         """At a pause: the answer to its words, its audio held back (None: no words, or plainly unfinished ones)."""
         try:
             text = await said or ""
+        except UnsureWords as unsure:
+            text = unsure.text  # too unsure to end the command by, but the transcript if it ends here
         except LateWords:
             return None  # too late to prepare by; the final transcript will come at the end
         turn.transcript_at, turn.transcript = time.monotonic(), text

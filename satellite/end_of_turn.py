@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wyoming_chatty_stt.client import LateWords
+from wyoming_chatty_stt.client import LateWords, UnsureWords
 
 from .smart_turn import SmartTurn
 from .turn_text import TextTurnModel, unfinished
@@ -43,6 +43,7 @@ _LOGGER = logging.getLogger(__name__)
 
 
 LATE_WORDS = "the words came too late"  # the reason of a pause whose words came too late to judge it by
+UNSURE_WORDS = "Whisper is unsure of the words"  # the reason of a pause whose words may well be wrong
 
 HearAgain = Callable[[], Awaitable[str | None]]
 """A second hearing of a pause's words (:meth:`satellite.command_words.CommandWords.second_hearing`)."""
@@ -160,6 +161,8 @@ class TurnJudge:
             heard = await again()
         except LateWords:
             return Judgement(False, sound, words, "the second hearing came too late")
+        except UnsureWords as unsure:
+            return Judgement(False, sound, words, "heard again, the words are unsure", unsure.text)
         except Exception as err:  # the connection failed: the transcript will say so; no verdict on the way
             _LOGGER.warning("No second hearing of the pause (%s)", err or type(err).__name__)
             return Judgement(False, sound, words, "no second hearing")

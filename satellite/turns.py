@@ -17,11 +17,11 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from wyoming_chatty_stt.client import LateWords
+from wyoming_chatty_stt.client import LateWords, UnsureWords
 
 from .audio_io import MIC_RATE
 from .capture import CommandCapture, Heard
-from .end_of_turn import LATE_WORDS, HearAgain, TurnJudge
+from .end_of_turn import LATE_WORDS, UNSURE_WORDS, HearAgain, TurnJudge
 from .player import Playback, Player
 from .sounds import Sounds
 from .speech import CommandEnd, CommandRules
@@ -178,6 +178,14 @@ class TurnController:
                 # well be hesitating, and the words cannot say otherwise in time.
                 _LOGGER.info("Pause: the words came too late to judge it by; listening on")
                 turn.extra.setdefault("pauses", []).append({"done": False, "reason": LATE_WORDS})
+                return
+            except UnsureWords as unsure:
+                # Whisper's words may well be wrong (a hesitation it made a whole request of, say): the
+                # long silence decides, as for words that come too late.
+                _LOGGER.info("Pause: Whisper is unsure of the words %r; listening on", unsure.text)
+                turn.extra.setdefault("pauses", []).append(
+                    {"done": False, "reason": UNSURE_WORDS, "heard": unsure.text}
+                )
                 return
             except Exception as err:
                 _LOGGER.warning("No words to judge the pause by (%s): the silence decides", err or type(err).__name__)

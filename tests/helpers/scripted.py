@@ -132,6 +132,7 @@ def stt_script(
     candidates: bool = True,
     late: float = 0.0,
     heard_again: str | None = None,
+    unsure: bool = False,
 ) -> Callable[[Peer], Awaitable[None]]:
     """An STT server: each utterance gets the next transcript (the last one again when used up).
 
@@ -141,7 +142,8 @@ def stt_script(
     ``audio-stop`` right after a pause gets that same text. With ``candidates`` False it sends none (as
     a server that is not Chatty's). Given a ``program`` name, it answers ``describe`` with it. Asked to
     hear the speech again (``chatty-hear-again``), it sends ``heard_again`` (default: the last pause's
-    words) as a ``chatty-candidate`` marked ``"again": true``.
+    words) as a ``chatty-candidate`` marked ``"again": true``. ``unsure``: every candidate is marked
+    ``"sure": false`` (Whisper unsure of the words).
     """
     given = list(transcripts)
 
@@ -184,6 +186,8 @@ def stt_script(
             if speaking and silent >= pause_bytes:
                 speaking, candidate = False, next_text()
                 offer = Event("chatty-candidate", {"text": candidate, "seconds": heard / 32000})
+                if unsure:
+                    offer.data["sure"] = False
                 if late:
                     sending.add(asyncio.create_task(send_later(peer, offer)))
                 else:

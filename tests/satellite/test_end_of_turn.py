@@ -254,6 +254,32 @@ async def test_direct_unsure_words_heard_otherwise_a_second_time_do_not_end_the_
     assert asked_again(stt) == 1
 
 
+async def test_direct_words_whisper_is_unsure_of_mean_the_long_silence(player, judge):
+    """Whisper is unsure of the pause's words: they cannot end the command (a hesitation it made a whole
+    request of, say), so the long silence does; the answer to them is prepared meanwhile all the same."""
+    turns = CollectedTurns()
+    async with (
+        ScriptedServer(stt_script("What is the capital of France?", unsure=True)) as stt,
+        ScriptedServer(llm_script("Paris.")) as llm,
+        ScriptedServer(tts_script(0.3)) as tts,
+    ):
+        mode = direct_mode(player, stt, llm, tts, turns, judge)
+        await hear(mode, wake=True, speech=0.6, pace=1.0)
+        silent_from = time.monotonic()
+        hearing = asyncio.create_task(hear(mode, silence=TAKING.unfinished_silence + 0.3, pace=1.0))
+        await until(lambda: not mode.capturing, timeout=5, what="the command to end")
+        ended_after = time.monotonic() - silent_from
+        await hearing
+        await until(lambda: mode.idle, what="the turn to end")
+        await mode.close()
+    assert turns.outcomes == ["answered"]
+    assert ended_after > TAKING.unfinished_silence - 0.2, f"the command ended {ended_after:.2f} s into the silence"
+    [turn] = turns.turns
+    assert turn.extra["pauses"][0]["reason"] == "Whisper is unsure of the words"
+    assert turn.extra.get("prepared_during_pause") is True
+    assert turn.transcript == "What is the capital of France?"
+
+
 def judging_starts(judge: TurnJudge, monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """When each judging of a pause starts (the models' work), recorded as the judge is called."""
     starts: list[float] = []
