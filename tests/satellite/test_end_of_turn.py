@@ -13,7 +13,7 @@ import asyncio
 import importlib.util
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import numpy as np
 import pytest
@@ -21,6 +21,7 @@ from helpers import DATA
 from helpers.satellite_io import frames, pcm16k
 from helpers.scripted import (
     CollectedTurns,
+    Peer,
     RecordingSpeaker,
     ScriptedServer,
     hear,
@@ -43,11 +44,13 @@ from satellite.player import Player
 from satellite.services import Services
 from satellite.sounds import Sounds
 from satellite.speech import CommandRules
+from satellite.turn_log import Turn
 from satellite.turn_text import TextTurnModel, unfinished
 from satellite.wake import parse_wake_word
 
 TAKING = TurnTaking(sound_threshold=0.0)  # the frames here are all but silent: let the words decide
 RULES = CommandRules(speech_timeout=1.0, end_silence=TAKING.unfinished_silence)
+Script = Callable[[Peer], Awaitable[None]]
 
 
 # -- the models ----------------------------------------------------------------------------------------
@@ -173,68 +176,13 @@ def direct_mode(player, stt, llm, tts, turns, judge) -> DirectMode:
     return DirectMode(services, player, Sounds(player.rate), RULES, turns, DirectSettings(), judge)
 
 
-async def test_direct_a_hesitation_is_heard_to_the_end(player, judge):
-    """A pause of 0.8 s after "the" (the silence rule ended commands after 0.6 s): the question goes on."""
+async def hesitating_turn(player: Player, judge: TurnJudge, stt_words: Script) -> tuple[Turn, ScriptedServer]:
+    """Direct mode: a question with a pause of 0.8 s in it (the silence rule ended commands after 0.6 s),
+    the command still heard after the pause, then its end; the turn and the STT server."""
     turns = CollectedTurns()
     async with (
-        ScriptedServer(stt_script("What is the", "What is the boiling point of water?")) as stt,
+        ScriptedServer(stt_words) as stt,
         ScriptedServer(llm_script("It is one hundred degrees.")) as llm,
-        ScriptedServer(tts_script(0.3)) as tts,
-    ):
-        mode = direct_mode(player, stt, llm, tts, turns, judge)
-        await hear(mode, wake=True, speech=0.6, silence=0.8, pace=1.0)
-        assert mode.capturing, "the command ended at the hesitation"
-        await hear(mode, speech=0.6, silence=0.6, pace=1.0)
-        await until(lambda: mode.idle, what="the turn to end")
-        await mode.close()
-    assert turns.outcomes == ["answered"]
-    [turn] = turns.turns
-    assert turn.transcript == "What is the boiling point of water?"
-    assert [p.texts("transcript") for p in llm.peers][-1] == ["What is the boiling point of water?"]
-    judged = turn.extra["pauses"]
-    assert [p["done"] for p in judged] == [False, True]
-    assert judged[0]["reason"] == "the words are unfinished"
-
-
-async def test_direct_a_finished_question_ends_at_the_pause(player, judge):
-    """The words end a request: the command ends at the short pause, long before the long silence."""
-    turns = CollectedTurns()
-    async with (
-        ScriptedServer(stt_script("What is the capital of France?")) as stt,
-        ScriptedServer(llm_script("Paris.")) as llm,
-        ScriptedServer(tts_script(0.3)) as tts,
-    ):
-        mode = direct_mode(player, stt, llm, tts, turns, judge)
-        await hear(mode, wake=True, speech=0.6, pace=1.0)
-        silent_from = time.monotonic()
-        hearing = asyncio.create_task(hear(mode, silence=TAKING.unfinished_silence, pace=1.0))
-        await until(lambda: not mode.capturing, timeout=5, what="the command to end")
-        ended_after = time.monotonic() - silent_from
-        await hearing
-        await until(lambda: mode.idle, what="the turn to end")
-        await mode.close()
-    assert turns.outcomes == ["answered"]
-    assert ended_after < 1.0, f"the command ended {ended_after:.2f} s into the silence"
-    assert turns.turns[0].extra["pauses"][0]["done"] is True
-
-
-def asked_again(stt: ScriptedServer) -> int:
-    """How many times the satellite asked the STT server for a second hearing."""
-    return sum(event.type == "chatty-hear-again" for peer in stt.peers for event in peer.received)
-
-
-async def test_direct_unsure_words_heard_otherwise_a_second_time_do_not_end_the_command(player, judge):
-    """Words that end a request, but not surely ("What time does the maker eat?", tiny.en's hearing of a
-    speaker pausing after "What time does the bakery") are heard a second time; heard otherwise ("... the
-    maker it?"), the pause is no end, and the speaker is heard to the end. Sure words are not heard again."""
-    turns = CollectedTurns()
-    script = stt_script(
-        "What time does the maker eat?", "What time does the bakery close on Sundays?",
-        heard_again="What time does the maker it?",
-    )  # fmt: skip
-    async with (
-        ScriptedServer(script) as stt,
-        ScriptedServer(llm_script("At five.")) as llm,
         ScriptedServer(tts_script(0.3)) as tts,
     ):
         mode = direct_mode(player, stt, llm, tts, turns, judge)
@@ -245,21 +193,16 @@ async def test_direct_unsure_words_heard_otherwise_a_second_time_do_not_end_the_
         await mode.close()
     assert turns.outcomes == ["answered"]
     [turn] = turns.turns
-    assert turn.transcript == "What time does the bakery close on Sundays?"
-    first, second = turn.extra["pauses"]
-    assert first["done"] is False, first
-    assert first["again"] == "What time does the maker it?"
-    assert first["reason"] == "heard again, the words do not end a request"
-    assert second["done"] is True and "again" not in second, second
-    assert asked_again(stt) == 1
+    assert [p.texts("transcript") for p in llm.peers][-1] == [turn.transcript]
+    return turn, stt
 
 
-async def test_direct_words_whisper_is_unsure_of_mean_the_long_silence(player, judge):
-    """Whisper is unsure of the pause's words: they cannot end the command (a hesitation it made a whole
-    request of, say), so the long silence does; the answer to them is prepared meanwhile all the same."""
+async def question_then_silence(player: Player, judge: TurnJudge, stt_words: Script) -> tuple[float, Turn]:
+    """Direct mode: a question, then the long silence and a little more; seconds into the silence when
+    the command ended, and the turn."""
     turns = CollectedTurns()
     async with (
-        ScriptedServer(stt_script("What is the capital of France?", unsure=True)) as stt,
+        ScriptedServer(stt_words) as stt,
         ScriptedServer(llm_script("Paris.")) as llm,
         ScriptedServer(tts_script(0.3)) as tts,
     ):
@@ -273,8 +216,55 @@ async def test_direct_words_whisper_is_unsure_of_mean_the_long_silence(player, j
         await until(lambda: mode.idle, what="the turn to end")
         await mode.close()
     assert turns.outcomes == ["answered"]
-    assert ended_after > TAKING.unfinished_silence - 0.2, f"the command ended {ended_after:.2f} s into the silence"
     [turn] = turns.turns
+    return ended_after, turn
+
+
+async def test_direct_a_hesitation_is_heard_to_the_end(player, judge):
+    """A pause after "the": the question goes on, and is answered whole."""
+    turn, _ = await hesitating_turn(player, judge, stt_script("What is the", "What is the boiling point of water?"))
+    assert turn.transcript == "What is the boiling point of water?"
+    judged = turn.extra["pauses"]
+    assert [p["done"] for p in judged] == [False, True]
+    assert judged[0]["reason"] == "the words are unfinished"
+
+
+async def test_direct_a_finished_question_ends_at_the_pause(player, judge):
+    """The words end a request: the command ends at the short pause, long before the long silence."""
+    ended_after, turn = await question_then_silence(player, judge, stt_script("What is the capital of France?"))
+    assert ended_after < 1.0, f"the command ended {ended_after:.2f} s into the silence"
+    assert turn.extra["pauses"][0]["done"] is True
+
+
+def asked_again(stt: ScriptedServer) -> int:
+    """How many times the satellite asked the STT server for a second hearing."""
+    return sum(event.type == "chatty-hear-again" for peer in stt.peers for event in peer.received)
+
+
+async def test_direct_unsure_words_heard_otherwise_a_second_time_do_not_end_the_command(player, judge):
+    """Words that end a request, but not surely ("What time does the maker eat?", tiny.en's hearing of a
+    speaker pausing after "What time does the bakery") are heard a second time; heard otherwise ("... the
+    maker it?"), the pause is no end, and the speaker is heard to the end. Sure words are not heard again."""
+    script = stt_script(
+        "What time does the maker eat?", "What time does the bakery close on Sundays?",
+        heard_again="What time does the maker it?",
+    )  # fmt: skip
+    turn, stt = await hesitating_turn(player, judge, script)
+    assert turn.transcript == "What time does the bakery close on Sundays?"
+    first, second = turn.extra["pauses"]
+    assert first["done"] is False, first
+    assert first["again"] == "What time does the maker it?"
+    assert first["reason"] == "heard again, the words do not end a request"
+    assert second["done"] is True and "again" not in second, second
+    assert asked_again(stt) == 1
+
+
+async def test_direct_words_whisper_is_unsure_of_mean_the_long_silence(player, judge):
+    """Whisper is unsure of the pause's words: they cannot end the command (a hesitation it made a whole
+    request of, say), so the long silence does; the answer to them is prepared meanwhile all the same."""
+    script = stt_script("What is the capital of France?", unsure=True)
+    ended_after, turn = await question_then_silence(player, judge, script)
+    assert ended_after > TAKING.unfinished_silence - 0.2, f"the command ended {ended_after:.2f} s into the silence"
     assert turn.extra["pauses"][0]["reason"] == "Whisper is unsure of the words"
     assert turn.extra.get("prepared_during_pause") is True
     assert turn.transcript == "What is the capital of France?"

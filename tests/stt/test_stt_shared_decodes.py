@@ -89,7 +89,7 @@ async def test_the_same_command_from_two_connections_is_decoded_once_at_its_paus
         with ThreadPoolExecutor(1) as vad:
             # The satellite asks for the words after 0.1 s of silence, Home Assistant's stream after 0.2 s.
             satellite, home_assistant = (
-                streamed(scheduler, vad, pause, lambda text, _s, who=who: offered[who].append(text))
+                streamed(scheduler, vad, pause, lambda text, _s, _sure, who=who: offered[who].append(text))
                 for who, pause in (("satellite", 0.1), ("home assistant", 0.2))
             )
             command = in_a_room("weather.wav")
