@@ -18,6 +18,7 @@ from wyoming_chatty_stt.client import LiveTranscription, TranscriptionStream
 
 from .answer import close_client
 from .audio_io import MIC_FORMAT
+from .end_of_turn import HearAgain
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class CommandWords:
             raise error
         return await stream.words_after(heard - COVER_SLACK, WAIT_FOR_WORDS)
 
-    def second_hearing(self) -> Callable[[], Awaitable[str | None]]:
+    def second_hearing(self) -> HearAgain:
         """For the pause just heard: a second hearing of the command up to it, to ask for when its words leave
         the judge unsure (the server decodes them again with less silence around them). It gives None if
         the server does not transcribe at pauses, and raises as :meth:`at_pause` does."""
