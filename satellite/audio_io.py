@@ -38,6 +38,10 @@ class DeviceError(Exception):
     """A microphone or speaker cannot be used; the message says which and why."""
 
 
+class DevicesListedAnew(DeviceError):
+    """A device let go of PortAudio so that another one could be found: open it again at once."""
+
+
 @dataclass(frozen=True)
 class Frame:
     """10 ms of 16 kHz mono 16-bit audio and when it was captured (``time.monotonic()``)."""
@@ -195,13 +199,29 @@ def _find_device(audio, wanted: str, kind: str) -> int:
 _PORTAUDIO_LOCK = threading.RLock()
 
 
+@dataclass
+class _PortAudioSession:
+    """How many streams keep PortAudio initialized, and how often one asked the others to let go."""
+
+    users: int = 0
+    refreshes: int = 0
+
+
+_SESSION = _PortAudioSession()
+
+
 class _PortAudioStream:
     """One PortAudio stream on a device named by the user; opened again from scratch after a failure.
 
     PortAudio reads the list of devices when it is first initialized, and again only once every
     ``PyAudio()`` of the process has been terminated; so a device that went away and came back (a
     restarted sound server, a USB sound card plugged in again) is found again once both the
-    microphone and the speaker have let go of theirs, which they do when the device fails.
+    microphone and the speaker have let go of theirs, which they do when the device fails. When one
+    of them cannot open its device again while the other keeps PortAudio initialized, it asks the
+    other to let go and open again at once (:attr:`stale`): a microphone that came back first,
+    halfway through a sound server's start, kept a list without the speaker, and the speaker never
+    found its device. Each failed open asks (the failing device's back-off spaces them out); a device
+    that is really gone costs the other one a moment's audio each time.
     """
 
     def __init__(self, device: str | None, kind: str, rate: int, frames_per_buffer: int) -> None:
@@ -212,11 +232,20 @@ class _PortAudioStream:
         self._pyaudio = _pyaudio()
         self._audio: Any = None
         self.stream: Any = None
+        self._refreshes = 0  # the session's refresh count when this stream was opened
+        self._opened = False  # once: a failure to open again asks the other stream to let go
+
+    @property
+    def stale(self) -> bool:
+        """Has another stream asked this one to let go of PortAudio, so that it reads its devices anew?"""
+        return self.stream is not None and self._refreshes < _SESSION.refreshes
 
     def open(self) -> None:
         what = "microphone" if self._kind == "input" else "speaker"
         with _PORTAUDIO_LOCK:
             self._audio = self._pyaudio.PyAudio()
+            _SESSION.users += 1
+            self._refreshes = _SESSION.refreshes
             try:
                 index = None if self.device == "default" else _find_device(self._audio, self.device, self._kind)
                 self.stream = self._audio.open(
@@ -225,11 +254,20 @@ class _PortAudioStream:
                     **{self._kind: True, f"{self._kind}_device_index": index},
                 )  # fmt: skip
             except (OSError, ValueError) as err:
-                self.release()
+                self._failed()
                 raise DeviceError(f"cannot open the {what} {self.device}: {err}") from err
             except DeviceError:
-                self.release()
+                self._failed()
                 raise
+            self._opened = True
+
+    def _failed(self) -> None:
+        """After a failed open: let go, and if this device worked before, ask the other stream to let go
+        as well (PortAudio's list of devices may be older than the device's return)."""
+        self.release()
+        if self._opened and _SESSION.users:
+            _SESSION.refreshes += 1
+            _LOGGER.info("Asking the other audio device to open again, so that PortAudio lists the devices anew")
 
     def release(self) -> None:
         """Close the stream and PortAudio; never while another thread is inside the stream."""
@@ -242,6 +280,7 @@ class _PortAudioStream:
             if self._audio is not None:
                 self._audio.terminate()
                 self._audio = None
+                _SESSION.users -= 1
 
 
 class RealTimePacer:
@@ -311,6 +350,9 @@ class PyAudioMicrophone(Microphone):
         warned = False
         batch: list[tuple[bytes, float]] = []
         while not self._stop.is_set():
+            if self._device.stale:
+                deliver(DevicesListedAnew("the speaker needs PortAudio to list the devices anew"))
+                return
             try:
                 data = stream.read(chunk, exception_on_overflow=False)
             except OSError as err:
@@ -396,6 +438,8 @@ class PyAudioMicrophone(Microphone):
                     if isinstance(data, Exception):
                         self._stop_reader()
                         self._device.release()
+                        if isinstance(data, DevicesListedAnew):
+                            raise data
                         raise DeviceError(f"the microphone stopped: {data}")
                     pcm, at = data
                     batch += [Frame(frame, at) for frame in framer.frames(pcm)]
@@ -520,7 +564,14 @@ class PyAudioSpeaker(Speaker):
     def write(self, pcm: bytes) -> None:
         if self._device.stream is None:
             raise DeviceError(f"the speaker {self._device.device} is not open")
-        self._device.stream.write(pcm)
+        if self._device.stale:  # the microphone could not open its device: let PortAudio list them anew
+            self._device.release()
+            self._device.open()
+        try:
+            self._device.stream.write(pcm)
+        except OSError:
+            self._device.release()  # at once: PortAudio lists the devices anew only once no one holds it
+            raise
 
     def reopen(self) -> None:
         self._device.release()

@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from .audio_io import REOPEN_FIRST, REOPEN_MAX, DeviceError, FileMicrophone, Frame, Microphone
+from .audio_io import REOPEN_FIRST, REOPEN_MAX, DeviceError, DevicesListedAnew, FileMicrophone, Frame, Microphone
 from .capture import Heard
 from .player import Player
 from .speech import VoiceActivity
@@ -130,6 +130,8 @@ class Listener:
                             wake = await self.wake.process(frame.pcm, at)
                         yield Heard(frame, wake, speech)
                 return
+            except DevicesListedAnew as err:
+                _LOGGER.info("The microphone opens again: %s", err)
             except DeviceError as err:
                 if not worked:
                     raise

@@ -231,6 +231,77 @@ def test_devices_without_a_clock_are_paced_to_real_time(devices, tmp_path):
     assert "Heard okay_nabu" in log  # the microphone's audio still went through, at real-time pace
 
 
+# Run in a process of its own with the private sound server's environment (ALSA reads its
+# configuration once per process). The microphone and the speaker each on a device of the sound server
+# and on one that is not (clockless files on ALSA's null device).
+DEVICES_LISTED_ANEW = """
+import sys
+from satellite.audio_io import DeviceError, PyAudioSpeaker, _PortAudioStream
+step = sys.argv[1]
+if step == "speaker":
+    speaker = _PortAudioStream("chatty_speaker", "output", 24000, 480)
+    speaker.open()
+    speaker.release()  # its write failed: the sound server went away
+    print("speaker released", flush=True); input()
+    mic = _PortAudioStream("clockless_mic", "input", 16000, 320)
+    mic.open()  # PortAudio lists the devices now, without the sound server's
+    print("mic open", flush=True); input()  # the sound server is back
+    try:
+        speaker.open()
+        print("the speaker opened on an old list")
+    except DeviceError:
+        print("speaker failed; mic stale:", mic.stale)
+    mic.release()  # the microphone's reader saw it stale and let go
+    speaker.open()
+    speaker.stream.write(bytes(960))
+    mic.open()
+    print("both open; mic stale:", mic.stale)
+else:
+    mic = _PortAudioStream("chatty_mic", "input", 16000, 320)
+    mic.open()
+    mic.release()
+    print("mic released", flush=True); input()
+    speaker = PyAudioSpeaker("clockless_speaker", 24000)
+    print("speaker open", flush=True); input()
+    try:
+        mic.open()
+        print("the microphone opened on an old list")
+    except DeviceError:
+        print("mic failed; speaker stale:", speaker._device.stale)
+    speaker.write(bytes(960))  # lets go of PortAudio and opens again, without an error
+    mic.open()
+    mic.stream.read(320)
+    print("both open; speaker stale:", speaker._device.stale)
+"""
+
+
+@pytest.mark.parametrize("failing", ["speaker", "mic"])
+def test_a_device_found_again_while_the_other_keeps_portaudio(devices, tmp_path, failing):
+    """PortAudio lists the devices only when no one in the process has it initialized: a device whose
+    sound server came back stayed missing while the other device (one that never stopped, or one that
+    came back first, halfway through the server's start) kept PortAudio's old list."""
+    (tmp_path / "mic.raw").write_bytes(bytes(32000))
+    devices.add_alsa_devices(
+        f'pcm.clockless_mic {{ type file slave.pcm "null" file "/dev/null" infile "{tmp_path}/mic.raw" '
+        'format "raw" }\n'
+        f'pcm.clockless_speaker {{ type file slave.pcm "null" file "{tmp_path}/speaker.raw" format "raw" }}\n'
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", DEVICES_LISTED_ANEW, failing], env=devices.env, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stdin is not None
+    assert process.stdout.readline().endswith("released\n")
+    devices.close()
+    process.stdin.write("\n")
+    process.stdin.flush()
+    assert process.stdout.readline().endswith("open\n")
+    devices.start()
+    out, _ = process.communicate("\n", timeout=60)
+    other = "mic" if failing == "speaker" else "speaker"
+    assert out.splitlines() == [f"{failing} failed; {other} stale: True", f"both open; {other} stale: False"], out
+
+
 def test_a_sound_server_that_freezes_or_goes_away_and_comes_back(devices, tmp_path):
     satellite = DeviceSatellite(devices, tmp_path, *closed_servers())
     satellite.wait_for_log("Satellite ")
