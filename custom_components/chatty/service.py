@@ -50,6 +50,7 @@ class TtsInfo:
     version: str | None
     streaming: bool  # accepts synthesize-start/chunk/stop
     voices: tuple[VoiceInfo, ...]
+    prepares: bool = False  # Chatty's own server: makes and keeps an answer's first words on request
 
     @property
     def languages(self) -> list[str]:
@@ -114,6 +115,11 @@ def _voices(voices: Any, *, fetches: bool) -> tuple[VoiceInfo, ...]:
     )
 
 
+def _chatty(program: dict[str, Any]) -> bool:
+    """Is this one of Chatty's own servers (which fetch voices, offer candidates, prepare first words)?"""
+    return str(program["name"]).startswith("chatty")
+
+
 def parse_info(data: dict[str, Any]) -> ServiceInfo:
     """The first installed handle program and text-to-speech program of an ``info`` event's data."""
     agent = None
@@ -134,7 +140,8 @@ def parse_info(data: dict[str, Any]) -> ServiceInfo:
             name=program["name"],
             version=program.get("version"),
             streaming=bool(program.get("supports_synthesize_streaming")),
-            voices=_voices(program.get("voices"), fetches=program["name"].startswith("chatty")),
+            voices=_voices(program.get("voices"), fetches=_chatty(program)),
+            prepares=_chatty(program),
         )
     stt = None
     if programs := _installed(data.get("asr")):
@@ -145,7 +152,7 @@ def parse_info(data: dict[str, Any]) -> ServiceInfo:
             languages=tuple(
                 dict.fromkeys(lang for model in _installed(program.get("models")) for lang in _languages(model))
             ),
-            candidates=program["name"].startswith("chatty"),
+            candidates=_chatty(program),
         )
     satellite = data.get("satellite")
     return ServiceInfo(agent, tts, stt, isinstance(satellite, dict) and bool(satellite.get("installed")))

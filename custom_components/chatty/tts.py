@@ -103,7 +103,7 @@ class ChattyTtsEntity(tts.TextToSpeechEntity, ChattyEntity):
 
     def prepare(self, text: TextFeed, voice: str | None) -> None:
         """Have the server make the first words of an answer now (in the background), in this voice."""
-        if not (self._program.streaming and self._program.name.startswith("chatty")):
+        if not (self._program.streaming and self._program.prepares):
             return  # only Chatty's TTS server prepares and keeps a first piece
         self.hass.async_create_background_task(self._prepare(text, voice), f"{DOMAIN} prepare speech")
 
