@@ -113,7 +113,7 @@ class TextTurnModel:
     ``libggml.so.0``: in one process, whichever loads second fails.
     """
 
-    def __init__(self, path: Path | None = None, threads: int = 1) -> None:
+    def __init__(self, path: Path | None = None, threads: int = 2) -> None:
         path = path or bundled_model()
         if path is None or not path.is_file():
             raise TextModelMissing(
