@@ -220,6 +220,16 @@ async def question_then_silence(player: Player, judge: TurnJudge, stt_words: Scr
     return ended_after, turn
 
 
+async def test_the_sound_is_judged_only_when_the_words_end_a_request(judge):
+    """Most pauses inside a command end on words that do not end a request: the language model decides
+    those alone (Smart Turn would only cost the cores the STT server and the answer need)."""
+    pcm = (np.random.default_rng(1).normal(0, 300, 16000 * 2)).astype("<i2").tobytes()
+    cut = await judge.judge(pcm, "Remind me to water")
+    whole = await judge.judge(pcm, "What is the capital of France?")
+    assert (cut.done, cut.reason, cut.sound) == (False, "the words do not end a request", None), cut
+    assert whole.done and whole.sound is not None, whole
+
+
 async def test_direct_a_hesitation_is_heard_to_the_end(player, judge):
     """A pause after "the": the question goes on, and is answered whole."""
     turn, _ = await hesitating_turn(player, judge, stt_script("What is the", "What is the boiling point of water?"))

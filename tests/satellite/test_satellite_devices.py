@@ -302,6 +302,25 @@ def test_a_device_found_again_while_the_other_keeps_portaudio(devices, tmp_path,
     assert out.splitlines() == [f"{failing} failed; {other} stale: True", f"both open; {other} stale: False"], out
 
 
+def test_a_speaker_whose_sound_server_comes_back_beside_a_microphone_that_never_stopped(devices, tmp_path):
+    """The microphone is not on the sound server that restarts, so it never fails and would keep
+    PortAudio's list of devices for good: the speaker's failed reopening makes it let go, and both work."""
+    (tmp_path / "mic.raw").write_bytes(bytes(16000 * 2 * 300))  # a quiet room; read at real time
+    devices.add_alsa_devices(
+        f'pcm.clockless_mic {{ type file slave.pcm "null" file "/dev/null" infile "{tmp_path}/mic.raw" '
+        'format "raw" }\n'
+    )
+    satellite = DeviceSatellite(devices, tmp_path, *closed_servers(), mic="clockless_mic")
+    satellite.wait_for_log("Satellite ")
+    devices.close()
+    satellite.wait_for_log("The microphone opens again", timeout=30)
+    devices.start()
+    satellite.wait_for_log("The speaker PortAudio output chatty_speaker works again", timeout=30)
+    assert "The microphone PortAudio input clockless_mic delivered no audio" not in satellite.log()
+    code, _ = satellite.stop()
+    assert code == 0, satellite.log()[-3000:]
+
+
 def test_a_sound_server_that_freezes_or_goes_away_and_comes_back(devices, tmp_path):
     satellite = DeviceSatellite(devices, tmp_path, *closed_servers())
     satellite.wait_for_log("Satellite ")
