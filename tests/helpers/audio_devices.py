@@ -97,10 +97,17 @@ class PulseAudioDevices:
         if self.daemon.poll() is None:
             os.kill(self.daemon.pid, signal.SIGCONT)
 
-    def add_alsa_devices(self, extra: str) -> None:
-        """Add ALSA PCM definitions (e.g. a device without a clock) to the ones the tests see."""
+    def add_clockless_devices(self, mic_input: Path, speaker_output: Path) -> None:
+        """``clockless_mic`` (reads raw 16 kHz PCM from ``mic_input``) and ``clockless_speaker`` (writes raw
+        PCM to ``speaker_output``): ALSA ``file`` PCMs on the null device, which move audio at CPU speed and
+        work without the sound server."""
         with self._asoundrc.open("a") as file:
-            file.write(extra)
+            file.write(
+                f'pcm.clockless_mic {{ type file slave.pcm "null" file "/dev/null" infile "{mic_input}" '
+                'format "raw" hint { show on description "no clock" } }\n'
+                f'pcm.clockless_speaker {{ type file slave.pcm "null" file "{speaker_output}" format "raw" '
+                'hint { show on description "no clock" } }\n'
+            )
 
     def _pactl(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True, timeout=10)

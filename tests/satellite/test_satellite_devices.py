@@ -204,12 +204,7 @@ def test_devices_without_a_clock_are_paced_to_real_time(devices, tmp_path):
     with wave.open(str(QUESTION), "rb") as wav:
         (tmp_path / "mic.raw").write_bytes(wav.readframes(wav.getnframes()))
     speaker = tmp_path / "speaker.raw"
-    devices.add_alsa_devices(
-        f'pcm.clockless_mic {{ type file slave.pcm "null" file "/dev/null" infile "{tmp_path}/mic.raw" '
-        'format "raw" hint { show on description "no clock" } }\n'
-        f'pcm.clockless_speaker {{ type file slave.pcm "null" file "{speaker}" format "raw" '
-        'hint { show on description "no clock" } }\n'
-    )
+    devices.add_clockless_devices(tmp_path / "mic.raw", speaker)
     satellite = DeviceSatellite(devices, tmp_path, *closed_servers(), mic="clockless_mic", snd="clockless_speaker")
     satellite.wait_for_log("Satellite ")
     started = time.monotonic()
@@ -281,11 +276,7 @@ def test_a_device_found_again_while_the_other_keeps_portaudio(devices, tmp_path,
     sound server came back stayed missing while the other device (one that never stopped, or one that
     came back first, halfway through the server's start) kept PortAudio's old list."""
     (tmp_path / "mic.raw").write_bytes(bytes(32000))
-    devices.add_alsa_devices(
-        f'pcm.clockless_mic {{ type file slave.pcm "null" file "/dev/null" infile "{tmp_path}/mic.raw" '
-        'format "raw" }\n'
-        f'pcm.clockless_speaker {{ type file slave.pcm "null" file "{tmp_path}/speaker.raw" format "raw" }}\n'
-    )
+    devices.add_clockless_devices(tmp_path / "mic.raw", tmp_path / "speaker.raw")
     process = subprocess.Popen(
         [sys.executable, "-c", DEVICES_LISTED_ANEW, failing], env=devices.env, text=True,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -306,10 +297,7 @@ def test_a_speaker_whose_sound_server_comes_back_beside_a_microphone_that_never_
     """The microphone is not on the sound server that restarts, so it never fails and would keep
     PortAudio's list of devices for good: the speaker's failed reopening makes it let go, and both work."""
     (tmp_path / "mic.raw").write_bytes(bytes(16000 * 2 * 300))  # a quiet room; read at real time
-    devices.add_alsa_devices(
-        f'pcm.clockless_mic {{ type file slave.pcm "null" file "/dev/null" infile "{tmp_path}/mic.raw" '
-        'format "raw" }\n'
-    )
+    devices.add_clockless_devices(tmp_path / "mic.raw", tmp_path / "speaker.raw")
     satellite = DeviceSatellite(devices, tmp_path, *closed_servers(), mic="clockless_mic")
     satellite.wait_for_log("Satellite ")
     devices.close()
