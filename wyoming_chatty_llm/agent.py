@@ -20,6 +20,7 @@ from chatty_common.metrics import MetricsFile
 
 from .backends.base import BackendError, ChatBackend, Failure
 from .config import Config
+from .loops import LoopWatch, without_loop
 from .memory import ConversationMemory, Message
 
 _LOGGER = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class Agent:
         when the next question comes made that question's first words about a second later on two
         cores (one turn in four with the default memory). Read now, while the answer is being spoken.
         """
-        self.memory.remember(conversation_id, question, answer)
+        self.memory.remember(conversation_id, question, without_loop(answer))
         if self.config.memory.turns == 0:
             return  # the prompt's start is the system prompt, read once
         start = self.prompt(conversation_id, "", extra_prompt)[:-1]
@@ -123,6 +124,7 @@ class Agent:
         pieces: list[str] = []
         ttf: float | None = None
         outcome = "cancelled"
+        looping = LoopWatch()
         try:
             question = question.strip()
             if not question:
@@ -137,6 +139,13 @@ class Agent:
                 async for piece in stream:
                     if ttf is None:
                         ttf = time.perf_counter() - started
+                    if looping.feed(piece):  # leaving the stream stops the backend writing
+                        _LOGGER.warning(
+                            "The answer for conversation %s went round in a loop: stopped it after %d characters",
+                            conversation_id,
+                            len("".join(pieces)),
+                        )
+                        break
                     pieces.append(piece)
                     on_piece(piece)
             text = "".join(pieces).strip()

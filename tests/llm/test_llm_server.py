@@ -101,6 +101,26 @@ async def test_a_speculative_answer_is_remembered_only_when_committed(llm_server
     assert [r["speculative"] for r in records] == [True, False]
 
 
+async def test_an_answer_that_loops_is_stopped_and_remembered_once(llm_server, llm_dir):
+    """The bundled SmolLM2 at temperature 0 answers this question with "They are apex predators, apex
+    predators, apex predators. They are apex predators, ..." to its token cap; the user hears the loop
+    once and the model stops writing."""
+    conversation = f"loop-{uuid.uuid4().hex[:6]}"
+    answer = await ask(llm_server.uri, "Which animal is the king?", conversation)
+    assert answer.handled and "".join(answer.chunks).strip() == answer.text
+    assert answer.text.endswith("apex predators, apex predators, apex predators"), answer.text
+    assert answer.text.count("apex predators") == 3
+    noticed = f"The answer for conversation {conversation} went round in a loop"
+    for _ in range(50):  # the model is told to stop, not left to write to its cap: it stops at its next token
+        if "Stopped generating after" in llm_server.log().partition(noticed)[2]:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(llm_server.log())
+    [record] = [r for r in _metrics(llm_dir) if r["conversation_id"] == conversation]
+    assert record["outcome"] == "handled" and record["chars"] == len(answer.text)
+
+
 async def test_empty_and_oversized_questions_get_a_spoken_refusal(llm_server):
     empty = await ask(llm_server.uri, "   ")
     assert not empty.handled and empty.text == "I didn't catch a question."

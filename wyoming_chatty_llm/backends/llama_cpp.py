@@ -134,7 +134,7 @@ class LlamaCppBackend(ChatBackend):
             )
             for count, chunk in enumerate(chunks):
                 if stop.is_set():
-                    _LOGGER.info("Stopped generating after %d tokens: nobody is waiting for the answer", count)
+                    _LOGGER.info("Stopped generating after %d tokens: the rest of the answer is not wanted", count)
                     break
                 text = chunk["choices"][0]["delta"].get("content")
                 if text:
