@@ -101,7 +101,8 @@ async def test_stt_clients_hanging_up_mid_utterance(stt_server, clips):
 # A hundred requests one after another: about a minute here, several on a machine busy with other work.
 @pytest.mark.timeout(900)
 async def test_tts_clients_hanging_up_mid_speech(tts_server):
-    text = "Here is a long answer that takes a while to speak. " * 20
+    # A short first piece ("Yes."): each client hangs up once it has started, while the rest is being made.
+    text = "Yes. " + "Here is a long answer that takes a while to speak. " * 20
     request = _line({"type": "synthesize", "data": {"text": text}})
     threads, after, grown = await _check(tts_server, request, "audio-chunk")
     assert after == threads, f"threads after {CLIENTS} clients hung up: {after - threads} more, {threads - after} fewer"

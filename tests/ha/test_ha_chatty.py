@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from helpers import SATELLITE_DATA, TESTS_DIR, home_assistant
 from helpers.home_assistant import HA_VERSIONS, HomeAssistant, PipelineRun, WyomingEntry
+from helpers.satellite_io import LiveMic
 from helpers.servers import free_port, write_config
 from helpers.speech import word_accuracy, words
 from helpers.voice_files import bundled_voices, voice_file
@@ -475,20 +476,21 @@ async def test_a_spoken_turn_through_our_satellite_streams_and_switches_the_kitc
     question again (our agent, in the same conversation)."""
     await ha.rest("POST", "/api/services/light/turn_on", {"entity_id": "light.kitchen_light"})
     await ha.wait_for_state("light.kitchen_light", "on")
-    clip = lambda name: home_assistant.read_wav(SATELLITE_CLIPS / name)[0]  # noqa: E731
-    silence = lambda seconds: bytes(int(32000 * seconds))  # noqa: E731
-    # The story must have been heard before the next wake word: HA 2025.4.4 starts speaking it only once
-    # it is all written and synthesized (about 10 s on a slow machine), and it lasts some 20 s.
-    mic = (silence(8) + clip("nabu_story.wav") + silence(45) + clip("nabu_kitchen.wav") + silence(12)
-           + clip("nabu_capital.wav") + silence(10))  # fmt: skip
+    clip = lambda name: bytes(32000) + home_assistant.read_wav(SATELLITE_CLIPS / name)[0]  # noqa: E731
     log_start, stt_log_start = len(ha.log()), len(stt_server.log())
     before = len(llm_records(llm_dir))
+    mic = LiveMic(tmp_path)
     satellite = home_assistant.HaSatellite(tmp_path, mic, "--stt-uri", stt_server.uri)  # it judges pauses with it
     try:
         await satellite.join(ha)
-        turns = await satellite.wait_for_turns(3, timeout=150)
+        # Each question once the answer before it has been heard (a turn is logged then): the story lasts
+        # some 20 s, and HA 2025.4.4 starts speaking it only once it is all written and synthesized.
+        for count, name in enumerate(("nabu_story.wav", "nabu_kitchen.wav", "nabu_capital.wav"), start=1):
+            asked = mic.say(clip(name))
+            turns = await satellite.wait_for_turns(count, timeout=90)
     finally:
         satellite.stop()
+        mic.close()
     story, kitchen, capital = turns
     assert [t["outcome"] for t in turns] == ["answered"] * 3, turns
     heard_command = words(kitchen["transcript"])  # tiny.en hears "the" or "my" kitchen light
@@ -514,10 +516,10 @@ async def test_a_spoken_turn_through_our_satellite_streams_and_switches_the_kitc
         started = [e for e in runs[story["transcript"]].events
                    if e.type == "intent-progress" and e.data.get("tts_start_streaming")]  # fmt: skip
         assert started and started[0].received < runs[story["transcript"]].event("intent-end").received
-    # What the satellite played last is that answer, spoken. The last 10 s hold it (the satellite stops
-    # soon after it is heard), but not the light's answer, some 16 s before it.
+    # What the satellite played after the last question is that answer, spoken (the speaker's file and the
+    # microphone keep the same time, from the satellite's start; the light's answer was over before).
     played, rate = home_assistant.read_wav(satellite.speaker)
-    end = home_assistant.write_wav(tmp_path / "last-answer.wav", played[-rate * 2 * 10 :], rate)
+    end = home_assistant.write_wav(tmp_path / "last-answer.wav", played[int(asked * rate) * 2 :], rate)
     heard = await stream_wav(stt_server.uri, end, realtime=False)
     assert word_accuracy(capital["answer"], heard.transcript or "") >= 0.5, (capital["answer"], heard.transcript)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import SATELLITE_DATA, home_assistant
 from helpers.home_assistant import HA_VERSIONS, HomeAssistant
+from helpers.satellite_io import LiveMic
 from helpers.servers import write_config
 from helpers.speech import word_accuracy, words
 
@@ -25,10 +26,6 @@ pytestmark = pytest.mark.timeout(600)
 
 NABU_CAPITAL = SATELLITE_DATA / "nabu_capital.wav"
 QUESTION = "What is the capital of France?"
-MIC_LEAD_SECONDS = 8.0  # the satellite's microphone file starts at once; Home Assistant connects within ~1 s
-# A satellite stops when its microphone file is used up and it looks idle, which it also does while Home
-# Assistant works on the answer (STT, agent, TTS): the file goes on past the answer's audio.
-MIC_TAIL_SECONDS = 10.0
 
 
 @pytest.fixture(scope="module", params=HA_VERSIONS, ids=[f"ha{version}" for version in HA_VERSIONS])
@@ -151,14 +148,16 @@ async def test_a_second_turn_within_five_minutes_continues_the_conversation(ha, 
 
 
 async def test_home_assistant_runs_a_spoken_turn_through_our_satellite(ha, chatty, stt_server, tmp_path):
-    lead, tail = bytes(int(32000 * MIC_LEAD_SECONDS)), bytes(int(32000 * MIC_TAIL_SECONDS))
-    satellite = home_assistant.HaSatellite(tmp_path, lead + _pcm(NABU_CAPITAL) + tail, "--stt-uri", stt_server.uri)
+    mic = LiveMic(tmp_path)
+    satellite = home_assistant.HaSatellite(tmp_path, mic, "--stt-uri", stt_server.uri)
     try:
         entity = await satellite.join(ha)
-        await satellite.wait_for_turns(1, timeout=MIC_LEAD_SECONDS + 60)
+        mic.say(bytes(32000) + _pcm(NABU_CAPITAL))
+        await satellite.wait_for_turns(1, timeout=60)
         await ha.wait_for_state(entity, "idle", timeout=30)
     finally:
         satellite.stop()
+        mic.close()
     [turn] = satellite.turns()
     assert turn["mode"] == "ha" and turn["outcome"] == "answered", turn
     assert words(turn["transcript"]) == words(QUESTION)
@@ -194,23 +193,22 @@ async def test_our_llm_server_restarted_during_a_conversation_through_the_satell
         language="en",
         preferred=True,  # the satellite runs the preferred pipeline
     )
-    gap = bytes(32000 * 14)
-    # The spoken error is long (~11 s of audio, ~6 s to synthesize here): the third question comes after it
-    # has played, else it barges in and the second turn is never logged as such.
-    long_gap = bytes(32000 * 22)
-    question = _pcm(NABU_CAPITAL)
-    lead, tail = bytes(int(32000 * MIC_LEAD_SECONDS)), bytes(int(32000 * MIC_TAIL_SECONDS))
-    mic = lead + question + gap + question + long_gap + question + tail
+    question = bytes(32000) + _pcm(NABU_CAPITAL)  # each after a second's quiet
+    mic = LiveMic(tmp_path)
     satellite = home_assistant.HaSatellite(tmp_path, mic, "--stt-uri", stt_server.uri)
     try:
         await satellite.join(ha)
-        await satellite.wait_for_turns(1, timeout=MIC_LEAD_SECONDS + 60)
+        mic.say(question)
+        await satellite.wait_for_turns(1, timeout=60)
         llm.kill()  # as a crash would
+        mic.say(question)  # the spoken error is long (~11 s): the next question once it has been heard
         await satellite.wait_for_turns(2, timeout=60)
         start_server("wyoming_chatty_llm", "--data-dir", str(llm_dir), "--config", config, port=llm.port)
+        mic.say(question)
         turns = await satellite.wait_for_turns(3, timeout=60)
     finally:
         satellite.stop()
+        mic.close()
     assert [t["outcome"] for t in turns] == ["answered"] * 3, turns
     assert all(words(t["transcript"]) == words(QUESTION) for t in turns), turns
     first, down, back = (t["answer"] for t in turns)

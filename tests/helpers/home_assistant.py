@@ -50,12 +50,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
 import numpy as np
 
 from chatty_common.audio import write_wav
+
+if TYPE_CHECKING:
+    from helpers.satellite_io import LiveMic
 
 ROOT = Path(__file__).resolve().parents[2]
 HA_VERSIONS = ("2025.4.4", "2026.2.3")  # the Home Assistant releases the tests run against, the newest last
@@ -972,16 +975,18 @@ conversation:
 class HaSatellite:
     """Our satellite in Home Assistant mode as its own process, added to Home Assistant as a device."""
 
-    def __init__(self, tmp_path: Path, mic_pcm: bytes, *extra_args: str) -> None:
+    def __init__(self, tmp_path: Path, mic: bytes | LiveMic, *extra_args: str) -> None:
+        """``mic``: what its microphone hears (16 kHz 16-bit mono, played in at real time, then silence), or a
+        live microphone the test speaks into as it goes."""
         self.port = free_port()
         self.metrics = tmp_path / "turns.jsonl"
         self.speaker = tmp_path / "speaker.wav"
         self.log_path = tmp_path / "satellite.log"
-        mic = write_wav(tmp_path / "mic.wav", mic_pcm)
+        mic_args = ["--mic-file", str(write_wav(tmp_path / "mic.wav", mic))] if isinstance(mic, bytes) else mic.args
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "satellite", "--mode", "ha",
-             "--uri", f"tcp://127.0.0.1:{self.port}", "--mic-file", str(mic), "--snd-file", str(self.speaker),
+             "--uri", f"tcp://127.0.0.1:{self.port}", *mic_args, "--snd-file", str(self.speaker),
              "--metrics-file", str(self.metrics), "--name", "kitchen", "--no-follow-up", *extra_args],
             stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip

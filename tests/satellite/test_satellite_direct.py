@@ -14,7 +14,7 @@ import time
 
 import pytest
 from helpers import DATA, SATELLITE_DATA, TESTS_DIR
-from helpers.satellite_io import detections, loud, pcm16k, read_speaker, run_satellite, wait_for_turns
+from helpers.satellite_io import LiveMic, detections, loud, pcm16k, read_speaker, run_satellite, wait_for_turns
 from helpers.servers import free_port, write_config
 from helpers.speech import word_accuracy, words
 
@@ -121,26 +121,32 @@ async def test_a_server_restarted_mid_session_needs_no_satellite_restart(
         argv = [f"wyoming_chatty_{kind}", "--data-dir", str(stt_data_dir if kind == "stt" else tts_data_dir)]
     server = start_server(*argv)
     nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")
-    gap = bytes(32000 * 12)  # room for the server to start again before the third question needs it
-    mic = write_wav(tmp_path / "mic.wav", nabu + gap + nabu + gap + nabu + bytes(32000 * 2))
+    pause = bytes(32000)  # a second's quiet before each question
     metrics = tmp_path / "turns.jsonl"
     uris = {**servers, kind: server.uri}
+    mic = LiveMic(tmp_path)
     process = subprocess.Popen(
-        [sys.executable, "-m", "satellite", "--mode", "direct", "--mic-file", str(mic), "--snd-file",
+        [sys.executable, "-m", "satellite", "--mode", "direct", *mic.args, "--snd-file",
          str(tmp_path / "out.wav"), "--metrics-file", str(metrics), "--no-follow-up",
          *[arg for name, uri in uris.items() for arg in (f"--{name}-uri", uri)]],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
+        mic.say(pause + nabu)
         wait_for_turns(metrics, 1, process)
         server.kill()  # the server goes away after the first answer, as a crash would ...
+        second_start = mic.say(pause + nabu) + 1.0
         wait_for_turns(metrics, 2, process)
         start_server(*argv, port=server.port)  # ... and comes back
-        _, stderr = process.communicate(timeout=120)
+        mic.say(pause + nabu)  # and the next question is asked at once
+        wait_for_turns(metrics, 3, process)
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(10)
+        mic.close()
     turns = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert [t["outcome"] for t in turns] == ["answered", f"{kind} unavailable", "answered"], stderr
     assert "capital" in words(turns[2]["transcript"]) and turns[2]["answer"]
@@ -148,8 +154,8 @@ async def test_a_server_restarted_mid_session_needs_no_satellite_restart(
     if kind != "tts":
         # The failed turn told the user: the TTS server spoke the error during or after the second question.
         samples, rate = read_speaker(tmp_path / "out.wav")
-        second_start = (len(nabu) + len(gap)) / 32000
-        assert loud(samples, rate, second_start, second_start + len(nabu) / 32000 + 5.0) > 0.2
+        window = len(nabu) / 32000 + 5.0
+        assert loud(samples, rate, second_start, second_start + window) * window > 1.5  # seconds of speech
     else:  # no TTS to say it with: the error tone
         assert "tts unavailable" in stderr
 
