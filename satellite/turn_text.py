@@ -140,4 +140,7 @@ class TextTurnModel:
         return self._pool.submit(_complete, heard).result()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Waiting for the worker process to end (a moment: it is idle or finishing one short call): left
+        # running, Python's exit hook woke the pool's manager through a pipe already closed, and a satellite
+        # stopping on a device error printed a traceback after its message.
+        self._pool.shutdown(wait=True, cancel_futures=True)
