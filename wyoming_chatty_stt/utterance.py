@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
@@ -83,6 +84,11 @@ def _norm(word: str) -> str:
     return _NOT_WORD.sub("", word.lower())
 
 
+LIVE_AHEAD = 1.0  # seconds ahead of real time that a live stream's audio may be (network, batching)
+LIVE_RECENT = 0.5  # seconds of arrivals that show a stream is live now, after a part sent at once
+LIVE_RECENT_AHEAD = 0.2  # seconds those arrivals may be ahead of real time
+
+
 class Utterance:
     """The audio of one request and the decodes made of it."""
 
@@ -119,6 +125,7 @@ class Utterance:
         self._offered_end = -1  # the speech end of the last pause a candidate was offered for
         self._last_progress_at = 0
         self._first_audio_at: float | None = None
+        self._arrivals: deque[tuple[float, int]] = deque()  # (time.monotonic(), samples received by then)
         self._finished = False
         self._hypothesis: list[str] = []
         self._confirmed: list[str] = []
@@ -129,13 +136,27 @@ class Utterance:
         if self._first_audio_at is None:
             self._first_audio_at = time.monotonic()
         await self._ingest(self._converter.convert(pcm))
+        self._arrivals.append((time.monotonic(), self._audio.size))
         self._schedule()
 
     def _live(self) -> bool:
-        """Is audio arriving at about real-time pace (not a recording sent all at once)?"""
+        """Is audio arriving at about real-time pace (not a recording sent all at once)?
+
+        Either all of it (it is less than :data:`LIVE_AHEAD` ahead of real time), or for the last
+        :data:`LIVE_RECENT` seconds: a satellite that hears a command on after its end sends what was said
+        before at once, then the rest as it is spoken, which must be decoded at its pauses as usual.
+        """
         assert self._first_audio_at is not None
-        ahead = self._audio.size / SAMPLE_RATE - (time.monotonic() - self._first_audio_at)
-        return ahead < 1.0
+        now = time.monotonic()
+        arrivals = self._arrivals
+        while len(arrivals) > 1 and arrivals[1][0] <= now - LIVE_RECENT:
+            arrivals.popleft()  # the first one left is the last that came at least LIVE_RECENT ago
+        if self._audio.size / SAMPLE_RATE - (now - self._first_audio_at) < LIVE_AHEAD:
+            return True
+        at, size = arrivals[0]
+        if at > now - LIVE_RECENT:
+            return False
+        return (self._audio.size - size) / SAMPLE_RATE - (now - at) < LIVE_RECENT_AHEAD
 
     async def _ingest(self, samples: np.ndarray) -> None:
         if samples.size == 0:

@@ -70,3 +70,28 @@ async def test_asked_at_the_wrong_moment_a_second_hearing_is_refused_or_ignored(
     assert refused.data["code"] == "bad-request" and "candidates" in refused.data["text"]
     result = await stream_wav(stt_server.uri, CLIPS_DIR / "weather.wav", language="en", realtime=False)
     assert words(result.transcript) == words(clips["weather.wav"])
+
+
+async def test_a_command_heard_on_after_its_end_is_decoded_at_its_pause(stt_server):
+    """A satellite that hears a command on after ending it early ("turn off the lights" ... "in the bedroom
+    please") streams it again: what was said before at once, the rest as it is spoken. The rest's pause is
+    decoded as it comes (as for a command streamed live from its start), not only at audio-stop."""
+    pcm, rate, width, channels = read_wav(CLIPS_DIR / "pause.wav")
+    second = rate * width * channels
+    before = pcm[: int(2.3 * rate) * width * channels]  # "turn off the lights", then silence
+    rest = pcm[len(before) :] + bytes(int(1.0 * rate) * width * channels)  # "in the bedroom please"
+    spoken = len(pcm) / second
+    step = rate // 50 * width * channels
+    async with AsyncClient.from_uri(stt_server.uri) as client:
+        stream = LiveTranscription(client, 0.1, rate, width, channels)
+        await stream.start("en")
+        await stream.send(before)
+        started = time.monotonic()
+        for offset in range(0, len(rest), step):
+            await stream.send(rest[offset : offset + step])
+            await asyncio.sleep(max(0.0, started + (offset + step) / second - time.monotonic()))
+            if offset >= len(rest) - step - int(0.7 * rate) * width * channels:
+                break  # 0.3 s into the silence after "please": the words of that pause are due by now
+        heard = await stream.words_after(spoken - 0.3, 5.0)
+        await stream.close()
+    assert heard is not None and {"lights", "bedroom"} <= set(words(heard)), heard
