@@ -42,11 +42,14 @@ async def play_speech(
     queued for the speaker, or None if there was none."""
     playback: Playback | None = None
     async for chunk in speech.audio(ANSWER_TIMEOUT):
+        if answer is not None and answer.withdrawn:
+            break  # taken back (cancelled, but a chunk may come before the cancellation does)
         if playback is None:
             held = answer is not None and not answer.released
             playback = player.playback(PcmFormat(chunk.rate, chunk.width, chunk.channels), held=held)
             if answer is not None:
                 answer.playback = playback
+                answer._playing.set()
             if turn is not None:
                 turn.answer_playback = playback
         if turn is not None and turn.tts_first_audio_at is None:
@@ -62,7 +65,7 @@ class Answer:
 
     The task returns the turn's outcome once the answer has been heard (or raises why it could not be).
     ``on_conversation`` learns the conversation's id as soon as the LLM server names it. A held answer is
-    asked as speculative: the LLM server remembers it only when it is released (committed), so an answer
+    asked as speculative: the LLM server remembers it only once it is released and heard (committed), so an answer
     dropped because the speaker went on leaves no trace in the conversation.
     """
 
@@ -88,6 +91,8 @@ class Answer:
         self.on_conversation = on_conversation
         self.begun = asyncio.Event()
         """Set when the LLM's first text is in (or the answer ended without any)."""
+        self.withdrawn = False
+        self._playing = asyncio.Event()
         self.task = asyncio.create_task(self._run(text), name="answer")
 
     @property
@@ -99,6 +104,12 @@ class Answer:
         self._released.set()
         if self.playback is not None:
             self.playback.release()
+
+    def withdraw(self) -> None:
+        """Drop the answer at once, before any of it is heard (the speaker went on); no more of its audio
+        is played from now on (what was queued must be taken back from the playback)."""
+        self.withdrawn = True
+        self.task.cancel()
 
     async def cancel(self) -> None:
         """Drop the answer (its connections close, so the servers stop working on it)."""
@@ -131,11 +142,13 @@ class Answer:
         speech = SpeechStream(tts, self.voice)
         await speech.start()
         playing = asyncio.create_task(play_speech(self.player, speech, turn, self))
+        committing = asyncio.create_task(self._commit_once_heard(llm), name="commit the answer")
         try:
             agent = AnswerStream(llm)
             turn.llm_sent_at = time.monotonic()
-            speculative = not self.released
-            await agent.ask(text, turn.conversation_id, speculative=speculative)
+            # Asked as speculative always, and committed once heard: until its first sound the speaker
+            # may still go on, and the answer is taken back without a trace in the conversation.
+            await agent.ask(text, turn.conversation_id, speculative=True)
             async for piece in agent.pieces(ANSWER_TIMEOUT):
                 if turn.llm_first_at is None:
                     turn.llm_first_at = turn.tts_text_at = time.monotonic()
@@ -152,14 +165,24 @@ class Answer:
                 await speech.add(reply.text)
             await speech.finish()
             playback = await playing
-            if speculative:
-                await self._released.wait()  # the question is surely over: the answer counts
-                await commit(llm)
+            if playback is None:
+                raise TurnFailed(Outcome.TTS_ERROR, "the TTS server sent no audio")
+            heard = await hear(turn, playback)
+            if playback.sounded.is_set():
+                await committing  # sent at the first sound; the connection stays open until it is
+            if not heard:
+                return Outcome.INTERRUPTED
+            return Outcome.ANSWERED if reply.handled else Outcome.NOT_HANDLED
         finally:
-            if not playing.done():
-                playing.cancel()
-        if playback is None:
-            raise TurnFailed(Outcome.TTS_ERROR, "the TTS server sent no audio")
-        if not await hear(turn, playback):
-            return Outcome.INTERRUPTED
-        return Outcome.ANSWERED if reply.handled else Outcome.NOT_HANDLED
+            for task in (playing, committing):
+                if not task.done():
+                    task.cancel()
+
+    async def _commit_once_heard(self, llm: AsyncClient) -> None:
+        """Keep the answer in the conversation's memory once the question is surely over and its first
+        sound has been heard (a barge-in before that leaves no trace either)."""
+        await self._released.wait()
+        await self._playing.wait()
+        assert self.playback is not None
+        await self.playback.sounded.wait()
+        await commit(llm)

@@ -7,8 +7,10 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 
-from .audio_io import Frame
+from .audio_io import FRAME_BYTES, FRAME_SECONDS, Frame
 from .speech import CommandEnd, CommandRules, Endpointer
+
+GO_ON_SPEECH = 0.1  # seconds of unbroken speech after a command's early end that mean the speaker went on
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,20 @@ class CommandCapture:
             self.ended_at = at if at is not None else time.monotonic()
             self.queue.put_nowait(None)
 
+    def going_on(self, since: list[Heard]) -> CommandCapture:
+        """The same command heard on after it ended early: a capture that starts with this one's audio
+        (queued at once) and the frames heard ``since`` its end, and goes on from there."""
+        capture = CommandCapture(self.endpointer.rules, self.pause_after)
+        capture.endpointer = self.endpointer  # its speech so far, its time so far (towards max_command)
+        capture.pcm = bytearray(self.pcm)
+        for start in range(0, len(self.pcm), FRAME_BYTES):
+            capture.queue.put_nowait(Frame(bytes(self.pcm[start : start + FRAME_BYTES]), 0.0))
+        capture._paused = self.pause_after is not None  # still in the pause it ended at: no new one
+        capture.pauses = self.pauses
+        for heard in since:
+            capture.feed(heard)
+        return capture
+
     @property
     def paused(self) -> bool:
         """The speaker is silent since the last :attr:`Marker.PAUSE` and the command goes on."""
@@ -83,3 +99,35 @@ class CommandCapture:
     @property
     def last_voice_at(self) -> float | None:
         return self.endpointer.last_voice_at
+
+
+class AfterEarlyEnd:
+    """The moments after a command was ended early, at a pause judged to be its end: the speaker may
+    still go on, until the silence that would have ended the command anyway has passed.
+
+    :meth:`feed` keeps the frames heard meanwhile and says when the speaker went on (:data:`GO_ON_SPEECH`
+    of unbroken speech) or when the chance has passed.
+    """
+
+    def __init__(self, capture: CommandCapture) -> None:
+        self.capture = capture
+        self.heard: list[Heard] = []
+        self.silence = capture.endpointer.silence
+        """Seconds since the last voiced frame."""
+        self.speech = 0.0
+        """Seconds of unbroken speech up to now."""
+
+    def feed(self, heard: Heard) -> bool | None:
+        """True: the speaker went on; False: they did not in time; None: not yet known."""
+        self.heard.append(heard)
+        if heard.speech >= self.capture.endpointer.rules.threshold:
+            self.speech += FRAME_SECONDS
+            self.silence = 0.0
+            if self.speech >= GO_ON_SPEECH - 1e-9:
+                return True
+        else:
+            self.speech = 0.0
+            self.silence += FRAME_SECONDS
+            if self.silence >= self.capture.endpointer.end_silence - 1e-9:
+                return False
+        return None

@@ -51,8 +51,13 @@ class Mode(ABC):
 
     @property
     def capturing(self) -> bool:
-        """A spoken command is being heard (its end is looked for: the speech probability is needed)."""
+        """A spoken command is being heard (its end is looked for)."""
         return self.turns.capturing
+
+    @property
+    def wants_speech(self) -> bool:
+        """The speech probability is needed: a command is being heard, or may yet go on."""
+        return self.turns.wants_speech
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open what the mode needs (a server, connections)."""
@@ -182,7 +187,7 @@ class Satellite:
 
     async def _listen(self) -> None:
         mic = self.listener.mic
-        async for heard in self.listener.heard(lambda: self.mode.capturing):
+        async for heard in self.listener.heard(lambda: self.mode.wants_speech):
             self.mode.on_heard(heard)
             if isinstance(mic, FileMicrophone) and mic.ended.is_set() and self.mode.idle and not self.player.busy:
                 _LOGGER.info("The microphone file is used up and the satellite is idle: stopping")

@@ -87,6 +87,9 @@ class DirectMode(Mode):
             mode_judges_pauses=True,
         )
         self.turns.listen_again = lambda: self.listen(None)
+        self.turns.go_on = self._go_on
+        self._answer: Answer | None = None
+        """The answer released to the turn under way (its command may still go on)."""
 
     async def start(self) -> None:
         try:
@@ -101,6 +104,14 @@ class DirectMode(Mode):
     def listen(self, wake_word: str | None) -> None:
         turn, capture = self.turns.begin(wake_word)
         turn.conversation_id = self.conversation_id
+        self.turns.run(self._turn(turn, capture))
+
+    def _go_on(self, turn: Turn, capture: CommandCapture) -> None:
+        """The speaker went on after the command's early end: its answer is dropped before a word of it is
+        heard (the turn controller has taken back its audio), and the whole command is heard again."""
+        if self._answer is not None:
+            self._answer.withdraw()
+            self._answer = None
         self.turns.run(self._turn(turn, capture))
 
     async def _turn(self, turn: Turn, capture: CommandCapture) -> Outcome:
@@ -186,9 +197,12 @@ class DirectMode(Mode):
                 turn.extra["prepared_during_pause"] = True
             preparing = None
             answer.release()
+            self._answer = answer
             try:
                 return await answer.task
             finally:
+                if self._answer is answer:
+                    self._answer = None
                 if not answer.task.done():
                     await answer.cancel()
         finally:

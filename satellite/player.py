@@ -38,6 +38,8 @@ class Playback:
         self.finished = asyncio.Event()
         self.first_sound_at: float | None = None
         """``time.monotonic()`` when the first sample reached the speaker's output."""
+        self.sounded = asyncio.Event()
+        """Set once the first sample has reached the speaker's output."""
         self.end_at: float | None = None
         self.interrupted = False
         self.seconds = 0.0
@@ -65,6 +67,11 @@ class Playback:
         held, self._held = self._held, None
         for pcm in held or []:
             self._player._put(self, pcm)
+
+    def take_back(self) -> bool:
+        """Withdraw a playback none of which has sounded yet: what is queued is dropped, and whatever is
+        added from now on is held (never played). False, and nothing changes, once it has begun to sound."""
+        return self._player._take_back(self)
 
     def _notify(self, event: asyncio.Event) -> None:
         with contextlib.suppress(RuntimeError):  # the event loop is gone
@@ -119,6 +126,16 @@ class Player:
                 playback._notify(playback.finished)
         return bool(dropped)
 
+    def _take_back(self, playback: Playback) -> bool:
+        with self._lock:
+            if playback.first_sound_at is not None:
+                return False
+            playback._held = []
+            kept = [item for item in self._items if item[0] is not playback]
+            self._items.clear()
+            self._items.extend(kept)
+            return True
+
     @property
     def busy(self) -> bool:
         with self._lock:
@@ -170,6 +187,9 @@ class Player:
                     item[0].end_at = clock
                     self._ending.append(item[0])
                     continue
+                if item is not None and item[0].first_sound_at is None:  # under the lock: see _take_back
+                    item[0].first_sound_at = max(clock, now)
+                    item[0]._notify(item[0].sounded)
                 ending = [p for p in self._ending if p.end_at is not None and p.end_at <= now]
                 for playback in ending:
                     self._ending.remove(playback)
@@ -181,8 +201,6 @@ class Player:
                 playback, data = item
                 assert data is not None
                 pcm = data
-                if playback.first_sound_at is None:
-                    playback.first_sound_at = max(clock, now)
             self.speaker.write(pcm)
             clock = max(clock, now if self.speaker.paced else clock) + len(pcm) / 2 / self.rate
             if not self.speaker.paced:

@@ -8,6 +8,11 @@ answer that arrived) with :meth:`~TurnController.run`, and report what ends a
 turn from outside (:meth:`~TurnController.finish`,
 :meth:`~TurnController.interrupt`). Whatever ends a turn, it is written to the
 turn log exactly once, by :meth:`~TurnController.finish`.
+
+A command ended early, at a pause judged to be its end, is not final while its answer is unheard: if
+the speaker goes on before the answer's first sound (and before the silence that would have ended the
+command anyway), the answer is taken back and the command is heard on, as one (a mode that can do so
+sets :attr:`~TurnController.go_on`).
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from wyoming_chatty_stt.client import LateWords, UnsureWords
 
-from .audio_io import MIC_RATE
-from .capture import CommandCapture, Heard
+from .audio_io import FRAME_SECONDS, MIC_RATE
+from .capture import AfterEarlyEnd, CommandCapture, Heard
 from .end_of_turn import LATE_WORDS, UNSURE_WORDS, HearAgain, TurnJudge
 from .player import Playback, Player
 from .sounds import Sounds
@@ -102,10 +107,20 @@ class TurnController:
         """A live transcription for the next command, for judging its pauses (None: none to be had)."""
         self._words: CommandWords | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self.go_on: Callable[[Turn, CommandCapture], None] | None = None
+        """Carries on a turn whose command, ended early, goes on (the mode starts the turn's work again
+        on the capture given, which holds the whole command so far); None: a command's end is final."""
+        self._after: AfterEarlyEnd | None = None
+        """A command ended early whose speaker may still go on."""
 
     @property
     def capturing(self) -> bool:
         return self.capture is not None
+
+    @property
+    def wants_speech(self) -> bool:
+        """The speech probability of each frame is needed: a command is being heard, or may go on."""
+        return self.capture is not None or self._after is not None
 
     @property
     def idle(self) -> bool:
@@ -135,6 +150,8 @@ class TurnController:
         """Give a frame to the command being heard (False: none is)."""
         capture = self.capture
         if capture is None:
+            if self._after is not None:
+                self._watch(self._after, heard)
             return False
         pauses = capture.pauses
         if self._words is not None:
@@ -199,12 +216,14 @@ class TurnController:
                 return
             # What the pause was judged on, in the turn log: a command cut at a pause shows its words there.
             heard = {"heard": words, "command_s": round(len(pcm) / (2 * MIC_RATE), 2)} if words is not None else {}
-            turn.extra.setdefault("pauses", []).append({**verdict.as_record(), **heard})
+            record = {**verdict.as_record(), **heard}
+            turn.extra.setdefault("pauses", []).append(record)
             if words is None:
                 capture.endpointer.end_silence = judge.taking.fallback_silence
             if verdict.done and capture is self.capture and capture.paused:
                 _LOGGER.info("End of turn: the speaker is done")
-                self.end_capture(CommandEnd.SPOKEN)
+                record["ended"] = True  # (a verdict that came after the speaker went on ends nothing)
+                self.end_capture(CommandEnd.SPOKEN, early=True)
             elif not verdict.done:
                 _LOGGER.info("Pause: %s; listening on", verdict.reason)
 
@@ -212,15 +231,19 @@ class TurnController:
         self._judging.add(task)
         task.add_done_callback(self._judging.discard)
 
-    def end_capture(self, end: CommandEnd) -> None:
+    def end_capture(self, end: CommandEnd, early: bool = False) -> None:
         """The command is over: its end was heard, or something else said so (a transcript).
 
         When nobody spoke, the turn gives up here in direct mode; Home Assistant
         mode leaves that to Home Assistant (its speech-to-text may still hear
-        something, and its answer or error follows).
+        something, and its answer or error follows). ``early``: ended at a pause
+        judged to be its end, before the silence rule would have ended it.
         """
+        capture = self.capture
         if not self._close_capture(end):
             return
+        if early and capture is not None and self.go_on is not None:
+            self._after = AfterEarlyEnd(capture)
         if end is CommandEnd.NOTHING_SAID:
             if self.silence_ends_turn:
                 self.give_up(Outcome.NOTHING_SAID)
@@ -240,11 +263,43 @@ class TurnController:
             self.sounds.play(self.player, "error")
             self.finish(outcome, error)
 
+    def _watch(self, after: AfterEarlyEnd, heard: Heard) -> None:
+        """A frame after a command's early end: has the speaker gone on while the answer is unheard?"""
+        turn, playback = self.turn, self.turn.answer_playback if self.turn is not None else None
+        if turn is None or self.go_on is None or (playback is not None and playback.first_sound_at is not None):
+            self._after = None  # the answer has begun to sound: the command is over
+            return
+        went_on = after.feed(heard)
+        if went_on is None:
+            return
+        self._after = None
+        if not went_on or (playback is not None and not playback.take_back()):
+            return
+        capture = after.capture.going_on(after.heard)
+        _LOGGER.info(
+            "The speaker went on after the end of the command: the answer to %r is dropped; listening on",
+            turn.transcript,
+        )
+        turn.extra.setdefault("went_on", []).append(
+            {"heard": turn.transcript, "after_s": round(len(after.heard) * FRAME_SECONDS, 2)}
+        )
+        turn.reset_answer()
+        turn.end_of_speech_at = None
+        turn.extra.pop("end", None)
+        work, self._work = self._work, None
+        if work is not None and not work.done():
+            work.cancel()  # its connections close as it unwinds; the answer's audio was taken back
+        self.capture = capture
+        self.go_on(turn, capture)
+        if capture.end is not None:  # the frames since the end took it to max_command
+            self.end_capture(capture.end)
+
     def stop_listening(self) -> None:
         """Stop hearing the command without ending the turn (it failed; the failure is being said)."""
         self._close_capture(CommandEnd.NOTHING_SAID)
 
     def _close_capture(self, end: CommandEnd) -> bool:
+        self._after = None
         capture, self.capture = self.capture, None
         if capture is None:
             return False

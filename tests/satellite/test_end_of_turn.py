@@ -323,6 +323,81 @@ async def test_direct_the_pause_is_judged_once_the_answer_has_begun(player, judg
         assert started - turn.transcript_at < JUDGE_AFTER_AT_MOST + 0.3
 
 
+def committed(llm: ScriptedServer) -> list[bool]:
+    """For each question the LLM server was asked, whether the satellite kept its answer (committed it)."""
+    return [any(event.type == "chatty-commit" for event in peer.received) for peer in llm.peers]
+
+
+async def ended_early_then(
+    player: Player, judge: TurnJudge, *, llm_delay: float, silence: float, wait_for_sound: bool = False
+) -> tuple[Turn, ScriptedServer, ScriptedServer]:
+    """Direct mode: "Turn on the kitchen light.", which ends at the short pause; ``silence`` seconds after the
+    last word (or once the answer sounds, ``wait_for_sound``) the speaker goes on ("and the hall light"),
+    then is silent. The turn (``answer_sound_s``: seconds of sound played after the first words) and the STT
+    and LLM servers."""
+    turns = CollectedTurns()
+    speaker = player.speaker
+    assert isinstance(speaker, RecordingSpeaker)
+    script = stt_script("Turn on the kitchen light.", "Turn on the kitchen light and the hall light.")
+    async with (
+        ScriptedServer(script) as stt,
+        ScriptedServer(llm_script("Done.", delay=llm_delay)) as llm,
+        ScriptedServer(tts_script(0.3)) as tts,
+    ):
+        mode = direct_mode(player, stt, llm, tts, turns, judge)
+        await hear(mode, wake=True, speech=0.6, pace=1.0)
+        quiet_from = time.monotonic()
+        quiet = asyncio.create_task(hear(mode, silence=silence, pace=1.0))
+        await until(lambda: not mode.capturing, timeout=silence, what="the command to end at the pause")
+        await quiet
+        if wait_for_sound:
+            await until(lambda: speaker.sound_seconds(quiet_from) > 0, timeout=5, what="the answer to sound")
+        await hear(mode, speech=0.6, silence=TAKING.unfinished_silence + 0.2, pace=1.0)
+        await until(lambda: mode.idle, timeout=15, what="the turn to end")
+        await mode.close()
+    assert turns.outcomes == ["answered"]
+    [turn] = turns.turns
+    turn.extra["answer_sound_s"] = speaker.sound_seconds(quiet_from)
+    return turn, stt, llm
+
+
+async def test_direct_a_speaker_who_goes_on_after_the_end_is_heard_to_the_end(player, judge):
+    """The command ended at a pause that sounded like its end ("Turn on the kitchen light."), but the speaker
+    goes on ("... and the hall light") before the answer is heard: that answer is dropped unheard and
+    forgotten by the LLM server, and the whole command is answered, in one turn."""
+    turn, stt, llm = await ended_early_then(player, judge, llm_delay=2.0, silence=1.0)
+    assert turn.transcript == "Turn on the kitchen light and the hall light."
+    [went_on] = turn.extra["went_on"]
+    assert went_on["heard"] == "Turn on the kitchen light."
+    assert 0.0 < went_on["after_s"] < TAKING.unfinished_silence, went_on
+    assert [p.texts("transcript") for p in llm.peers] == [
+        ["Turn on the kitchen light."], ["Turn on the kitchen light and the hall light."]
+    ]  # fmt: skip
+    assert committed(llm) == [False, True]
+    assert len(stt.peers) == 2  # the whole command streamed again, from its start
+    assert turn.extra["answer_sound_s"] == pytest.approx(0.3, abs=0.05)  # the one answer, once
+
+
+async def test_direct_speech_once_the_answer_sounds_does_not_take_it_back(player, judge):
+    """Once the answer has begun to sound, the command is over (the microphone hears the answer too):
+    speech then is not part of the command, and the answer plays on."""
+    turn, _, llm = await ended_early_then(player, judge, llm_delay=0.0, silence=0.8, wait_for_sound=True)
+    assert turn.transcript == "Turn on the kitchen light."
+    assert "went_on" not in turn.extra
+    assert committed(llm) == [True]
+
+
+async def test_direct_speech_after_the_long_silence_does_not_take_the_answer_back(player, judge):
+    """Speech after the silence that would have ended the command anyway is not part of it, even while the
+    answer is still being made."""
+    turn, _, llm = await ended_early_then(
+        player, judge, llm_delay=3.0, silence=TAKING.unfinished_silence + 0.2
+    )  # fmt: skip
+    assert turn.transcript == "Turn on the kitchen light."
+    assert "went_on" not in turn.extra
+    assert committed(llm) == [True]
+
+
 async def ha_mode(player: Player, judge: TurnJudge, stt_uri: str) -> tuple[HaMode, AsyncClient]:
     """The satellite in Home Assistant mode (judging pauses with the STT server at ``stt_uri``), and a
     connection playing Home Assistant's side."""

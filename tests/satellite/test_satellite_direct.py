@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from helpers import DATA, SATELLITE_DATA, TESTS_DIR
 from helpers.satellite_io import LiveMic, detections, loud, pcm16k, read_speaker, run_satellite, wait_for_turns
@@ -97,6 +98,40 @@ async def test_speech_after_a_pause_is_part_of_the_question(tmp_path, servers):
     assert turn["outcome"] == "answered", log
     assert {"lights", "bedroom"} <= set(words(turn["transcript"]))
     assert "prepared_during_pause" in turn  # prepared at the final pause (after the first was dropped)
+
+
+async def test_a_speaker_who_goes_on_after_a_whole_command_is_heard_to_the_end(tmp_path, servers):
+    """The smart end of turn ends "turn off the lights" at its pause (a whole command); the speaker goes on a
+    second later ("in the bedroom please"). Until the answer's first sound, that is part of the command:
+    the answer to the first words is dropped unheard and the whole command is answered, in one turn."""
+    nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")[: int(2.4 * 32000)]  # silence, "Okay Nabu.", silence
+    clip = pcm16k(DATA / "clips" / "pause.wav")  # "turn off the lights", 1.4 s silence, "in the bedroom please"
+    pause = clip[: 2 * int(1.7 * 16000)] + clip[2 * int(1.95 * 16000) :]  # a pause of 1.15 s
+    mic = write_wav(tmp_path / "mic.wav", nabu + pause + bytes(32000 * 4))
+    samples = np.frombuffer(pause, dtype="<i2")
+    level = np.abs(samples[: len(samples) // 160 * 160].reshape(-1, 160)).max(axis=1)  # per 10 ms
+    voiced = np.flatnonzero(level > 1000)
+    gap = int(np.argmax(np.diff(voiced)))  # the pause: the longest run of unvoiced frames
+    went_on_at = 2.4 + voiced[gap + 1] / 100  # seconds into the microphone (and speaker) file
+    # The long silence is longer than its default 1.5 s, so that the pause's verdict, at 0.6-1.3 s on these
+    # machines, comes before the speaker goes on, and the going on is not too close to the long silence.
+    out, turns, log = run_satellite(tmp_path, mic, servers, "--no-sounds", "--unfinished-silence", "2.5")
+    [turn] = turns
+    assert turn["outcome"] == "answered", log
+    samples, rate = read_speaker(out)
+    loud_at = np.flatnonzero(np.abs(samples) > 300)
+    first_sound = loud_at[0] / rate if len(loud_at) else None
+    ended_at_pause = turn["pauses"][0].get("ended", False)
+    if ended_at_pause and first_sound is not None and first_sound < went_on_at + 0.3:
+        # A fast machine: the answer sounded before the speaker had gone on for 0.1 s (what it takes to tell
+        # speech from a noise); the command was over by then.
+        assert "went_on" not in turn, turn
+        return
+    assert {"lights", "bedroom"} <= set(words(turn["transcript"])), (turn, log)
+    if ended_at_pause:  # it went on, and said so
+        [went_on] = turn["went_on"]
+        assert {"lights"} <= set(words(went_on["heard"])) and "bedroom" not in words(went_on["heard"]), went_on
+        assert "The speaker went on after the end of the command" in log
 
 
 async def test_nothing_said_after_the_wake_word_and_speech_without_it(tmp_path, servers):

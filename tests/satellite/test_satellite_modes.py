@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from helpers.scripted import (
+    TTS_RATE,
     CollectedTurns,
     RecordingSpeaker,
     ScriptedServer,
@@ -36,6 +37,7 @@ from wyoming.satellite import RunSatellite
 from wyoming.timer import TimerFinished, TimerStarted
 from wyoming.tts import Synthesize
 
+from chatty_common.audio import PcmFormat
 from satellite.direct import CANT_REACH, DirectMode, DirectSettings
 from satellite.ha import HaMode
 from satellite.ha_info import build_info
@@ -182,6 +184,27 @@ async def test_direct_answer_prepared_in_a_pause_is_dropped_when_speech_goes_on(
     # The dropped answer was never committed: the LLM server forgets it.
     assert "chatty-commit" not in [e.type for e in llm.peers[0].received]
     assert speaker.sound_seconds() == pytest.approx(0.18 + 0.5, abs=0.05)  # awake tone and one answer, not two
+
+
+async def test_an_answer_taken_back_before_it_sounds_is_never_heard(player, speaker):
+    """The player takes back an answer whose audio is queued but unheard (the speaker went on): none of it
+    plays, nor anything added later; once an answer has begun to sound it cannot be taken back."""
+    fmt = PcmFormat(TTS_RATE, 2, 1)
+    start = time.monotonic()
+    withdrawn = player.playback(fmt, held=True)
+    withdrawn.add(tone(0.5))
+    withdrawn.release()  # queued: the player thread has not had it yet if taken back at once
+    assert withdrawn.take_back()
+    withdrawn.add(tone(0.5))
+    withdrawn.end()
+    heard = player.playback(fmt)
+    heard.add(tone(0.3))
+    heard.end()
+    await asyncio.wait_for(heard.sounded.wait(), 5)
+    assert not heard.take_back()
+    await asyncio.wait_for(heard.finished.wait(), 5)
+    assert withdrawn.first_sound_at is None and not withdrawn.sounded.is_set()
+    assert speaker.sound_seconds(start) == pytest.approx(0.3, abs=0.03)
 
 
 # -- Home Assistant mode -------------------------------------------------------------------------------
