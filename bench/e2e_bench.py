@@ -75,16 +75,23 @@ def hesitating(question: str, pause: float) -> str:
     return f'{" ".join(words[:3])} <break time="{int(pause * 1000)}ms"/> {" ".join(words[3:])}'
 
 
-def microphone(work: Path, rounds: int, voices: list[str], hesitation: float = 0.0) -> Path:
+AFTERTHOUGHT = "Please keep it short."
+"""Said after some questions, following a pause: the question was whole, but the speaker goes on."""
+
+
+def microphone(work: Path, rounds: int, voices: list[str], hesitation: float = 0.0, afterthought: float = 0.0) -> Path:
     """The wake word (en-us) and each question in turn, the questions' voices taking turns; with a
-    ``hesitation``, every other question has a pause of that many seconds after its third word."""
+    ``hesitation``, every other question has a pause of that many seconds after its third word; with an
+    ``afterthought``, every other question is followed by :data:`AFTERTHOUGHT` after that many seconds."""
     silence = lambda seconds: bytes(int(seconds * 16000) * 2)  # noqa: E731
     nabu = speech("Okay Nabu.", work)
     pcm = silence(1.0)
     for number, question in enumerate(QUESTIONS * rounds):
         voice = voices[number % len(voices)]
+        if afterthought and number % 2:
+            question = f'{question} <break time="{int(afterthought * 1000)}ms"/> {AFTERTHOUGHT}'
         said = speech(hesitating(question, hesitation), work, voice, ssml=True) if hesitation and number % 2 else (
-            speech(question, work, voice))  # fmt: skip
+            speech(question, work, voice, ssml=bool(afterthought)))  # fmt: skip
         pcm += nabu + silence(0.6) + said + silence(GAP_SECONDS)
     return write_wav(work / "turns.wav", pcm)
 
@@ -155,6 +162,9 @@ def main() -> None:
                         "(comma-separated; default: en-us)")  # fmt: skip
     parser.add_argument("--hesitation", type=float, default=0.0,
                         help="every other question pauses this long after its third word (default: none)")  # fmt: skip
+    parser.add_argument("--afterthought", type=float, default=0.0,
+                        help=f"every other question is followed by {AFTERTHOUGHT!r} after this many seconds "
+                        "(default: none)")  # fmt: skip
     parser.add_argument("--out", default="e2e", help="name of the results in bench/out (default: e2e)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up below when killed
@@ -166,7 +176,7 @@ def main() -> None:
     logs.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        mic = microphone(work, args.rounds, args.voices.split(","), args.hesitation)
+        mic = microphone(work, args.rounds, args.voices.split(","), args.hesitation, args.afterthought)
         llm_config = work / "llm.json"
         config = json.loads(json.dumps(LLM_CONFIG))
         if args.llm_threads:
@@ -232,6 +242,17 @@ def main() -> None:
         print(f"\nquestions with a {args.hesitation} s pause after their third word: {len(cut)} of {len(said)} "
               f"cut off at the pause {cut}")  # fmt: skip
         summary["hesitations_cut_off"] = {"cut": len(cut), "of": len(said)}
+    if args.afterthought and len(turns) == len(QUESTIONS) * args.rounds:
+        said = [t.get("transcript") or "" for i, t in enumerate(turns) if i % 2]
+        heard_out = [text for text in said if "short" in text.lower()]
+        print(f"\nquestions followed by {AFTERTHOUGHT!r} after {args.afterthought} s: {len(heard_out)} of {len(said)} "
+              f"heard to the end; the others: {[text for text in said if text not in heard_out]}")  # fmt: skip
+        summary["afterthoughts_heard"] = {"heard": len(heard_out), "of": len(said)}
+    went_on = [t for t in turns if t.get("went_on")]
+    if went_on:  # commands ended at a pause whose speaker went on before the answer sounded: heard on
+        print(f"turns heard on after an early end: {len(went_on)} "
+              f"{[(w['heard'], t.get('transcript')) for t in went_on for w in t['went_on']]}")  # fmt: skip
+    summary["went_on"] = len(went_on)
     # Soak reading: every turn logged once, none failed, memory growth after the first round.
     failed = [t for t in turns if t["outcome"] not in ("answered", "interrupted")]
     print(f"\n{len(turns)} turns logged for {len(QUESTIONS) * args.rounds} asked; {len(failed)} failed")
