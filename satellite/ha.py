@@ -37,6 +37,7 @@ from .capture import Heard
 from .core import Mode
 from .end_of_turn import TurnJudge
 from .ha_link import HaConnection, HaLink
+from .ha_pipeline import PipelineGate
 from .pause_words import PauseWords
 from .player import Playback, Player
 from .services import Services
@@ -48,6 +49,7 @@ from .turns import TurnController, hear
 
 _LOGGER = logging.getLogger(__name__)
 
+_RUN_EVENTS = {"transcript", "synthesize", "voice-stopped", "error", "audio-start"}  # a pipeline run's, to a command
 PAUSE_SILENCE_TO_HA = 0.4  # s; Home Assistant ends a command after 0.7 s of silence (as its detector hears it)
 
 
@@ -75,13 +77,15 @@ class HaMode(Mode):
         self.player = player
         self.sounds = sounds
         self.link = HaLink(info, self._on_event, self._on_disconnect)
+        self.gate = PipelineGate(self.link.send)
+        """A command's events go through it: held while Home Assistant's last run may still be going."""
         self.timers = Timers(player, sounds)
         self.running = False
         self.turns = TurnController(
             mode="ha", player=player, sounds=sounds, rules=rules, turn_log=turn_log, follow_up=follow_up,
             silence_ends_turn=False, judge=judge, pause_after=judge.taking.pause if judge is not None else None,
         )  # fmt: skip
-        self.turns.on_capture_end = lambda _end: self.link.send(AudioStop().event())
+        self.turns.on_capture_end = lambda _end: self.gate.send(AudioStop().event())
         self.turns.on_interrupt = self._drop_incoming
         self.turns.may_follow_up = lambda: self.link.connected and self.running
         self.turns.listen_again = lambda: self.listen(None)
@@ -120,7 +124,7 @@ class HaMode(Mode):
         # Of a pause being judged, Home Assistant gets only the first PAUSE_SILENCE_TO_HA: its own
         # detector would end the command in a hesitation that the satellite hears out.
         if capture is not None and not (capture.paused and capture.endpointer.silence >= PAUSE_SILENCE_TO_HA):
-            self.link.send(AudioChunk(MIC_FORMAT.rate, MIC_FORMAT.width, MIC_FORMAT.channels, heard.frame.pcm).event())
+            self.gate.send(AudioChunk(MIC_FORMAT.rate, MIC_FORMAT.width, MIC_FORMAT.channels, heard.frame.pcm).event())
         super().on_heard(heard)
 
     def on_wake_word(self, wake_word: str) -> None:
@@ -134,20 +138,30 @@ class HaMode(Mode):
 
     def listen(self, wake_word: str | None) -> None:
         self.turns.begin(wake_word)
-        if wake_word is not None:
-            self.link.send(Detection(name=wake_word, timestamp=int(time.monotonic() * 1000)).event())
-        self.link.send(
-            RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.TTS, wake_word_name=wake_word).event()
-        )
-        self.link.send(AudioStart(MIC_FORMAT.rate, MIC_FORMAT.width, MIC_FORMAT.channels).event())
+        events = [Detection(name=wake_word, timestamp=int(time.monotonic() * 1000)).event()] if wake_word else []
+        events += [
+            RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.TTS, wake_word_name=wake_word).event(),
+            AudioStart(MIC_FORMAT.rate, MIC_FORMAT.width, MIC_FORMAT.channels).event(),
+        ]
+        self.gate.start_run(events)
 
     # -- events from Home Assistant -------------------------------------------------------------------
     def _on_event(self, event: Event) -> None:
         turn = self.turns.turn
+        # While a command is held back, what the pipeline sends is the last run's: none of it is this turn's.
+        earlier = self.gate.holding
+        self.gate.on_event(event)
+        if earlier and event.type in _RUN_EVENTS:
+            if AudioStart.is_type(event.type):
+                self._discard_audio = True
+            _LOGGER.debug("Home Assistant's last run sent %s while the next command waits: dropped", event.type)
+            return
         if RunSatellite.is_type(event.type):
+            self.gate.reset()
             self.running = True
             _LOGGER.info("Home Assistant runs the satellite")
         elif PauseSatellite.is_type(event.type):
+            self.gate.reset()
             self.running = False
             self.turns.interrupt(Outcome.PAUSED)
             _LOGGER.info("Home Assistant paused the satellite")
@@ -189,6 +203,7 @@ class HaMode(Mode):
             self.timers.on_event(event)
 
     def _on_disconnect(self) -> None:
+        self.gate.reset()
         self.running = False
         self._discard_audio = False  # the next connection will not send the rest of anything
         if self._incoming is not None:  # an answer (or announcement) was arriving: play what came

@@ -539,3 +539,31 @@ async def test_our_llm_server_restarted_mid_conversation_recovers(ha, chatty, st
     back.raise_for_error()
     assert "paris" in first.answer.lower() and "paris" in back.answer.lower(), (first.answer, back.answer)
     await ha.remove_entry(entry.entry_id)
+
+
+async def test_a_barge_in_while_home_assistant_still_writes_the_answer_is_heard(ha, chatty, stt_server, tmp_path):
+    """The wake word while Home Assistant still runs the last answer's pipeline (our agent writing a story,
+    spoken as it is written): the story stops and the new question is answered. Home Assistant would drop
+    the audio of a run started then (the cancelled run's end shuts its microphone input), so the satellite
+    holds the question until that run is over, then sends all of it."""
+    if ha.version != NEWEST:
+        pytest.skip(f"runs on the newest Home Assistant ({NEWEST}) only, to keep the suite short")
+    clip = lambda name: bytes(32000) + home_assistant.read_wav(SATELLITE_CLIPS / name)[0]  # noqa: E731
+    mic = LiveMic(tmp_path)
+    satellite = home_assistant.HaSatellite(tmp_path, mic, "--stt-uri", stt_server.uri)
+    try:
+        await satellite.join(ha)
+        story = clip("nabu_story.wav")
+        mic.say(story)
+        await asyncio.sleep(len(story) / 32000 + 2.5)  # the story is being written (and spoken)
+        mic.say(clip("nabu_capital.wav"))
+        turns = await satellite.wait_for_turns(2, timeout=90)
+    finally:
+        satellite.stop()
+        mic.close()
+    log = satellite.log_path.read_text()
+    assert [t["outcome"] for t in turns] == ["interrupted", "answered"], log
+    assert "Barge-in" in log
+    if "the command waits for it" in log:  # (Home Assistant had not finished the story's run: as a rule)
+        assert "Home Assistant's last run is over: sending the command" in log, log
+    assert "capital" in words(turns[1]["transcript"]) and "paris" in turns[1]["answer"].lower(), turns[1]

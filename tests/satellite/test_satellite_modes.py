@@ -30,7 +30,7 @@ from helpers.scripted import (
 )
 from helpers.servers import free_port
 from wyoming.asr import Transcript
-from wyoming.audio import AudioChunk, AudioStart
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
 from wyoming.error import Error
 from wyoming.satellite import RunSatellite
@@ -374,14 +374,48 @@ async def test_ha_old_answer_arriving_while_the_next_command_is_heard_is_dropped
     await hear(mode, wake=True, speech=0.6, silence=0.8)
     await events_until(client, "audio-stop")
     await client.write_event(Synthesize(text="Once upon a time.").event())
-    await hear(mode, wake=True)  # before any of that answer's audio
-    await events_until(client, "run-pipeline")
+    await hear(mode, wake=True)  # before any of that answer's audio (Home Assistant 2025.4 synthesizes it all first)
     heard_from = time.monotonic() + 0.3  # after the awake tone
+    # That run is over once its audio starts: only then does the next command go (see the next test).
     await send_audio(client.write_event, tone(1.0, 22050), rate=22050)  # the old pipeline's audio: dropped
-    await asyncio.sleep(1.0)
+    await events_until(client, "run-pipeline")
     await hear(mode, speech=0.6, silence=0.8)
     await events_until(client, "audio-stop")
     assert speaker.sound_seconds(since=heard_from) < 0.25  # the done tone only
+    await answer_heard(mode, client, "The end.", 0.3)
+    assert turns.outcomes == ["interrupted", "answered"]
+    assert turns.turns[1].answer == "The end."
+
+
+async def test_ha_a_command_waits_while_home_assistant_still_writes_the_last_answer(ha, speaker):
+    """Home Assistant 2026.2 streams an answer while its agent still writes it. A run started then gets no
+    audio (the cancelled run's end shuts its microphone input: components/wyoming/assist_satellite.py),
+    so a barge-in's command waits until that run is over (its ``synthesize``, once the answer is all
+    written), then goes with all the audio heard meanwhile, and is answered."""
+    mode, client, turns = ha
+    await hear(mode, wake=True, speech=0.6, silence=0.8)
+    await events_until(client, "audio-stop")
+    await client.write_event(Transcript(text="Tell me a story.").event())
+    await client.write_event(AudioStart(22050, 2, 1).event())  # the answer streams as it is written
+    for _ in range(10):
+        await client.write_event(AudioChunk(22050, 2, 1, tone(0.1, 22050)).event())
+    await until(lambda: mode._incoming is not None, what="the answer to arrive")
+    await hear(mode, wake=True)  # a barge-in while the answer is still being written
+    await hear(mode, speech=0.6, silence=0.8, pace=1.0)  # the command, heard in full meanwhile
+    with pytest.raises(TimeoutError):
+        await events_until(client, "run-pipeline", timeout=0.5)  # nothing goes to Home Assistant yet
+    await client.write_event(Synthesize(text="Once upon a time, a dragon.").event())  # all written: the run ends
+    await client.write_event(AudioStop().event())
+    async with asyncio.timeout(5):
+        events = []
+        while not events or events[-1].type != "audio-stop":
+            event = await client.read_event()
+            assert event is not None
+            events.append(event)
+    types = [event.type for event in events]
+    assert types[:3] == ["detection", "run-pipeline", "audio-start"], types
+    heard = sum(len(event.payload or b"") for event in events if event.type == "audio-chunk") / 32000
+    assert heard >= 0.6 + 0.4, heard  # the whole command: its speech and the start of its silence
     await answer_heard(mode, client, "The end.", 0.3)
     assert turns.outcomes == ["interrupted", "answered"]
     assert turns.turns[1].answer == "The end."

@@ -1,0 +1,107 @@
+"""Home Assistant's pipeline run as the satellite sees it: a command started while the last run may still be
+going is held back until that run is over.
+
+Home Assistant (2025.4 to 2026.2, ``components/wyoming/assist_satellite.py``) starts a run for each
+``run-pipeline`` and cancels the run under way; but the cancelled run's end (``RUN_END``) clears the flag
+that lets microphone audio in, after the new run has set it. So a command started while the last run is
+still writing its answer (a barge-in while the answer streams, say) never reaches Home Assistant's
+speech-to-text, and the run waits for audio until the satellite disconnects. The run is over once its
+speech has begun: ``synthesize`` (its text-to-speech stage, after the whole answer is written) and the
+answer's ``audio-start`` (2025.4 sends it at the stage's end), or an ``error``. Until then, a new
+command's events are kept, and sent (with all the audio heard meanwhile) a moment after it is over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from wyoming.audio import AudioStart
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.tts import Synthesize
+
+_LOGGER = logging.getLogger(__name__)
+
+AFTER_RUN_END = 0.3  # s after the run is seen to be over before a held command goes (its end is processed)
+HOLD_AT_MOST = 20.0  # s a command is held for a run that never says it is over (an answer without speech)
+
+
+class PipelineGate:
+    """Sends a command's events to Home Assistant (``send``), holding them while its last run may be going."""
+
+    def __init__(self, send: Callable[[Event], None]) -> None:
+        self._send = send
+        self._running = False
+        self._speaking = self._audio = False  # seen of the run Home Assistant runs: synthesize, audio-start
+        self._held: list[Event] | None = None
+        self._release: asyncio.TimerHandle | None = None
+
+    @property
+    def holding(self) -> bool:
+        """A command is held back (Home Assistant's events now belong to the last run)."""
+        return self._held is not None
+
+    def start_run(self, events: list[Event]) -> None:
+        """A new command: ``run-pipeline`` and what goes with it; held if the last run may still be going."""
+        self._held = None  # a held command cut off by another one never reaches Home Assistant
+        if self._running:
+            _LOGGER.info("Home Assistant is still finishing the last answer: the command waits for it")
+            self._held = list(events)
+            self._schedule(HOLD_AT_MOST)
+        else:
+            self._begin(events)
+
+    def send(self, event: Event) -> None:
+        """An event of the command under way (its audio, its end)."""
+        if self._held is not None:
+            self._held.append(event)
+        else:
+            self._send(event)
+
+    def on_event(self, event: Event) -> None:
+        """An event from Home Assistant: does it show that the last run is over?"""
+        if not self._running:
+            return
+        if Synthesize.is_type(event.type):
+            self._speaking = True
+        elif AudioStart.is_type(event.type):
+            self._audio = True
+        if Error.is_type(event.type) or (self._speaking and self._audio):
+            self._over()
+
+    def reset(self) -> None:
+        """Home Assistant went away or paused the satellite: no run goes on, and nothing is held."""
+        self._running = False
+        self._held = None
+        self._cancel_release()
+
+    def _begin(self, events: list[Event]) -> None:
+        for event in events:
+            self._send(event)
+        self._running = True
+        self._speaking = self._audio = False
+
+    def _over(self) -> None:
+        self._running = False
+        if self._held is not None:
+            self._schedule(AFTER_RUN_END)
+
+    def _schedule(self, delay: float) -> None:
+        self._cancel_release()
+        self._release = asyncio.get_running_loop().call_later(delay, self._flush)
+
+    def _cancel_release(self) -> None:
+        if self._release is not None:
+            self._release.cancel()
+            self._release = None
+
+    def _flush(self) -> None:
+        """The last run is over (or took too long to say so): the held command goes, and goes on live."""
+        self._release = None
+        held, self._held = self._held, None
+        if held is None:
+            return
+        _LOGGER.info("Home Assistant's last run is over: sending the command (%d events held)", len(held))
+        self._begin(held)
