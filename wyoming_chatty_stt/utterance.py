@@ -136,7 +136,11 @@ class Utterance:
         if self._first_audio_at is None:
             self._first_audio_at = time.monotonic()
         await self._ingest(self._converter.convert(pcm))
-        self._arrivals.append((time.monotonic(), self._audio.size))
+        now = time.monotonic()
+        arrivals = self._arrivals
+        arrivals.append((now, self._audio.size))
+        while len(arrivals) > 1 and arrivals[1][0] <= now - LIVE_RECENT:
+            arrivals.popleft()  # the first one left is the last that came at least LIVE_RECENT ago
         self._schedule()
 
     def _live(self) -> bool:
@@ -148,12 +152,9 @@ class Utterance:
         """
         assert self._first_audio_at is not None
         now = time.monotonic()
-        arrivals = self._arrivals
-        while len(arrivals) > 1 and arrivals[1][0] <= now - LIVE_RECENT:
-            arrivals.popleft()  # the first one left is the last that came at least LIVE_RECENT ago
         if self._audio.size / SAMPLE_RATE - (now - self._first_audio_at) < LIVE_AHEAD:
             return True
-        at, size = arrivals[0]
+        at, size = self._arrivals[0]
         if at > now - LIVE_RECENT:
             return False
         return (self._audio.size - size) / SAMPLE_RATE - (now - at) < LIVE_RECENT_AHEAD
