@@ -28,6 +28,7 @@ from .handler import TtsEventHandler, TtsSettings
 from .info import build_info
 from .library import VoiceLibrary
 from .models import ModelError, prepare_model
+from .pacing import SynthesisSpeed
 from .recent import RecentPieces
 from .voices import VoiceBank, VoiceError
 
@@ -176,6 +177,7 @@ async def _serve(args: argparse.Namespace, engine: KokoroEngine, voices: VoiceLi
                 settings=settings,
                 executor=executor,
                 recent=RecentPieces(),
+                speed=SynthesisSpeed(),
             ),
         )
     finally:

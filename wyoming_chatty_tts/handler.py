@@ -6,6 +6,10 @@ audio for the client, so the next piece is being synthesized while the
 previous one is still on its way. A client that goes away cancels the running
 synthesis at once.
 
+Once a stream sounds, its pieces are paced (:mod:`.pacing`): each is cut so that it is ready before
+the audio sent so far has played, and words waiting for their sentence's end are spoken without it
+when waiting longer would leave the listener in silence.
+
 The first piece of every stream is kept a minute (:mod:`.recent`): a client that
 knows an answer is coming may *prepare* it (``synthesize-start`` with
 ``"chatty": {"prepare": true}``: only the first piece is made, no audio is sent,
@@ -17,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -42,8 +47,9 @@ from chatty_common.protocol import LimitedEventHandler, RequestError, limit_send
 from .engine import SAMPLE_RATE, Cancel, Cancelled, KokoroEngine
 from .fetch import VoiceDownloadFailed, VoiceNotDownloaded
 from .library import VoiceLibrary
+from .pacing import ListenerClock, SynthesisSpeed
 from .recent import RecentPieces
-from .splitter import TextSplitter, merge_pieces
+from .splitter import TextSplitter, cut_to_fit, merge_pieces
 from .voices import Voice, VoiceError
 
 _LOGGER = logging.getLogger(__name__)
@@ -75,6 +81,7 @@ class _Cycle:
     mergeable: bool = False  # a later sentence of a stream: may join the sentences queued after it
     first: bool = False  # the first piece of a stream: kept for a while, or taken from what was kept
     prepare: bool = False  # make (and keep) the audio, send none
+    clock: ListenerClock | None = None  # what the listener of this audio has left to hear (None: nobody hears it)
 
 
 @dataclass
@@ -86,6 +93,7 @@ class _Stream:
     prepare: bool
     pieces: int = 0
     chars: int = 0
+    clock: ListenerClock = field(default_factory=ListenerClock)
 
 
 class _WorkQueue:
@@ -134,7 +142,7 @@ class _WorkQueue:
                 pieces += following.pieces
                 self._items.popleft()
             self._changed.notify_all()
-        return _Cycle([" ".join(pieces)], cycle.voice, mergeable=True)
+        return _Cycle([" ".join(pieces)], cycle.voice, mergeable=True, clock=cycle.clock)
 
 
 class TtsEventHandler(LimitedEventHandler):
@@ -151,6 +159,7 @@ class TtsEventHandler(LimitedEventHandler):
         settings: TtsSettings,
         executor: Executor,
         recent: RecentPieces | None = None,
+        speed: SynthesisSpeed | None = None,
     ) -> None:
         super().__init__(reader, writer)
         limit_send_buffer(writer, SEND_BUFFER_BYTES)
@@ -162,8 +171,11 @@ class TtsEventHandler(LimitedEventHandler):
         self._work = _WorkQueue(MAX_QUEUED_PIECES)
         self._worker: asyncio.Task[None] | None = None
         self._recent = recent if recent is not None else RecentPieces()
+        self._speed = speed if speed is not None else SynthesisSpeed()
         self._cancel = Cancel()
         self._stream: _Stream | None = None
+        self._busy = False  # the worker is making or sending a cycle
+        self._pacer: asyncio.Task[None] | None = None  # waits to cut a stream's words before their sentence ends
 
     async def handle_event(self, event: Event) -> bool:
         if Describe.is_type(event.type):
@@ -174,7 +186,8 @@ class TtsEventHandler(LimitedEventHandler):
                 self._check_length(len(text))
                 voice = await self._voice(event.data.get("voice"))
                 splitter = TextSplitter()
-                await self._queue(_Cycle(merge_pieces(splitter.feed(text) + splitter.flush()), voice))
+                pieces = merge_pieces(splitter.feed(text) + splitter.flush())
+                await self._queue(_Cycle(pieces, voice, clock=ListenerClock()))
         elif SynthesizeStart.is_type(event.type):
             if self._stream is not None:
                 await self._finish_stream()
@@ -190,6 +203,7 @@ class TtsEventHandler(LimitedEventHandler):
             if not (stream.prepare and stream.pieces):  # preparing: only the first piece is wanted
                 for piece in stream.splitter.feed(text):
                     await self._queue_stream_piece(piece, stream)
+                self._pace_stream()
         elif SynthesizeStop.is_type(event.type):
             if self._stream is None:
                 raise RequestError("synthesize-stop arrived before synthesize-start", "stream-not-started")
@@ -202,6 +216,7 @@ class TtsEventHandler(LimitedEventHandler):
         stream = self._stream
         assert stream is not None
         self._stream = None
+        self._stop_pacer()
         for piece in stream.splitter.flush():
             if not (stream.prepare and stream.pieces):
                 await self._queue_stream_piece(piece, stream)
@@ -216,10 +231,42 @@ class TtsEventHandler(LimitedEventHandler):
             _Cycle(
                 [piece], stream.voice,
                 mergeable=stream.pieces > 2, first=stream.pieces == 1, prepare=stream.prepare,
+                clock=None if stream.prepare else stream.clock,
             )
         )  # fmt: skip
         if stream.prepare:  # only the first piece is prepared: the stream is done once it is made
             await self._queue(SynthesizeStopped().event())
+
+    # -- pacing a stream whose text is still coming -------------------------
+
+    def _pace_stream(self) -> None:
+        """While a stream's listener hears it and nothing is being made, speak the complete words that wait for
+        their clause or sentence to end as soon as waiting longer would leave the listener in silence."""
+        self._stop_pacer()
+        stream = self._stream
+        if stream is None or stream.prepare or not stream.clock.started or self._busy or not self._work.empty:
+            return
+        waiting = len(stream.splitter.pending.strip())
+        if waiting:
+            slack = stream.clock.budget() - self._speed.seconds(waiting)
+            self._pacer = asyncio.create_task(self._cut_when_due(stream, slack), name="tts pacing")
+
+    async def _cut_when_due(self, stream: _Stream, slack: float) -> None:
+        if slack > 0:
+            await asyncio.sleep(slack)
+        self._pacer = None  # from here on, queue the piece: nothing may cancel this
+        if self._stream is not stream or self._busy or not self._work.empty:
+            return
+        piece = stream.splitter.take_words(self._speed.chars_within(stream.clock.budget()))
+        if piece is None:
+            return
+        _LOGGER.debug("Spoken before its sentence ended (%.2f s of audio left): %r", stream.clock.left(), piece)
+        await self._queue_stream_piece(piece, stream)
+
+    def _stop_pacer(self) -> None:
+        if self._pacer is not None:
+            self._pacer.cancel()
+            self._pacer = None
 
     @staticmethod
     def _prepare(event: Event) -> bool:
@@ -269,12 +316,15 @@ class TtsEventHandler(LimitedEventHandler):
         try:
             while True:
                 item = await self._work.get()
+                self._busy = True
                 if isinstance(item, Event):
                     self.send(item)
                 else:
                     await self._speak(await self._work.merge_following(item, MERGE_MAX_CHARS))
+                self._busy = False
                 if self._work.empty:
                     release_free_memory_soon()  # nothing more to say for now: give the memory back
+                    self._pace_stream()
         except Cancelled:
             pass
         except Exception:
@@ -289,12 +339,21 @@ class TtsEventHandler(LimitedEventHandler):
             return
         self.send(AudioStart(SAMPLE_RATE, WIDTH, CHANNELS).event())
         step = self._settings.samples_per_chunk * WIDTH
-        for piece in cycle.pieces:
+        pieces = deque(cycle.pieces)
+        while pieces:
+            piece = pieces.popleft()
+            clock = cycle.clock
+            if clock is not None and clock.started:  # the listener hears this already: the piece must be in time
+                piece, rest = cut_to_fit(piece, self._speed.chars_within(clock.budget()))
+                if rest:
+                    pieces.appendleft(rest)
             async for audio in self._audio(piece, cycle):
                 await self.wait_for_room(MAX_QUEUED_EVENTS)
                 pcm = float_to_pcm16(audio)
                 for offset in range(0, len(pcm), step):
                     self.send(AudioChunk(SAMPLE_RATE, WIDTH, CHANNELS, pcm[offset : offset + step]).event())
+                if clock is not None:
+                    clock.sent(audio.size / SAMPLE_RATE)
         self.send(AudioStop().event())
 
     async def _audio(self, piece: str, cycle: _Cycle) -> AsyncIterator[np.ndarray]:
@@ -325,11 +384,19 @@ class TtsEventHandler(LimitedEventHandler):
     async def _synthesize(self, piece: str, voice: Voice) -> AsyncIterator[np.ndarray]:
         loop = asyncio.get_running_loop()
         audio_parts = self._engine.synthesize(piece, voice.style, self._settings.speed, self._cancel, voice.language)
-        while (audio := await loop.run_in_executor(self._executor, next, audio_parts, None)) is not None:
+        took = 0.0
+        while True:
+            started = time.monotonic()
+            audio = await loop.run_in_executor(self._executor, next, audio_parts, None)
+            took += time.monotonic() - started
+            if audio is None:
+                break
             yield audio
+        self._speed.record(len(piece), took)
 
     async def disconnect(self) -> None:
         """The client is gone (or failed): stop its synthesis now, mid-sentence if need be."""
         self._cancel.cancel()
+        self._stop_pacer()
         if self._worker is not None:
             self._worker.cancel()

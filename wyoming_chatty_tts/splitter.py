@@ -153,11 +153,69 @@ class TextSplitter:
                 return words[count - 1].end()
         return words[shortest - 1].end()
 
+    @property
+    def pending(self) -> str:
+        """The text received and not yet cut into a piece."""
+        return self._buffer
+
+    def take_words(self, max_chars: int, min_words: int = 2) -> str | None:
+        """The listener is about to run out of audio: a piece of the complete words buffered now, at most about
+        ``max_chars`` long and cut at a phrase break, instead of waiting for the clause or sentence to end.
+        None while fewer than ``min_words`` words are complete."""
+        words = list(_WORD.finditer(self._buffer))
+        end = phrase_cut(self._buffer, words, max_chars, min_words, min_tail_words=0)
+        if end is None:
+            return None
+        return self._take(end).strip() or None
+
     def _take(self, end: int) -> str:
         piece, self._buffer = self._buffer[:end], self._buffer[end:]
         if piece.strip():
             self._first = False
         return piece
+
+
+_WORD = re.compile(r"\S+(?=\s)")  # a word followed by a space: complete, however the text goes on
+
+
+def phrase_cut(
+    text: str, words: list[re.Match[str]], max_chars: int, min_words: int, min_tail_words: int
+) -> int | None:
+    """Where to end a piece of at most ``max_chars`` characters (but ``min_words`` words at least) taken from the
+    start of ``text``: after a clause, else before a function word (either if not much shorter), else after a word.
+    ``words`` are the complete words of ``text``; at least ``min_tail_words`` of them must be left after
+    the cut. None if there is no such place."""
+    if len(words) < min_words + min_tail_words:
+        return None
+    limit = max(max_chars, words[min_words - 1].end())
+    last = len(words) - min_tail_words  # the piece may end after words[last - 1] at the latest
+    ends = [w.end() for w in words[min_words - 1 : last] if w.end() <= limit]
+    if not ends:
+        return None
+    clauses = [
+        m.end()
+        for m in _CLAUSE_END.finditer(text, 0, limit)
+        if limit / 2 <= m.end() <= ends[-1] and len(text[: m.start()].split()) >= min_words
+    ]
+    if clauses:
+        return clauses[-1]
+    breaks = [
+        words[k - 1].end()
+        for k in range(min_words, last)
+        if limit / 2 <= words[k - 1].end() <= limit and words[k].group().lower().strip("\"'(") in _FUNCTION_WORDS
+    ]
+    return breaks[-1] if breaks else ends[-1]
+
+
+def cut_to_fit(piece: str, max_chars: int, min_words: int = 2) -> tuple[str, str]:
+    """Cut a whole piece at a phrase break so that its head has at most about ``max_chars`` characters (the rest
+    keeps two words at least); a piece that fits, or has no such break, is not cut."""
+    if len(piece) <= max_chars:
+        return piece, ""
+    end = phrase_cut(piece, list(re.finditer(r"\S+", piece)), max_chars, min_words, min_tail_words=2)
+    if end is None:
+        return piece, ""
+    return piece[:end].strip(), piece[end:].strip()
 
 
 def merge_pieces(pieces: list[str], max_chars: int = 250) -> list[str]:

@@ -198,6 +198,34 @@ async def test_bad_requests_get_an_error_and_the_server_stays_up(tts_server, raw
     assert result.seconds() > 0.3
 
 
+async def test_words_are_spoken_before_their_sentence_ends_when_the_listener_would_wait(
+    tts_server, stt_server, tmp_path
+):
+    """An LLM that stops writing mid-sentence (slow, or thinking): once the first piece sounds, the words
+    already written are spoken before the audio sent runs out, not when the sentence ends."""
+    said = "The capital of the United States of America is the city of "
+    result = SpeechResult()
+    started = time.monotonic()
+    async with AsyncClient.from_uri(tts_server.uri) as client:
+
+        async def until(last: str, count: int) -> None:
+            while [e.type for _, e in result.events].count(last) < count:
+                event = await asyncio.wait_for(client.read_event(), 60)
+                assert event is not None
+                result.events.append((time.monotonic() - started, event))
+
+        await client.write_event(SynthesizeStart().event())
+        await client.write_event(SynthesizeChunk(text=said).event())
+        await until("audio-stop", 2)  # without the sentence's end: the first piece, then the words written
+        before_the_end = len(result.audio)
+        await client.write_event(SynthesizeChunk(text="Washington.").event())
+        await client.write_event(SynthesizeStop().event())
+        await until("synthesize-stopped", 1)
+    assert before_the_end > 24000 * 2 * 1.5  # more than the first piece's words ("The capital of")
+    transcript = await heard(stt_server, result, tmp_path)
+    assert word_accuracy(said + "Washington.", transcript) >= 0.6, transcript
+
+
 async def test_a_client_that_leaves_stops_its_synthesis(tts_server):
     long_text = " ".join(SENTENCES * 8)  # about a minute of speech, ~20 s of synthesis
     async with AsyncClient.from_uri(tts_server.uri) as client:

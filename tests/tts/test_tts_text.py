@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wyoming_chatty_tts.splitter import TextSplitter, merge_pieces
+from wyoming_chatty_tts.pacing import MARGIN, ListenerClock, SynthesisSpeed
+from wyoming_chatty_tts.splitter import TextSplitter, cut_to_fit, merge_pieces
 from wyoming_chatty_tts.text import spoken
 
 
@@ -86,3 +87,55 @@ def test_run_on_text_is_cut_so_memory_stays_bounded():
 def test_merging_keeps_the_first_two_pieces_short():
     pieces = ["Sure,", "the sun shines.", "It is warm.", "Bring water.", "Have fun."]
     assert merge_pieces(pieces, max_chars=30) == ["Sure,", "the sun shines.", "It is warm. Bring water.", "Have fun."]
+
+
+@pytest.mark.parametrize(
+    ("piece", "max_chars", "expected"),
+    [
+        ("the United States is New York City.", 20, ("the United States", "is New York City.")),  # before "is"
+        (
+            "Jupiter, but the largest planet is not a planet at all.",
+            35,
+            ("Jupiter, but the largest planet is", "not a planet at all."),  # before "not", not at the comma
+        ),
+        (
+            "It is warm, sunny and dry in the whole country today.",
+            14,
+            ("It is warm,", "sunny and dry in the whole country today."),
+        ),
+        ("It is a gas giant made mostly of hydrogen.", 25, ("It is a gas giant made", "mostly of hydrogen.")),
+        ("the United States is New York City.", 0, ("the United", "States is New York City.")),  # late already
+        ("New York City.", 3, ("New York City.", "")),  # a one-word rest is never left
+        ("Paris is the capital.", 100, ("Paris is the capital.", "")),  # it fits
+    ],
+)
+def test_a_piece_that_would_not_be_ready_in_time_is_cut_at_a_phrase_break(piece, max_chars, expected):
+    assert cut_to_fit(piece, max_chars) == expected
+
+
+def test_words_waiting_for_their_sentence_to_end_can_be_spoken_now():
+    splitter = TextSplitter()
+    assert splitter.feed("The capital of the United States is New") == ["The capital of"]
+    assert splitter.take_words(20) == "the United States"  # complete words only, before "is"
+    assert splitter.pending == " is New"
+    assert splitter.take_words(20) is None  # "New" may go on ("Newark"): one complete word is not a piece
+    assert splitter.feed(" York City. It is") == ["is New York City."]
+    assert splitter.flush() == ["It is"]
+
+
+def test_the_speed_of_synthesis_is_learned_from_the_pieces_made():
+    speed = SynthesisSpeed(per_char=0.03)
+    for _ in range(20):
+        speed.record(45, 0.6)  # 0.01 s a character with the call's overhead
+    assert speed.seconds(45) == pytest.approx(0.6, rel=0.05)
+    assert speed.chars_within(0.6) == pytest.approx(45, abs=3)
+    assert speed.chars_within(0.0) == 0
+
+
+def test_the_listener_clock_counts_down_the_audio_sent():
+    clock = ListenerClock()
+    assert not clock.started and clock.left() == 0.0
+    clock.sent(1.0)
+    clock.sent(0.5)
+    assert clock.started and 1.4 < clock.left() <= 1.5
+    assert clock.budget() == pytest.approx(clock.left() - MARGIN, abs=0.01)
