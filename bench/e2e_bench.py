@@ -10,7 +10,9 @@ It is also the soak run: it checks that every turn was logged once and none
 failed, and reports each process's resident memory (median and peak of each
 round of ten turns): growth is the last round's median against the first's.
 300 turns back to back: ``bench/run_e2e.sh --rounds 30`` (about an hour and
-ten minutes).
+ten minutes). From what the satellite played it also counts the answers that
+stalled: a silence of STALL_SECONDS or more inside an answer, where the next
+piece of its audio was not there in time.
 
     bench/run_e2e.sh [--rounds 1]
 """
@@ -30,6 +32,8 @@ import tempfile
 import time
 import wave
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -53,6 +57,9 @@ QUESTIONS = [
 GAP_SECONDS = 10.0  # after each question: time for the answer to play before the next wake word
 LLM_CONFIG = {"opts": {"llama_cpp": {"max_tokens": 60}}}  # voice-length answers (about 15 s at most)
 STAGES = ("end_of_speech", "transcript", "llm_first", "tts_first_audio", "first_played")  # in the order they come
+STALL_SECONDS = 0.35  # a silence this long inside an answer is a stall (Kokoro's own pauses are shorter)
+SOUND_LEVEL = 0.01  # peak amplitude of 10 ms of played audio that counts as sound
+ANSWER_APART = 2.5  # s: sounds closer than this belong to one answer
 FIGURES = ("QUESTION-TO-RESPONSE_MS", "VOICE-TO-VOICE_MS", "STT_MS", "LLM-TTF_MS", "LLM-TOTAL_MS", "TTS-TTFA_MS")
 
 
@@ -153,6 +160,31 @@ def watch_memory(processes: dict[str, subprocess.Popen], metrics: Path, warm_up_
     return memory
 
 
+def stalls(played: Path) -> list[list[float]]:
+    """The silences of STALL_SECONDS or more inside each answer the satellite played (s; one list per answer).
+
+    Sounds closer than ANSWER_APART are one answer; an answer is at least 0.4 s of sound (the
+    satellite's short tones are not answers).
+    """
+    with wave.open(str(played)) as wav:
+        rate, channels = wav.getframerate(), wav.getnchannels()
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).reshape(-1, channels)[:, 0]
+    hop = rate // 100
+    blocks = np.abs(pcm[: pcm.size // hop * hop].astype(np.float32)).reshape(-1, hop).max(axis=1) / 32768
+    loud = np.flatnonzero(blocks > SOUND_LEVEL)
+    answers: list[list[float]] = []
+    if loud.size == 0:
+        return answers
+    silences = np.diff(loud) / 100 - 0.01  # s of silence between consecutive sounding blocks
+    start = 0
+    for end in [*np.flatnonzero(silences >= ANSWER_APART), loud.size - 1]:
+        inside = silences[start:end]
+        if (loud[end] - loud[start]) / 100 >= 0.4:
+            answers.append([round(float(s), 2) for s in inside if s >= STALL_SECONDS])
+        start = end + 1
+    return answers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=1, help="passes over the 10 questions (default: 1)")
@@ -248,6 +280,12 @@ def main() -> None:
         print(f"\nquestions followed by {AFTERTHOUGHT!r} after {args.afterthought} s: {len(heard_out)} of {len(said)} "
               f"heard to the end; the others: {[text for text in said if text not in heard_out]}")  # fmt: skip
         summary["afterthoughts_heard"] = {"heard": len(heard_out), "of": len(said)}
+    played = stalls(logs / "speaker.wav")
+    stalled = [a for a in played if a]
+    longest = max((s for a in stalled for s in a), default=0.0)
+    print(f"\nanswers that stalled (a silence of {STALL_SECONDS} s or more inside): {len(stalled)} of {len(played)}, "
+          f"longest {longest:.2f} s; stalls {sorted(s for a in stalled for s in a)}")  # fmt: skip
+    summary["stalled_answers"] = {"stalled": len(stalled), "of": len(played), "longest_s": longest}
     went_on = [t for t in turns if t.get("went_on")]
     if went_on:  # commands ended at a pause whose speaker went on before the answer sounded: heard on
         print(f"turns heard on after an early end: {len(went_on)} "
