@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -35,6 +36,7 @@ from .voices import VoiceBank, VoiceError
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_PORT = 10200
+WARM_UP = "The lights are on."  # synthesized at start-up, the second time timed
 
 
 def _speed(text: str) -> float:
@@ -150,10 +152,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"wyoming-chatty-tts: {err}")
     except RuntimeError as err:
         sys.exit(f"wyoming-chatty-tts: {err}")
-    # Warm up so the first client gets full speed.
+    # Warm up so the first client gets full speed, and time a short phrase: how fast pieces are made here.
     default = voices.bank.voice(args.voice)
-    for _ in engine.synthesize("Ready.", default.style, args.speed, language=default.language):
-        pass
+    for _ in range(2):
+        started = time.monotonic()
+        for _ in engine.synthesize(WARM_UP, default.style, args.speed, language=default.language):
+            pass
+    speed = SynthesisSpeed.timed(len(engine.speech_text(WARM_UP, default.language)), time.monotonic() - started)
     settings = TtsSettings(
         default_voice=args.voice,
         speed=args.speed,
@@ -161,10 +166,12 @@ def main(argv: list[str] | None = None) -> None:
         max_text_chars=args.max_text_chars,
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args, engine, voices, settings))
+        asyncio.run(_serve(args, engine, voices, settings, speed))
 
 
-async def _serve(args: argparse.Namespace, engine: KokoroEngine, voices: VoiceLibrary, settings: TtsSettings) -> None:
+async def _serve(
+    args: argparse.Namespace, engine: KokoroEngine, voices: VoiceLibrary, settings: TtsSettings, speed: SynthesisSpeed
+) -> None:
     executor = ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="kokoro")
     try:
         await serve(
@@ -177,7 +184,7 @@ async def _serve(args: argparse.Namespace, engine: KokoroEngine, voices: VoiceLi
                 settings=settings,
                 executor=executor,
                 recent=RecentPieces(),
-                speed=SynthesisSpeed(),
+                speed=speed,
             ),
         )
     finally:

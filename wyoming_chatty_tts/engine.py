@@ -174,6 +174,11 @@ class KokoroEngine:
                 self._phonemizers[language] = Phonemizer(language)
             return self._phonemizers[language]
 
+    def speech_text(self, text: str, language: str | None = None) -> str:
+        """The text as it is spoken in ``language`` (None: the server's): in English money, times and units
+        spelled out; in every language the markup removed."""
+        return spoken(text) if (language or self.language).startswith("en") else clean_markup(text)
+
     def synthesize(
         self,
         text: str,
@@ -185,9 +190,7 @@ class KokoroEngine:
         """Speak one piece of text in ``language`` (None: the server's): trimmed float32 audio, one array per
         model call (long text: several)."""
         phonemizer = self.phonemizer_for(language)
-        # Money, times and units are spelled out in English only; other languages get the markup removed.
-        words = spoken(text) if phonemizer.language.startswith("en") else clean_markup(text)
-        phonemes = phonemizer.phonemes(words)
+        phonemes = phonemizer.phonemes(self.speech_text(text, phonemizer.language))
         for piece in split_phonemes(phonemes):
             tokens = phonemizer.tokens(piece)
             if not tokens:

@@ -246,9 +246,9 @@ class TtsEventHandler(LimitedEventHandler):
         stream = self._stream
         if stream is None or stream.prepare or not stream.clock.started or self._busy or not self._work.empty:
             return
-        waiting = len(stream.splitter.pending.strip())
+        waiting = stream.splitter.pending.strip()
         if waiting:
-            slack = stream.clock.budget() - self._speed.seconds(waiting)
+            slack = stream.clock.budget() - self._speed.seconds(self._spoken_chars(waiting, stream.voice))
             self._pacer = asyncio.create_task(self._cut_when_due(stream, slack), name="tts pacing")
 
     async def _cut_when_due(self, stream: _Stream, slack: float) -> None:
@@ -257,11 +257,22 @@ class TtsEventHandler(LimitedEventHandler):
         self._pacer = None  # from here on, queue the piece: nothing may cancel this
         if self._stream is not stream or self._busy or not self._work.empty:
             return
-        piece = stream.splitter.take_words(self._speed.chars_within(stream.clock.budget()))
+        piece = stream.splitter.take_words(
+            self._chars_within(stream.clock.budget(), stream.splitter.pending, stream.voice)
+        )
         if piece is None:
             return
         _LOGGER.debug("Spoken before its sentence ended (%.2f s of audio left): %r", stream.clock.left(), piece)
         await self._queue_stream_piece(piece, stream)
+
+    def _spoken_chars(self, text: str, voice: Voice) -> int:
+        """The characters of ``text`` as spoken: what synthesis takes time for ("1,832,000" is 45)."""
+        return len(self._engine.speech_text(text, voice.language))
+
+    def _chars_within(self, seconds: float, text: str, voice: Voice) -> int:
+        """How many characters of ``text`` (as written) can be synthesized in ``seconds``."""
+        spoken = self._spoken_chars(text, voice)
+        return self._speed.chars_within(seconds) * len(text) // max(1, spoken)
 
     def _stop_pacer(self) -> None:
         if self._pacer is not None:
@@ -344,8 +355,9 @@ class TtsEventHandler(LimitedEventHandler):
             piece = pieces.popleft()
             clock = cycle.clock
             if clock is not None and clock.started:  # the listener hears this already: the piece must be in time
-                piece, rest = cut_to_fit(piece, self._speed.chars_within(clock.budget()))
+                piece, rest = cut_to_fit(piece, self._chars_within(clock.budget(), piece, cycle.voice))
                 if rest:
+                    _LOGGER.debug("Cut to be in time (%.2f s of audio left): %r | %r", clock.left(), piece, rest)
                     pieces.appendleft(rest)
             async for audio in self._audio(piece, cycle):
                 await self.wait_for_room(MAX_QUEUED_EVENTS)
@@ -392,7 +404,7 @@ class TtsEventHandler(LimitedEventHandler):
             if audio is None:
                 break
             yield audio
-        self._speed.record(len(piece), took)
+        self._speed.record(self._spoken_chars(piece, voice), took)
 
     async def disconnect(self) -> None:
         """The client is gone (or failed): stop its synthesis now, mid-sentence if need be."""

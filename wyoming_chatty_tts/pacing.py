@@ -22,7 +22,8 @@ LEARNING = 0.3  # weight of the latest piece in the running estimate
 
 
 class SynthesisSpeed:
-    """Seconds of synthesis per character of text on this server, learned from the pieces it makes.
+    """Seconds of synthesis per character of text as spoken (numbers spelled out) on this server, learned from the
+    pieces it makes.
 
     One per server: its connections share the CPU, so the latest pieces of any of them say best how
     long the next will take (with the LLM writing and the STT decoding beside it, or not).
@@ -30,6 +31,11 @@ class SynthesisSpeed:
 
     def __init__(self, per_char: float = FIRST_GUESS) -> None:
         self.per_char = per_char
+
+    @classmethod
+    def timed(cls, chars: int, seconds: float) -> SynthesisSpeed:
+        """The speed of one synthesis of ``chars`` characters that took ``seconds`` (the server's warm-up)."""
+        return cls(seconds / (chars + OVERHEAD_CHARS)) if seconds > 0 else cls()
 
     def seconds(self, chars: int) -> float:
         """How long ``chars`` characters of text take to synthesize."""

@@ -175,6 +175,7 @@ class TextSplitter:
         return piece
 
 
+PHRASE_WORDS = 4  # a piece cut shorter than this may take up to this many words to end at a phrase break
 _WORD = re.compile(r"\S+(?=\s)")  # a word followed by a space: complete, however the text goes on
 
 
@@ -182,7 +183,8 @@ def phrase_cut(
     text: str, words: list[re.Match[str]], max_chars: int, min_words: int, min_tail_words: int
 ) -> int | None:
     """Where to end a piece of at most ``max_chars`` characters (but ``min_words`` words at least) taken from the
-    start of ``text``: after a clause, else before a function word (either if not much shorter), else after a word.
+    start of ``text``: after a clause, else before a function word (either if not much shorter), else after a word;
+    a piece of fewer than PHRASE_WORDS words goes on to a phrase break within that many words if there is one.
     ``words`` are the complete words of ``text``; at least ``min_tail_words`` of them must be left after
     the cut. None if there is no such place."""
     if len(words) < min_words + min_tail_words:
@@ -204,7 +206,15 @@ def phrase_cut(
         for k in range(min_words, last)
         if limit / 2 <= words[k - 1].end() <= limit and words[k].group().lower().strip("\"'(") in _FUNCTION_WORDS
     ]
-    return breaks[-1] if breaks else ends[-1]
+    if breaks:
+        return breaks[-1]
+    if len(ends) + min_words - 1 < PHRASE_WORDS:  # a few words only: rather end a phrase ("the kitchen light |")
+        for k in range(min_words, min(last, PHRASE_WORDS) + 1):
+            if _CLAUSE_END.match(text, words[k - 1].end() - 1) or (
+                k < len(words) and words[k].group().lower().strip("\"'(") in _FUNCTION_WORDS
+            ):
+                return words[k - 1].end()
+    return ends[-1]
 
 
 def cut_to_fit(piece: str, max_chars: int, min_words: int = 2) -> tuple[str, str]:

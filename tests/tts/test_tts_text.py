@@ -104,7 +104,8 @@ def test_merging_keeps_the_first_two_pieces_short():
             ("It is warm,", "sunny and dry in the whole country today."),
         ),
         ("It is a gas giant made mostly of hydrogen.", 25, ("It is a gas giant made", "mostly of hydrogen.")),
-        ("the United States is New York City.", 0, ("the United", "States is New York City.")),  # late already
+        ("the United States is New York City.", 0, ("the United States", "is New York City.")),  # late already
+        ("the kitchen light is now off.", 4, ("the kitchen light", "is now off.")),  # not "the kitchen |"
         ("New York City.", 3, ("New York City.", "")),  # a one-word rest is never left
         ("Paris is the capital.", 100, ("Paris is the capital.", "")),  # it fits
     ],
