@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         started = time.monotonic()
         for _ in engine.synthesize(WARM_UP, default.style, args.speed, language=default.language):
             pass
-    speed = SynthesisSpeed.timed(len(engine.speech_text(WARM_UP, default.language)), time.monotonic() - started)
+    speed = SynthesisSpeed.timed(engine.spoken_length(WARM_UP, default.language), time.monotonic() - started)
     settings = TtsSettings(
         default_voice=args.voice,
         speed=args.speed,

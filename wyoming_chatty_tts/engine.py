@@ -179,6 +179,14 @@ class KokoroEngine:
         spelled out; in every language the markup removed."""
         return spoken(text) if (language or self.language).startswith("en") else clean_markup(text)
 
+    def spoken_length(self, text: str, language: str | None = None) -> int:
+        """How long ``text`` is to say: its phonemes ("1,832,000" has 37), or its characters as spoken while
+        the language's phonemizer is not loaded (it is never loaded here: this runs on the event loop)."""
+        language = language or self.language
+        words = self.speech_text(text, language)
+        phonemizer = self._phonemizers.get(language)
+        return len(words) if phonemizer is None else len(phonemizer.phonemes(words))
+
     def synthesize(
         self,
         text: str,

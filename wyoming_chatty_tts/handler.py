@@ -248,7 +248,7 @@ class TtsEventHandler(LimitedEventHandler):
             return
         waiting = stream.splitter.pending.strip()
         if waiting:
-            slack = stream.clock.budget() - self._speed.seconds(self._spoken_chars(waiting, stream.voice))
+            slack = stream.clock.budget() - self._speed.seconds(self._length(waiting, stream.voice))
             self._pacer = asyncio.create_task(self._cut_when_due(stream, slack), name="tts pacing")
 
     async def _cut_when_due(self, stream: _Stream, slack: float) -> None:
@@ -265,14 +265,13 @@ class TtsEventHandler(LimitedEventHandler):
         _LOGGER.debug("Spoken before its sentence ended (%.2f s of audio left): %r", stream.clock.left(), piece)
         await self._queue_stream_piece(piece, stream)
 
-    def _spoken_chars(self, text: str, voice: Voice) -> int:
-        """The characters of ``text`` as spoken: what synthesis takes time for ("1,832,000" is 45)."""
-        return len(self._engine.speech_text(text, voice.language))
+    def _length(self, text: str, voice: Voice) -> int:
+        """How long ``text`` is to say (its phonemes): what synthesis takes time for."""
+        return self._engine.spoken_length(text, voice.language)
 
     def _chars_within(self, seconds: float, text: str, voice: Voice) -> int:
         """How many characters of ``text`` (as written) can be synthesized in ``seconds``."""
-        spoken = self._spoken_chars(text, voice)
-        return self._speed.chars_within(seconds) * len(text) // max(1, spoken)
+        return self._speed.length_within(seconds) * len(text) // max(1, self._length(text, voice))
 
     def _stop_pacer(self) -> None:
         if self._pacer is not None:
@@ -404,7 +403,7 @@ class TtsEventHandler(LimitedEventHandler):
             if audio is None:
                 break
             yield audio
-        self._speed.record(self._spoken_chars(piece, voice), took)
+        self._speed.record(self._length(piece, voice), took)
 
     async def disconnect(self) -> None:
         """The client is gone (or failed): stop its synthesis now, mid-sentence if need be."""

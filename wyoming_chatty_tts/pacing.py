@@ -6,9 +6,10 @@ of", then 0.6 s of silence, then "the United States is New York City." (half the
 end-to-end benchmark stalled so, for up to 1.7 s). So the server keeps track of both sides: the
 audio a stream's listener has not heard yet (:class:`ListenerClock`, as if it played from the first
 chunk on, without a break), and the seconds of synthesis a piece of text takes here, now
-(:class:`SynthesisSpeed`, learned from the pieces it makes). A piece that would not be ready in time
-is cut at a phrase break into one that is, and a stream whose text is still coming gets the words
-it has when waiting for the sentence's end would leave the listener in silence.
+(:class:`SynthesisSpeed`, per phoneme: "1,832,000" is short text and long speech). A piece that
+would not be ready in time is cut at a phrase break into one that is, and a stream whose text is
+still coming gets the words it has when waiting for the sentence's end would leave the listener in
+silence.
 """
 
 from __future__ import annotations
@@ -16,40 +17,39 @@ from __future__ import annotations
 import time
 
 MARGIN = 0.15  # s of audio the listener should still have when the next piece is ready
-OVERHEAD_CHARS = 15  # what every model call costs beside its text, in characters (Kokoro pads each call)
-FIRST_GUESS = 0.03  # s of synthesis per character before anything was measured (a slow CPU)
+OVERHEAD = 20  # what every model call costs beside its text, in phonemes (Kokoro pads each call)
+FIRST_GUESS = 0.025  # s of synthesis per phoneme before anything was measured (a slow CPU)
 LEARNING = 0.3  # weight of the latest piece in the running estimate
 
 
 class SynthesisSpeed:
-    """Seconds of synthesis per character of text as spoken (numbers spelled out) on this server, learned from the
-    pieces it makes.
+    """Seconds of synthesis per phoneme of text on this server, timed at start-up and learned from the pieces it makes.
 
     One per server: its connections share the CPU, so the latest pieces of any of them say best how
     long the next will take (with the LLM writing and the STT decoding beside it, or not).
     """
 
-    def __init__(self, per_char: float = FIRST_GUESS) -> None:
-        self.per_char = per_char
+    def __init__(self, per_phoneme: float = FIRST_GUESS) -> None:
+        self.per_phoneme = per_phoneme
 
     @classmethod
-    def timed(cls, chars: int, seconds: float) -> SynthesisSpeed:
-        """The speed of one synthesis of ``chars`` characters that took ``seconds`` (the server's warm-up)."""
-        return cls(seconds / (chars + OVERHEAD_CHARS)) if seconds > 0 else cls()
+    def timed(cls, length: int, seconds: float) -> SynthesisSpeed:
+        """The speed of one synthesis of ``length`` phonemes that took ``seconds`` (the server's warm-up)."""
+        return cls(seconds / (length + OVERHEAD)) if seconds > 0 else cls()
 
-    def seconds(self, chars: int) -> float:
-        """How long ``chars`` characters of text take to synthesize."""
-        return self.per_char * (chars + OVERHEAD_CHARS)
+    def seconds(self, length: int) -> float:
+        """How long text of ``length`` phonemes takes to synthesize."""
+        return self.per_phoneme * (length + OVERHEAD)
 
-    def chars_within(self, seconds: float) -> int:
-        """The most characters that can be synthesized in ``seconds`` (0 when not even a model call fits)."""
-        return max(0, int(seconds / self.per_char) - OVERHEAD_CHARS)
+    def length_within(self, seconds: float) -> int:
+        """The most phonemes that can be synthesized in ``seconds`` (0 when not even a model call fits)."""
+        return max(0, int(seconds / self.per_phoneme) - OVERHEAD)
 
-    def record(self, chars: int, seconds: float) -> None:
-        """A piece of ``chars`` characters took ``seconds`` to synthesize."""
-        if chars > 0 and seconds > 0:
-            measured = seconds / (chars + OVERHEAD_CHARS)
-            self.per_char += LEARNING * (measured - self.per_char)
+    def record(self, length: int, seconds: float) -> None:
+        """A piece of ``length`` phonemes took ``seconds`` to synthesize."""
+        if length > 0 and seconds > 0:
+            measured = seconds / (length + OVERHEAD)
+            self.per_phoneme += LEARNING * (measured - self.per_phoneme)
 
 
 class ListenerClock:

@@ -125,12 +125,13 @@ def test_words_waiting_for_their_sentence_to_end_can_be_spoken_now():
 
 
 def test_the_speed_of_synthesis_is_learned_from_the_pieces_made():
-    speed = SynthesisSpeed(per_char=0.03)
+    speed = SynthesisSpeed(per_phoneme=0.03)
     for _ in range(20):
-        speed.record(45, 0.6)  # 0.01 s a character with the call's overhead
-    assert speed.seconds(45) == pytest.approx(0.6, rel=0.05)
-    assert speed.chars_within(0.6) == pytest.approx(45, abs=3)
-    assert speed.chars_within(0.0) == 0
+        speed.record(40, 0.6)  # 0.01 s a phoneme with the call's overhead
+    assert speed.seconds(40) == pytest.approx(0.6, rel=0.05)
+    assert speed.length_within(0.6) == pytest.approx(40, abs=3)
+    assert speed.length_within(0.0) == 0
+    assert SynthesisSpeed.timed(40, 0.6).seconds(40) == pytest.approx(0.6)
 
 
 def test_the_listener_clock_counts_down_the_audio_sent():
