@@ -60,6 +60,7 @@ STAGES = ("end_of_speech", "transcript", "llm_first", "tts_first_audio", "first_
 STALL_SECONDS = 0.35  # a silence this long inside an answer is a stall (Kokoro's own pauses are shorter)
 SOUND_LEVEL = 0.01  # peak amplitude of 10 ms of played audio that counts as sound
 ANSWER_APART = 2.5  # s: sounds closer than this belong to one answer
+TONE_SECONDS = 0.25  # s: a sound this short before or after an answer is a tone, not speech
 FIGURES = ("QUESTION-TO-RESPONSE_MS", "VOICE-TO-VOICE_MS", "STT_MS", "LLM-TTF_MS", "LLM-TOTAL_MS", "TTS-TTFA_MS")
 
 
@@ -163,8 +164,9 @@ def watch_memory(processes: dict[str, subprocess.Popen], metrics: Path, warm_up_
 def stalls(played: Path) -> list[list[float]]:
     """The silences of STALL_SECONDS or more inside each answer the satellite played (s; one list per answer).
 
-    Sounds closer than ANSWER_APART are one answer; an answer is at least 0.4 s of sound (the
-    satellite's short tones are not answers).
+    Sounds closer than ANSWER_APART are one answer; an answer is at least 0.4 s of sound. The
+    satellite's and Home Assistant's short tones (under TONE_SECONDS, before or after an answer) are
+    not part of it.
     """
     with wave.open(str(played)) as wav:
         rate, channels = wav.getframerate(), wav.getnchannels()
@@ -178,9 +180,15 @@ def stalls(played: Path) -> list[list[float]]:
     silences = np.diff(loud) / 100 - 0.01  # s of silence between consecutive sounding blocks
     start = 0
     for end in [*np.flatnonzero(silences >= ANSWER_APART), loud.size - 1]:
-        inside = silences[start:end]
-        if (loud[end] - loud[start]) / 100 >= 0.4:
-            answers.append([round(float(s), 2) for s in inside if s >= STALL_SECONDS])
+        # islands of sound split by silences of STALL_SECONDS or more: (first block, last block)
+        cuts = [start + i for i in np.flatnonzero(silences[start:end] >= STALL_SECONDS)]
+        islands = list(zip([start, *[c + 1 for c in cuts]], [*cuts, end], strict=True))
+        while islands and (loud[islands[0][1]] - loud[islands[0][0]]) / 100 < TONE_SECONDS:
+            islands.pop(0)
+        while islands and (loud[islands[-1][1]] - loud[islands[-1][0]]) / 100 < TONE_SECONDS:
+            islands.pop()
+        if islands and (loud[islands[-1][1]] - loud[islands[0][0]]) / 100 >= 0.4:
+            answers.append([round(float(silences[a[1]]), 2) for a in islands[:-1]])
         start = end + 1
     return answers
 
