@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
@@ -24,6 +25,37 @@ from .loops import LoopWatch, without_loop
 from .memory import ConversationMemory, Message
 
 _LOGGER = logging.getLogger(__name__)
+
+_WORD = re.compile(r"[\w']+")
+
+
+def as_said(question: str) -> str:
+    """A question as a listener would say it again: its words, without case or punctuation."""
+    return " ".join(_WORD.findall(question.casefold()))
+
+
+class _Writing:
+    """An answer being written, which a listener may ask to stop."""
+
+    def __init__(self, question: str) -> None:
+        self.question = as_said(question)
+        self.stop = asyncio.Event()
+
+    async def next_piece(self, stream: AsyncIterator[str]) -> str | None:
+        """The stream's next piece; None at its end, or as soon as the answer is stopped (the piece being
+        written is not waited for: a model that shares the CPU with speech may take a second for it)."""
+        if self.stop.is_set():
+            return None
+        piece = asyncio.ensure_future(anext(stream, None))
+        stopped = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait((piece, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not piece.done():
+                piece.cancel()  # ends the stream: the backend stops writing
+                await asyncio.wait((piece,))
+        return piece.result() if not piece.cancelled() else None
 
 
 @dataclass(frozen=True)
@@ -57,6 +89,21 @@ class Agent:
         self.memory = memory or ConversationMemory(config.memory)
         self.metrics = metrics
         self._preparing: set[asyncio.Task[None]] = set()
+        self._writing: list[_Writing] = []
+
+    def stop_writing(self, question: str) -> int:
+        """Stop the answers being written to ``question`` (case and punctuation aside).
+
+        Each ends at once as an answer of what it has written so far. Home Assistant's pipeline runs until its
+        agent's answer is written, and a satellite cannot start the next run before (a barge-in waited
+        for a whole story to be written): the satellite asks for this when it is interrupted.
+        Returns how many answers were stopped.
+        """
+        said = as_said(question)
+        stopping = [writing for writing in self._writing if writing.question == said and not writing.stop.is_set()]
+        for writing in stopping:
+            writing.stop.set()
+        return len(stopping)
 
     def prompt(self, conversation_id: str, question: str, extra_prompt: str = "") -> list[Message]:
         """System prompt (and the client's addition to it), the conversation so far, and the question.
@@ -125,6 +172,8 @@ class Agent:
         ttf: float | None = None
         outcome = "cancelled"
         looping = LoopWatch()
+        writing = _Writing(question)
+        self._writing.append(writing)
         try:
             question = question.strip()
             if not question:
@@ -136,7 +185,7 @@ class Agent:
                     f"{self.config.max_question_chars}",
                 )
             async with contextlib.aclosing(self._pieces(question, conversation_id, extra_prompt)) as stream:
-                async for piece in stream:
+                while (piece := await writing.next_piece(stream)) is not None:
                     if ttf is None:
                         ttf = time.perf_counter() - started
                     if looping.feed(piece):  # leaving the stream stops the backend writing
@@ -148,9 +197,18 @@ class Agent:
                         break
                     pieces.append(piece)
                     on_piece(piece)
+            if writing.stop.is_set():
+                _LOGGER.info(
+                    "The answer for conversation %s was stopped by its listener after %d characters",
+                    conversation_id,
+                    len("".join(pieces)),
+                )
             text = "".join(pieces).strip()
             if not text:
-                raise BackendError(Failure.EMPTY, "the model's answer was empty")
+                stopped = writing.stop.is_set()
+                raise BackendError(
+                    Failure.EMPTY, "stopped before it wrote anything" if stopped else "the model's answer was empty"
+                )
             if remember:
                 self.remember(conversation_id, question, text, extra_prompt)
             outcome = "handled"
@@ -166,6 +224,7 @@ class Agent:
             _LOGGER.exception("The %s backend failed unexpectedly", self.backend.name)
             return TurnResult(failure.value, failure, ttf, time.perf_counter() - started, len(pieces))
         finally:
+            self._writing.remove(writing)
             self._record(conversation_id, outcome, ttf, time.perf_counter() - started, pieces, speculative=not remember)
 
     async def _next_piece(self, stream: AsyncIterator[str], deadline: float) -> str | None:

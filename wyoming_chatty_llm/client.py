@@ -22,7 +22,7 @@ from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop, NotHandled
 
-from .handler import COMMIT
+from .handler import COMMIT, STOP, STOPPED
 
 
 class AgentError(Exception):
@@ -128,6 +128,17 @@ async def ask_on(
 async def commit(client: AsyncClient) -> None:
     """Keep the speculative answer asked on this connection in the conversation's memory."""
     await client.write_event(Event(COMMIT))
+
+
+async def stop_answers(client: AsyncClient, question: str) -> int:
+    """Have the server stop writing the answers to ``question`` (each ends with what it has); how many it stopped."""
+    await client.write_event(Event(STOP, {"question": question}))
+    while (event := await client.read_event()) is not None:
+        if event.type == STOPPED:
+            return int(event.data.get("stopped", 0))
+        if Error.is_type(event.type):
+            raise AgentError(Error.from_event(event).text)
+    raise AgentError("the server closed the connection before it replied")
 
 
 async def ask(

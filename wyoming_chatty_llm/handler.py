@@ -5,7 +5,9 @@ as the model writes it, the final ``handled`` with the whole answer (the only
 event Home Assistant reads), then ``handled-stop``. A turn that fails sends
 ``not-handled`` with a sentence the user can hear. Questions on one
 connection are answered in order; a client that disconnects cancels its
-generation.
+generation. ``chatty-stop`` (any connection) ends the answers being written to a
+question with what they have so far: a satellite whose answer was interrupted
+sends it, so that Home Assistant's run of that answer ends.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ _LOGGER = logging.getLogger(__name__)
 
 MAX_WAITING_TURNS = 4  # questions queued on one connection behind the one being answered
 COMMIT = "chatty-commit"  # keep the connection's speculative answer in the conversation's memory
+STOP = "chatty-stop"  # {"question": ...}: stop writing the answers to this question (any connection's)
+STOPPED = "chatty-stopped"  # the reply to STOP: {"stopped": how many answers}
 
 
 class _Speculation:
@@ -83,6 +87,13 @@ class LlmEventHandler(LimitedEventHandler):
             task.add_done_callback(self._turns.discard)
         elif event.type == COMMIT:
             self._commit()
+        elif event.type == STOP:
+            question = event.data.get("question")
+            if not isinstance(question, str) or not question.strip():
+                raise RequestError(f"{STOP} needs a 'question' string")
+            stopped = self._agent.stop_writing(question)
+            _LOGGER.debug("Asked to stop the answers to %r: %d stopped", question, stopped)
+            self.send(Event(STOPPED, {"stopped": stopped}))
         elif Intent.is_type(event.type):
             raise RequestError("this conversation agent answers transcript events, not intent", "unsupported")
         return True

@@ -14,7 +14,7 @@ from wyoming.event import Event
 from wyoming.handle import HandledChunk
 
 from chatty_common.health_check import describe
-from wyoming_chatty_llm.client import ask
+from wyoming_chatty_llm.client import AnswerStream, ask, stop_answers
 
 
 def _metrics(llm_dir) -> list[dict]:
@@ -119,6 +119,33 @@ async def test_an_answer_that_loops_is_stopped_and_remembered_once(llm_server, l
         raise AssertionError(llm_server.log())
     [record] = [r for r in _metrics(llm_dir) if r["conversation_id"] == conversation]
     assert record["outcome"] == "handled" and record["chars"] == len(answer.text)
+
+
+async def test_an_answer_its_listener_stopped_ends_with_what_it_has(llm_server, llm_dir):
+    """A satellite interrupted while Home Assistant still waits for our answer asks, on a connection of its
+    own, to stop the answers to that question: the answer ends at once as what it has written (Home
+    Assistant's run can then end), the model stops, the conversation goes on from it; other questions'
+    answers are left alone."""
+    conversation = f"stopped-{uuid.uuid4().hex[:6]}"
+    async with AsyncClient.from_uri(llm_server.uri) as client, AsyncClient.from_uri(llm_server.uri) as other:
+        story = AnswerStream(client)
+        await story.ask("Tell me a long story about a dragon.", conversation)
+        pieces = story.pieces(timeout=30)
+        first = await anext(pieces)
+        assert await stop_answers(other, "What is the capital of France?") == 0  # not being written
+        assert await stop_answers(other, "tell me a long story about a Dragon") == 1  # as said: case, no period
+        rest = [piece async for piece in pieces]
+    answer = story.answer
+    assert answer.handled and answer.text == (first + "".join(rest)).strip() and answer.text, answer
+    assert len(rest) <= 2, (first, rest)  # it stops after the piece being written (max_tokens is 60)
+    assert f"The answer for conversation {conversation} was stopped by its listener" in llm_server.log()
+    [record] = [r for r in _metrics(llm_dir) if r["conversation_id"] == conversation]
+    assert record["outcome"] == "handled" and record["chars"] == len("".join([first, *rest]))
+    async with AsyncClient.from_uri(llm_server.uri) as other:
+        assert await stop_answers(other, "Tell me a long story about a dragon.") == 0  # over: nothing to stop
+    [error] = await _exchange(llm_server.uri, Event("chatty-stop", {"question": 3}))
+    assert error.type == "error" and "chatty-stop needs a 'question' string" in error.data["text"]
+    assert (await ask(llm_server.uri, "What is the capital of France?", conversation)).handled
 
 
 async def test_empty_and_oversized_questions_get_a_spoken_refusal(llm_server):
