@@ -133,7 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     speech.add_argument("--speech-timeout", type=positive_float, default=5.0,
                         help="give up when nobody speaks for this long after the wake word (default: 5)")  # fmt: skip
 
-    direct = parser.add_argument_group("direct mode (the STT server also in Home Assistant mode, to judge pauses)")
+    direct = parser.add_argument_group(
+        "direct mode (in Home Assistant mode too: the STT server judges pauses, the LLM server stops an answer "
+        "cut off by a barge-in)"
+    )
     for kind in ("stt", "llm", "tts"):
         direct.add_argument(f"--{kind}-uri", help=f"the {kind.upper()} server (default: found by zeroconf)")
         direct.add_argument(f"--{kind}-name", default=f"chatty-{kind}",
@@ -248,7 +251,10 @@ async def run(args: argparse.Namespace, wake_words: list[WakeWord]) -> None:
             uri=args.uri, zeroconf_name=args.zeroconf, zeroconf_host=args.zeroconf_host,
             info=build_info(args.name, args.area, wake_words, speaker.rate), player=player, sounds=sounds,
             rules=rules, turn_log=turn_log, follow_up=not args.no_follow_up, judge=judge,
-            stt=Services({"stt": args.stt_uri}, {"stt": args.stt_name}, interface=args.zeroconf_host),
+            services=Services(
+                {"stt": args.stt_uri, "llm": args.llm_uri}, {"stt": args.stt_name, "llm": args.llm_name},
+                interface=args.zeroconf_host,
+            ),
             language=args.language,
         )  # fmt: skip
     _LOGGER.info(

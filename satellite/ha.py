@@ -32,6 +32,7 @@ from wyoming.wake import Detection
 from chatty_common.audio import PcmFormat
 from chatty_common.server import Listening
 
+from .answer_stop import AnswerStopper
 from .audio_io import MIC_FORMAT
 from .capture import Heard
 from .core import Mode
@@ -69,7 +70,7 @@ class HaMode(Mode):
         turn_log: TurnLog,
         follow_up: bool = True,
         judge: TurnJudge | None = None,
-        stt: Services | None = None,
+        services: Services | None = None,
         language: str | None = None,
     ) -> None:
         self.uri = uri
@@ -90,9 +91,12 @@ class HaMode(Mode):
         self.turns.may_follow_up = lambda: self.link.connected and self.running
         self.turns.listen_again = lambda: self.listen(None)
         # Judging pauses needs their words: Home Assistant's transcript comes only after the command.
-        self._pause_words = PauseWords(stt, judge.taking.pause, language) if stt and judge else None
+        self._pause_words = PauseWords(services, judge.taking.pause, language) if services and judge else None
         if self._pause_words is not None:
             self.turns.open_words = self._pause_words.open
+        self._stopper = AnswerStopper(services) if services else None
+        self._question: str | None = None
+        """The transcript of Home Assistant's last run: what its answer answers."""
         self._incoming: Playback | None = None
         """Audio arriving from Home Assistant: the answer of ``_incoming_turn``, or an announcement."""
         self._incoming_turn: Turn | None = None
@@ -104,6 +108,8 @@ class HaMode(Mode):
         _LOGGER.info("Waiting for Home Assistant on %s", self.uri)
         if self._pause_words is not None:
             self._pause_words.look_up()
+        if self._stopper is not None:
+            self._stopper.look_up()
 
     async def close(self) -> None:
         self.timers.close()
@@ -112,6 +118,8 @@ class HaMode(Mode):
         await self.turns.close()
         if self._pause_words is not None:
             await self._pause_words.close()
+        if self._stopper is not None:
+            await self._stopper.close()
         await self._listening.stop()
 
     @property
@@ -144,6 +152,10 @@ class HaMode(Mode):
             AudioStart(MIC_FORMAT.rate, MIC_FORMAT.width, MIC_FORMAT.channels).event(),
         ]
         self.gate.start_run(events)
+        if self.gate.holding and self._stopper is not None and self._question:
+            # The last run goes on until its answer is written: have Chatty's LLM server end it now.
+            self._stopper.stop(self._question)
+            self._question = None
 
     # -- events from Home Assistant -------------------------------------------------------------------
     def _on_event(self, event: Event) -> None:
@@ -169,9 +181,10 @@ class HaMode(Mode):
             self.turns.end_capture(CommandEnd.SPOKEN)
         elif Transcript.is_type(event.type):
             self.turns.end_capture(CommandEnd.SPOKEN)
+            self._question = Transcript.from_event(event).text
             if turn is not None:
                 turn.transcript_at = time.monotonic()
-                turn.transcript = Transcript.from_event(event).text
+                turn.transcript = self._question
         elif Synthesize.is_type(event.type):
             if turn is not None:
                 turn.answer = Synthesize.from_event(event).text

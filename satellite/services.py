@@ -51,7 +51,9 @@ class Services:
             return self._fixed[kind]
         if kind in self._found:
             return self._found[kind]
-        name = self._names[kind]
+        name = self._names.get(kind)
+        if name is None:
+            raise ServiceUnavailable(kind, "neither an address nor a zeroconf name was given")
         services = await browse(self._browse_seconds, interface=self._interface, name_prefix=name, wait_for=1)
         if not services:
             raise ServiceUnavailable(kind, f"no {name} service found by zeroconf")

@@ -541,16 +541,20 @@ async def test_our_llm_server_restarted_mid_conversation_recovers(ha, chatty, st
     await ha.remove_entry(entry.entry_id)
 
 
-async def test_a_barge_in_while_home_assistant_still_writes_the_answer_is_heard(ha, chatty, stt_server, tmp_path):
+async def test_a_barge_in_while_home_assistant_still_writes_the_answer_is_heard(
+    ha, chatty, stt_server, llm_server, tmp_path
+):
     """The wake word while Home Assistant still runs the last answer's pipeline (our agent writing a story,
     spoken as it is written): the story stops and the new question is answered. Home Assistant would drop
     the audio of a run started then (the cancelled run's end shuts its microphone input), so the satellite
-    holds the question until that run is over, then sends all of it."""
+    holds the question until that run is over, then sends all of it; and it has our LLM server stop
+    writing the story, so that the run ends at once instead of when the story is written."""
     if ha.version != NEWEST:
         pytest.skip(f"runs on the newest Home Assistant ({NEWEST}) only, to keep the suite short")
     clip = lambda name: bytes(32000) + home_assistant.read_wav(SATELLITE_CLIPS / name)[0]  # noqa: E731
     mic = LiveMic(tmp_path)
-    satellite = home_assistant.HaSatellite(tmp_path, mic, "--stt-uri", stt_server.uri)
+    satellite = home_assistant.HaSatellite(tmp_path, mic, "--stt-uri", stt_server.uri, "--llm-uri", llm_server.uri)
+    llm_log_start = len(llm_server.log())
     try:
         await satellite.join(ha)
         story = clip("nabu_story.wav")
@@ -566,4 +570,7 @@ async def test_a_barge_in_while_home_assistant_still_writes_the_answer_is_heard(
     assert "Barge-in" in log
     if "the command waits for it" in log:  # (Home Assistant had not finished the story's run: as a rule)
         assert "Home Assistant's last run is over: sending the command" in log, log
+        assert "Asked the LLM server to stop writing the answer to" in log, log
+        if "1 stopped" in log:  # (unless the story's last words were written meanwhile)
+            assert "was stopped by its listener" in llm_server.log()[llm_log_start:], llm_server.log()[llm_log_start:]
     assert "capital" in words(turns[1]["transcript"]) and "paris" in turns[1]["answer"].lower(), turns[1]

@@ -405,7 +405,7 @@ async def ha_mode(player: Player, judge: TurnJudge, stt_uri: str) -> tuple[HaMod
     info = build_info("hall", None, [parse_wake_word("okay_nabu")], player.rate)
     mode = HaMode(
         uri=uri, zeroconf_name=None, zeroconf_host=None, info=info, player=player, sounds=Sounds(player.rate),
-        rules=RULES, turn_log=CollectedTurns(), judge=judge, stt=Services({"stt": stt_uri}, {}),
+        rules=RULES, turn_log=CollectedTurns(), judge=judge, services=Services({"stt": stt_uri}, {}),
     )  # fmt: skip
     await mode.start()
     client = AsyncClient.from_uri(uri)

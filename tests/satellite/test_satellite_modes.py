@@ -10,6 +10,7 @@ say outright whether they hold speech or the wake word.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -17,6 +18,7 @@ import pytest
 from helpers.scripted import (
     TTS_RATE,
     CollectedTurns,
+    Peer,
     RecordingSpeaker,
     ScriptedServer,
     hear,
@@ -33,6 +35,7 @@ from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
 from wyoming.error import Error
+from wyoming.event import Event
 from wyoming.satellite import RunSatellite
 from wyoming.timer import TimerFinished, TimerStarted
 from wyoming.tts import Synthesize
@@ -213,12 +216,20 @@ async def test_an_answer_taken_back_before_it_sounds_is_never_heard(player, spea
 @pytest.fixture
 async def ha(player) -> AsyncIterator[tuple[HaMode, AsyncClient, CollectedTurns]]:
     """The satellite in Home Assistant mode, and a connection playing Home Assistant's side."""
+    async with ha_satellite(player) as satellite:
+        yield satellite
+
+
+@contextlib.asynccontextmanager
+async def ha_satellite(
+    player: Player, services: Services | None = None
+) -> AsyncIterator[tuple[HaMode, AsyncClient, CollectedTurns]]:
     turns = CollectedTurns()
     uri = f"tcp://127.0.0.1:{free_port()}"
     info = build_info("kitchen", None, [parse_wake_word("okay_nabu")], player.rate)
     mode = HaMode(
         uri=uri, zeroconf_name=None, zeroconf_host=None, info=info, player=player, sounds=Sounds(player.rate),
-        rules=RULES, turn_log=turns,
+        rules=RULES, turn_log=turns, services=services,
     )  # fmt: skip
     await mode.start()
     client = AsyncClient.from_uri(uri)
@@ -419,3 +430,37 @@ async def test_ha_a_command_waits_while_home_assistant_still_writes_the_last_ans
     await answer_heard(mode, client, "The end.", 0.3)
     assert turns.outcomes == ["interrupted", "answered"]
     assert turns.turns[1].answer == "The end."
+
+
+async def test_ha_a_barge_in_has_chatty_stop_writing_the_answer_home_assistant_waits_for(player):
+    """The same barge-in with Chatty's LLM server known: the satellite asks it to stop writing the answer
+    to the run's question (so that the run ends, instead of the command waiting for the whole story); a
+    barge-in once the run is over asks nothing."""
+
+    async def llm(peer: Peer) -> None:
+        await peer.read("chatty-stop")
+        await peer.write(Event("chatty-stopped", {"stopped": 1}))
+
+    async with ScriptedServer(llm) as server:
+        services = Services({"llm": server.uri}, {})
+        async with ha_satellite(player, services) as (mode, client, turns):
+            await hear(mode, wake=True, speech=0.6, silence=0.8)
+            await events_until(client, "audio-stop")
+            await client.write_event(Transcript(text="Tell me a story.").event())
+            await client.write_event(AudioStart(22050, 2, 1).event())  # streamed while it is written
+            await client.write_event(AudioChunk(22050, 2, 1, tone(0.5, 22050)).event())
+            await until(lambda: mode._incoming is not None, what="the answer to arrive")
+            await hear(mode, wake=True)  # the barge-in: the command is held, the story is stopped
+            await until(lambda: any(p.received for p in server.peers), what="the stop request")
+            [stop] = [event for peer in server.peers for event in peer.received]
+            assert stop.type == "chatty-stop" and stop.data == {"question": "Tell me a story."}
+            await hear(mode, speech=0.6, silence=0.8, pace=1.0)
+            await client.write_event(Synthesize(text="Once upon a time.").event())  # the agent ended it
+            await client.write_event(AudioStop().event())
+            types = await events_until(client, "audio-stop")
+            assert types[:3] == ["detection", "run-pipeline", "audio-start"], types
+            await answer_heard(mode, client, "The end.", 0.3)
+            await hear(mode, wake=True, speech=0.6, silence=0.8)  # the run is over: nothing to stop
+            await events_until(client, "audio-stop")
+            assert turns.outcomes == ["interrupted", "answered"]
+        assert len(server.peers) == 1

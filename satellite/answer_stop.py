@@ -1,0 +1,71 @@
+"""Home Assistant mode: an answer cut off by a barge-in is stopped on Chatty's LLM server, so its run ends.
+
+Home Assistant's pipeline run lasts until its agent has written the whole answer, and the satellite
+cannot start the next run before that one is over (:mod:`.ha_pipeline`): after a barge-in on a long
+answer, the new question waited for the old answer to be written to its end (six seconds for a
+story). When the agent is Chatty's, the satellite asks its LLM server (found like direct mode's) to
+stop writing the answers to the question the run had; the agent then ends the answer with what it
+has, Home Assistant's run ends, and the held question goes a moment later. With another agent
+nothing is stopped and the question waits as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from wyoming_chatty_llm.client import AgentError, stop_answers
+
+from .services import Services, ServiceUnavailable
+
+_LOGGER = logging.getLogger(__name__)
+
+STOP_TIMEOUT = 3.0  # s for the whole request, the server's look-up and connection included
+
+
+class AnswerStopper:
+    """Asks Chatty's LLM server to stop writing the answer to a question (in the background)."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def look_up(self) -> None:
+        """Find the server now, so that the first barge-in does not wait for zeroconf."""
+        self._start(self._find())
+
+    def stop(self, question: str) -> None:
+        """Stop the answers being written to ``question``."""
+        self._start(self._stop(question))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name="stop an answer")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _find(self) -> None:
+        try:
+            await self._services.find("llm")
+        except ServiceUnavailable as err:
+            _LOGGER.info("%s; a barge-in waits for Home Assistant to finish writing the answer", err)
+
+    async def _stop(self, question: str) -> None:
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT):
+                client = await self._services.connect("llm")
+                try:
+                    stopped = await stop_answers(client, question)
+                finally:
+                    await client.disconnect()
+        except (ServiceUnavailable, OSError, TimeoutError, AgentError) as err:
+            reason = str(err) or type(err).__name__
+            _LOGGER.info("Could not ask the LLM server to stop the answer to %r: %s", question, reason)
+            return
+        _LOGGER.info("Asked the LLM server to stop writing the answer to %r: %d stopped", question, stopped)
