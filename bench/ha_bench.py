@@ -240,6 +240,7 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
     parser.add_argument("--ha-version", default=HA_VERSIONS[-1], choices=HA_VERSIONS)
     parser.add_argument("--llm-nice", type=int, help="nice value of the local LLM's generation (default: its own, 10)")
+    parser.add_argument("--debug-servers", action="store_true", help="servers log at debug level (bench/out/ha-logs)")
     args = parser.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if unknown := set(args.modes) - set(MODES):
@@ -259,10 +260,11 @@ def main() -> None:
             config["opts"]["llama_cpp"]["nice"] = args.llm_nice
         (work / "llm.json").write_text(json.dumps(config))
         ports = {"stt": free_port(), "llm": free_port(), "tts": free_port()}
+        debug = ["--debug"] if args.debug_servers else []
         servers = {
-            "stt": start("wyoming_chatty_stt", ports["stt"], logs),
-            "llm": start("wyoming_chatty_llm", ports["llm"], logs, "--config", str(work / "llm.json")),
-            "tts": start("wyoming_chatty_tts", ports["tts"], logs),
+            "stt": start("wyoming_chatty_stt", ports["stt"], logs, *debug),
+            "llm": start("wyoming_chatty_llm", ports["llm"], logs, "--config", str(work / "llm.json"), *debug),
+            "tts": start("wyoming_chatty_tts", ports["tts"], logs, *debug),
         }
         try:
             for kind, process in servers.items():

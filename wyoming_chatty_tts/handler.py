@@ -358,6 +358,7 @@ class TtsEventHandler(LimitedEventHandler):
                 if rest:
                     _LOGGER.debug("Cut to be in time (%.2f s of audio left): %r | %r", clock.left(), piece, rest)
                     pieces.appendleft(rest)
+            began, left, made = time.monotonic(), clock.left() if clock is not None else 0.0, 0
             async for audio in self._audio(piece, cycle):
                 await self.wait_for_room(MAX_QUEUED_EVENTS)
                 pcm = float_to_pcm16(audio)
@@ -365,6 +366,11 @@ class TtsEventHandler(LimitedEventHandler):
                     self.send(AudioChunk(SAMPLE_RATE, WIDTH, CHANNELS, pcm[offset : offset + step]).event())
                 if clock is not None:
                     clock.sent(audio.size / SAMPLE_RATE)
+                made += audio.size
+            _LOGGER.debug(
+                "Spoke %r: %.2f s of audio in %.2f s, with %.2f s left to hear when it began",
+                piece, made / SAMPLE_RATE, time.monotonic() - began, left,
+            )  # fmt: skip
         self.send(AudioStop().event())
 
     async def _audio(self, piece: str, cycle: _Cycle) -> AsyncIterator[np.ndarray]:
