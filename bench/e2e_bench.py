@@ -12,7 +12,9 @@ round of ten turns): growth is the last round's median against the first's.
 300 turns back to back: ``bench/run_e2e.sh --rounds 30`` (about an hour and
 ten minutes). From what the satellite played it also counts the answers that
 stalled: a silence of STALL_SECONDS or more inside an answer, where the next
-piece of its audio was not there in time.
+piece of its audio was not there in time, or a pause Kokoro made inside a piece
+(at a comma or colon): and, from the satellite's own turn records, the waits
+its player heard (silence inside an answer because the next audio had not come).
 
     bench/run_e2e.sh [--rounds 1]
 """
@@ -193,6 +195,11 @@ def stalls(played: Path) -> list[list[float]]:
     return answers
 
 
+def waits(turns: list[dict]) -> list[list[float]]:
+    """Per answer, the silences (s) the satellite's player heard inside it because its audio came late."""
+    return [t["waits_s"] for t in turns if "waits_s" in t]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=1, help="passes over the 10 questions (default: 1)")
@@ -294,6 +301,11 @@ def main() -> None:
     print(f"\nanswers that stalled (a silence of {STALL_SECONDS} s or more inside): {len(stalled)} of {len(played)}, "
           f"longest {longest:.2f} s; stalls {sorted(s for a in stalled for s in a)}")  # fmt: skip
     summary["stalled_answers"] = {"stalled": len(stalled), "of": len(played), "longest_s": longest}
+    late = waits(turns)
+    print(f"answers whose audio came late (the player's own count): {sum(1 for w in late if w)} of {len(late)}; "
+          f"waits {sorted(s for w in late for s in w)}")  # fmt: skip
+    summary["late_answers"] = {"late": sum(1 for w in late if w), "of": len(late),
+                               "waits_s": sorted(s for w in late for s in w)}  # fmt: skip
     went_on = [t for t in turns if t.get("went_on")]
     if went_on:  # commands ended at a pause whose speaker went on before the answer sounded: heard on
         print(f"turns heard on after an early end: {len(went_on)} "

@@ -14,9 +14,9 @@ pause after each) at real time:
 The questions are new sentences spoken by several espeak-ng voices (none tuned on). For each way it
 prints QUESTION-TO-RESPONSE_MS and VOICE-TO-VOICE_MS (median, p95), the ratio to direct mode, and
 for the Home Assistant runs where the time went: Home Assistant's own stage times from its pipeline
-debug data, in ms after the last word, next to the satellite's, and how many answers stalled (as in
-``e2e_bench.py``). Turns whose answer is 60 characters or less (Home Assistant never streams those)
-are reported apart.
+debug data, in ms after the last word, next to the satellite's, and how many answers stalled and
+whose audio came late (as in ``e2e_bench.py``). Turns whose answer is 60 characters or less (Home
+Assistant never streams those) are reported apart.
 
     bench/run_ha.sh [--rounds 1] [--modes direct,ha-chatty,ha-wyoming] [--ha-version 2026.2.3]
 """
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from e2e_bench import STALL_SECONDS, speech, stalls, start, wait_ready  # noqa: E402
+from e2e_bench import STALL_SECONDS, speech, stalls, start, wait_ready, waits  # noqa: E402
 from helpers.home_assistant import HA_VERSIONS, HomeAssistant, PipelineRun, setup_home_assistant  # noqa: E402
 from stt_bench import free_port, percentile  # noqa: E402
 
@@ -230,6 +230,12 @@ def report(results: dict[str, list[dict]], out: Path) -> None:
         summary.setdefault("stalled_answers", {})[mode] = {"stalled": sum(1 for a in played if a), "of": len(played),
                                                            "stalls_s": stalled}  # fmt: skip
         print(f"  {mode:<12} {sum(1 for a in played if a)} of {len(played)}; stalls {stalled}")
+    print("Answers whose audio came late (the satellite's player heard silence for want of it), from its turn records:")
+    for mode, turns in results.items():
+        late = waits(turns)
+        summary.setdefault("late_answers", {})[mode] = {"late": sum(1 for w in late if w), "of": len(late),
+                                                        "waits_s": sorted(s for w in late for s in w)}  # fmt: skip
+        print(f"  {mode:<12} {sum(1 for w in late if w)} of {len(late)}; waits {sorted(s for w in late for s in w)}")
     (out / "ha.json").write_text(json.dumps(summary, indent=2))
     print("\nTarget: ha-chatty VOICE-TO-VOICE median at most 1.15 x direct mode's (answers over 60 characters).")
 

@@ -5,7 +5,8 @@ running with silence when there is none, so a device never has to start up
 (no clipped first syllable) and a file records on the satellite's clock. It
 stays at most ``lead`` seconds ahead of real time, so :meth:`Player.stop`
 (barge-in) silences the speaker within that time. Each :class:`Playback`
-knows when its first sample sounded and when its last one had finished.
+knows when its first sample sounded, when its last one had finished, and where
+the listener heard silence in between because its audio had not come yet.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .audio_io import REOPEN_FIRST, REOPEN_MAX, DeviceError, RealTimePacer, Spea
 _LOGGER = logging.getLogger(__name__)
 
 SILENCE_BLOCK = 0.02  # seconds of silence written at a time while idle
+WAIT_SECONDS = 0.1  # silence (audio late) inside a playback that counts as a wait (shorter ones: scheduling)
 JOIN_SECONDS = 1.0  # how long closing waits for the player's thread to leave the speaker
 
 
@@ -43,6 +45,10 @@ class Playback:
         self.end_at: float | None = None
         self.interrupted = False
         self.seconds = 0.0
+        self.waits: list[float] = []
+        """Seconds of silence the speaker played inside this playback because its next audio was late (a stall
+        the listener hears; pauses in the audio itself are not waits), each of WAIT_SECONDS or more."""
+        self._starved = 0.0
 
     def _put(self, pcm: bytes | None) -> None:
         if self._held is not None:
@@ -90,6 +96,7 @@ class Player:
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         self._ending: list[Playback] = []
+        self._sounding: Playback | None = None  # whose audio was played last, while its end has not come
 
     def start(self, at: float | None = None) -> None:
         """Start the output; ``at`` (``time.monotonic()``) lines a file's timeline up with the microphone."""
@@ -119,6 +126,7 @@ class Player:
             dropped = {playback for playback, _ in self._items} | set(self._ending)
             self._items.clear()
             self._ending.clear()
+            self._sounding = None
         for playback in dropped:
             if not playback.finished.is_set():
                 playback.interrupted = True
@@ -180,12 +188,16 @@ class Player:
                 if not self.speaker.paced:
                     gap = int((now - clock) * self.rate)
                     self.speaker.write(bytes(gap * 2))
+                if self._sounding is not None:
+                    self._sounding._starved += now - clock
                 clock = now
             with self._lock:
                 item = self._items.popleft() if self._items else None
                 if item is not None and item[1] is None:
                     item[0].end_at = clock
                     self._ending.append(item[0])
+                    if self._sounding is item[0]:
+                        self._sounding = None
                     continue
                 if item is not None and item[0].first_sound_at is None:  # under the lock: see _take_back
                     item[0].first_sound_at = max(clock, now)
@@ -197,10 +209,13 @@ class Player:
                 playback._notify(playback.finished)
             if item is None:
                 pcm = silence
+                if self._sounding is not None:
+                    self._sounding._starved += SILENCE_BLOCK
             else:
                 playback, data = item
                 assert data is not None
                 pcm = data
+                self._count_wait(playback)
             self.speaker.write(pcm)
             clock = max(clock, now if self.speaker.paced else clock) + len(pcm) / 2 / self.rate
             if not self.speaker.paced:
@@ -216,6 +231,13 @@ class Player:
                         self.speaker.description,
                     )
                 time.sleep(delay)
+
+    def _count_wait(self, playback: Playback) -> None:
+        """Audio of ``playback`` plays now: silence since its audio before (none of it was queued) was a wait."""
+        if self._sounding is playback and playback._starved >= WAIT_SECONDS:
+            playback.waits.append(round(playback._starved, 2))
+        playback._starved = 0.0
+        self._sounding = playback
 
     def close(self) -> None:
         self._closed.set()

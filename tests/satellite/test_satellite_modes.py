@@ -210,6 +210,24 @@ async def test_an_answer_taken_back_before_it_sounds_is_never_heard(player, spea
     assert speaker.sound_seconds(start) == pytest.approx(0.3, abs=0.03)
 
 
+async def test_the_player_counts_the_silences_heard_because_an_answers_audio_came_late(player, speaker):
+    """Silence inside an answer because its next audio had not come is a wait the listener heard; a pause in
+    the audio itself, and time before the first audio or before the end marker, are not."""
+    fmt = PcmFormat(TTS_RATE, 2, 1)
+    answer = player.playback(fmt)
+    answer.add(tone(0.2) + bytes(int(TTS_RATE * 0.5) * 2) + tone(0.2))  # a pause that is part of the speech
+    await asyncio.wait_for(answer.sounded.wait(), 5)
+    await asyncio.sleep(0.9 + 0.4)  # what was sent has played; the next piece is 0.4 s late
+    answer.add(tone(0.3))
+    await asyncio.sleep(0.5)  # played, and the end comes late: not a wait
+    answer.end()
+    await asyncio.wait_for(answer.finished.wait(), 5)
+    [wait] = answer.waits
+    assert wait == pytest.approx(0.4, abs=0.1)
+    whole = await player.play(tone(0.3), TTS_RATE)
+    assert whole.waits == []
+
+
 # -- Home Assistant mode -------------------------------------------------------------------------------
 
 
