@@ -145,6 +145,8 @@ class Turn:
             "first_played_time": None
             if self.first_played_at is None
             else round(self.first_played_at + self.wall_clock_offset, 3),
+            # Silences heard inside the answer because its audio came late (also of an answer cut off).
+            **({"waits_s": list(self.answer_playback.waits)} if self.answer_playback is not None else {}),
             **self.extra,
         }
 

@@ -51,7 +51,6 @@ async def hear(turn: Turn, playback: Playback) -> bool:
     (the speaker stopped for something else: a timer's ringing silenced, a device fault)."""
     await playback.finished.wait()
     turn.extra["answer_seconds"] = round(playback.seconds, 2)
-    turn.extra["waits_s"] = list(playback.waits)  # silences heard inside it because its audio came late
     return not playback.interrupted
 
 

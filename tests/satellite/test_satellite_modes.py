@@ -296,6 +296,7 @@ async def test_ha_turn_is_streamed_answered_and_logged_once(ha, speaker):
     await until(lambda: mode.idle, what="the turn to end")
     assert turns.outcomes == ["answered"]
     assert turns.turns[0].answer == "Paris is the capital." and turns.turns[0].first_played_at is not None
+    assert turns.turns[0].record()["waits_s"] == []  # all of it came at once: the listener never waited
 
 
 async def test_ha_barge_in_drops_the_rest_of_the_answer(ha, speaker):
@@ -317,6 +318,7 @@ async def test_ha_barge_in_drops_the_rest_of_the_answer(ha, speaker):
     await events_until(client, "audio-stop")
     await answer_heard(mode, client, "The end.", 0.3)  # the new turn's answer plays
     assert turns.outcomes == ["interrupted", "answered"]
+    assert "waits_s" in turns.turns[0].record()  # also of an answer cut off
 
 
 async def test_ha_answer_fully_arrived_then_cut_off_is_logged(ha, speaker):
