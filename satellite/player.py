@@ -188,8 +188,8 @@ class Player:
                 if not self.speaker.paced:
                     gap = int((now - clock) * self.rate)
                     self.speaker.write(bytes(gap * 2))
-                if self._sounding is not None:
-                    self._sounding._starved += now - clock
+                if (sounding := self._sounding) is not None:  # (read once: a barge-in may clear it meanwhile)
+                    sounding._starved += now - clock
                 clock = now
             with self._lock:
                 item = self._items.popleft() if self._items else None
@@ -209,8 +209,8 @@ class Player:
                 playback._notify(playback.finished)
             if item is None:
                 pcm = silence
-                if self._sounding is not None:
-                    self._sounding._starved += SILENCE_BLOCK
+                if (sounding := self._sounding) is not None:
+                    sounding._starved += SILENCE_BLOCK
             else:
                 playback, data = item
                 assert data is not None
