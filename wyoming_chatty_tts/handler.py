@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -50,6 +51,7 @@ from .library import VoiceLibrary
 from .pacing import ListenerClock, SynthesisSpeed
 from .recent import RecentPieces
 from .splitter import TextSplitter, cut_to_fit, merge_pieces
+from .text import number_groups
 from .voices import Voice, VoiceError
 
 _LOGGER = logging.getLogger(__name__)
@@ -185,14 +187,14 @@ class TtsEventHandler(LimitedEventHandler):
                 text = self._text(event)
                 self._check_length(len(text))
                 voice = await self._voice(event.data.get("voice"))
-                splitter = TextSplitter()
+                splitter = self._splitter(voice)
                 pieces = merge_pieces(splitter.feed(text) + splitter.flush())
                 await self._queue(_Cycle(pieces, voice, clock=ListenerClock()))
         elif SynthesizeStart.is_type(event.type):
             if self._stream is not None:
                 await self._finish_stream()
             voice = await self._voice(event.data.get("voice"))
-            self._stream = _Stream(TextSplitter(), voice, prepare=self._prepare(event))
+            self._stream = _Stream(self._splitter(voice), voice, prepare=self._prepare(event))
         elif SynthesizeChunk.is_type(event.type):
             stream = self._stream
             if stream is None:
@@ -264,6 +266,13 @@ class TtsEventHandler(LimitedEventHandler):
             return
         _LOGGER.debug("Spoken before its sentence ended (%.2f s of audio left): %r", stream.clock.left(), piece)
         await self._queue_stream_piece(piece, stream)
+
+    def _splitter(self, voice: Voice) -> TextSplitter:
+        """A splitter for text in ``voice``'s language: in English a large number may be cut between its groups."""
+        language = voice.language or self._engine.language
+        if language.startswith("en"):
+            return TextSplitter(rewrite=partial(number_groups, british=language.startswith("en-gb")))
+        return TextSplitter()
 
     def _length(self, text: str, voice: Voice) -> int:
         """How long ``text`` is to say (its phonemes): what synthesis takes time for."""

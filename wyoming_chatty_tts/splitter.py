@@ -8,6 +8,7 @@ whole, even when their fences arrive in different fragments.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)|\n\s*\n|\n(?=\s*(?:[-*+•#>]|\d{1,3}[.)])\s)")
 _CLAUSE_END = re.compile(r"[,;:—–](?=\s)|\s-\s")
@@ -15,6 +16,8 @@ _NOT_AN_END = re.compile(
     r"(?:^|\s)(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|Ave|No|vs|etc|approx|min|max|e\.g|i\.e|[A-Z]|\d{1,3})\.$"
 )
 _FENCE = "```"
+# A number's scale word: "2 million 192 thousand" is not cut before one ("2 | million").
+_SCALE_WORDS = frozenset(["hundred", "thousand", "million", "billion", "trillion"])
 _FUNCTION_WORDS = frozenset(
     [
         "a",
@@ -67,7 +70,15 @@ _FUNCTION_WORDS = frozenset(
 class TextSplitter:
     """Turns a stream of text fragments into speakable pieces."""
 
-    def __init__(self, first_min_words: int = 1, first_max_words: int = 4, max_chars: int = 400) -> None:
+    def __init__(
+        self,
+        first_min_words: int = 1,
+        first_max_words: int = 4,
+        max_chars: int = 400,
+        rewrite: Callable[[str], str] | None = None,
+    ) -> None:
+        """``rewrite``: applied to the text not yet cut each time more arrives, so that a piece can end where the
+        text as written has no place for it (a large number written out in its groups, in English)."""
         self._buffer = ""  # speakable text not yet cut into pieces
         self._ticks = ""  # trailing backticks that may be part of a fence split across fragments
         self._first = True
@@ -75,6 +86,7 @@ class TextSplitter:
         self._first_min_words = first_min_words
         self._first_max_words = first_max_words
         self._max_chars = max_chars
+        self._rewrite = rewrite
 
     def feed(self, text: str) -> list[str]:
         """Add a fragment; return the pieces it completes."""
@@ -98,7 +110,12 @@ class TextSplitter:
         return pieces
 
     def _absorb(self, text: str) -> None:
-        """Append text to the buffer, leaving out fenced code blocks."""
+        """Append text to the buffer, leaving out fenced code blocks, and rewrite it."""
+        self._append(text)
+        if self._rewrite is not None:
+            self._buffer = self._rewrite(self._buffer)
+
+    def _append(self, text: str) -> None:
         data = self._ticks + text
         kept = data.rstrip("`")
         held = len(data) - len(kept)
@@ -149,9 +166,12 @@ class TextSplitter:
         among the last few allowed positions (a natural phrase break), else after the fewest words."""
         shortest = max(1, self._first_max_words - 1)
         for count in range(self._first_max_words, shortest - 1, -1):
-            if words[count].group().lower().strip("\"'(") in _FUNCTION_WORDS:
+            if _word(words[count]) in _FUNCTION_WORDS:
                 return words[count - 1].end()
-        return words[shortest - 1].end()
+        for count in range(shortest, len(words)):  # "It is 2 | million ..." is no place to stop
+            if _word(words[count]) not in _SCALE_WORDS:
+                return words[count - 1].end()
+        return words[-1].end()
 
     @property
     def pending(self) -> str:
@@ -191,7 +211,8 @@ def phrase_cut(
         return None
     limit = max(max_chars, words[min_words - 1].end())
     last = len(words) - min_tail_words  # the piece may end after words[last - 1] at the latest
-    ends = [w.end() for w in words[min_words - 1 : last] if w.end() <= limit]
+    fitting = [k for k in range(min_words, last + 1) if words[k - 1].end() <= limit]  # pieces of k words that fit
+    ends = sorted({words[k - 1].end() for k in (_past_scale_words(words, k, last) for k in fitting) if k})
     if not ends:
         return None
     clauses = [
@@ -204,17 +225,30 @@ def phrase_cut(
     breaks = [
         words[k - 1].end()
         for k in range(min_words, last)
-        if limit / 2 <= words[k - 1].end() <= limit and words[k].group().lower().strip("\"'(") in _FUNCTION_WORDS
+        if limit / 2 <= words[k - 1].end() <= limit and _word(words[k]) in _FUNCTION_WORDS
     ]
     if breaks:
         return breaks[-1]
-    if len(ends) + min_words - 1 < PHRASE_WORDS:  # a few words only: rather end a phrase ("the kitchen light |")
+    if len(fitting) + min_words - 1 < PHRASE_WORDS:  # a few words only: rather end a phrase ("the kitchen light |")
         for k in range(min_words, min(last, PHRASE_WORDS) + 1):
             if _CLAUSE_END.match(text, words[k - 1].end() - 1) or (
-                k < len(words) and words[k].group().lower().strip("\"'(") in _FUNCTION_WORDS
+                k < len(words) and _word(words[k]) in _FUNCTION_WORDS
             ):
                 return words[k - 1].end()
     return ends[-1]
+
+
+def _past_scale_words(words: list[re.Match[str]], count: int, last: int) -> int | None:
+    """How many words a piece of ``count`` words takes so it does not end before a scale word ("2 | million"): the
+    scale words that follow join it, unless that would leave fewer than ``last`` words to it (None)."""
+    while count < len(words) and _word(words[count]) in _SCALE_WORDS:
+        count += 1
+    return count if count <= last else None
+
+
+def _word(match: re.Match[str]) -> str:
+    """A word as the cutting rules compare it: lower case, without quotes or an opening bracket."""
+    return match.group().lower().strip("\"'(")
 
 
 def cut_to_fit(piece: str, max_chars: int, min_words: int = 2) -> tuple[str, str]:

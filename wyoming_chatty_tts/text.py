@@ -4,7 +4,9 @@ Markdown (emphasis, headings, bullets, links, tables, code) is reduced to its
 words, emoji and stray symbols are dropped, and numbers with units, money,
 times and common abbreviations are spelled out where espeak-ng would read them
 oddly (``$21.50``, ``3:30 pm``, ``21°C``, ``Dr.``). Plain numbers, ordinals,
-percentages and thousands separators are left to espeak-ng, which reads them well.
+percentages and thousands separators are left to espeak-ng, which reads them well; but a large
+number is written in groups with their scale words (:func:`number_groups`) before the text is cut
+into pieces, so that a piece can end inside it.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ _ABBREVIATION = re.compile(
     r"(?<![\w.])(" + "|".join(re.escape(a) for a in sorted(_ABBREVIATIONS, key=len, reverse=True)) + r")(?=\s|$)"
 )
 _SAINT_OR_STREET = re.compile(r"\bSt\.(?=\s+([A-Z])?)")
+# A number with thousands separators, complete (what follows is neither a digit nor a separator), not money.
+_GROUPED_NUMBER = re.compile(r"(?<![\d,.$€£])(?<![$€£]\s)(\d{1,3}(?:,\d{3})+)(?=[^\d,]|,\D)")
+_SCALES = ("", "thousand", "million", "billion", "trillion")
 
 
 def _money(match: re.Match[str]) -> str:
@@ -80,6 +85,31 @@ def _temperature(match: re.Match[str]) -> str:
     word = "degree" if value in ("1", "-1") else "degrees"
     name = {"C": " Celsius", "F": " Fahrenheit"}.get(scale or "", "")
     return f"{value} {word}{name}"
+
+
+def number_groups(text: str, british: bool = False) -> str:
+    """Large numbers written as their groups and scale words: "2,192,080" becomes "2 million 192 thousand 80".
+
+    espeak-ng says both the same (the same phonemes), but to the splitter the first is one word
+    that takes seven to say: a piece could not end inside it, and after a short first piece the
+    listener heard 1.5 s of silence while "about 2,192,080 miles away" was made. Only numbers whose
+    end has arrived are rewritten (text streams in fragments: "2,192" may go on). In British English
+    espeak-ng says "thousand and eighty": there the last two groups stay together when the last is
+    under a hundred, and the whole number when they cannot.
+    """
+
+    def groups(match: re.Match[str]) -> str:
+        values = [int(group) for group in match.group(1).split(",")]
+        if len(values) > len(_SCALES):
+            return match.group(0)
+        words = [f"{value} {_SCALES[len(values) - 1 - index]}".strip() for index, value in enumerate(values) if value]
+        if british and 0 < values[-1] < 100:
+            if values[-2] == 0:
+                return match.group(0)
+            words[-2:] = [f"{values[-2]},{values[-1]:03d}"]
+        return " ".join(words) or "0"
+
+    return _GROUPED_NUMBER.sub(groups, text)
 
 
 def _sentence(text: str) -> str:

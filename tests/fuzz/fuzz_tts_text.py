@@ -1,7 +1,8 @@
 """Coverage-guided fuzzing (atheris) of the TTS server's text handling: any text an LLM may write.
 
 The text, cut into fragments where the fuzzer says, goes through the streaming
-splitter and the speech cleaner as a stream does in the server. It must never
+splitter (with the English number rewrite, or without) and the speech cleaner
+as a stream does in the server. It must never
 raise, and every piece stays within the splitter's size (so one model call's
 memory stays bounded). Slow inputs (a regular expression backtracking) are
 reported by atheris' -timeout.
@@ -17,7 +18,7 @@ import atheris
 
 with atheris.instrument_imports():
     from wyoming_chatty_tts.splitter import TextSplitter, merge_pieces
-    from wyoming_chatty_tts.text import spoken
+    from wyoming_chatty_tts.text import number_groups, spoken
 
 MAX_CHARS = 120
 
@@ -25,8 +26,9 @@ MAX_CHARS = 120
 def one_input(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
     cuts = fdp.ConsumeIntListInRange(fdp.ConsumeIntInRange(0, 8), 1, 64)
+    rewrite = [None, number_groups, lambda text: number_groups(text, british=True)][fdp.ConsumeIntInRange(0, 2)]
     text = fdp.ConsumeUnicodeNoSurrogates(4096)
-    splitter = TextSplitter(max_chars=MAX_CHARS)
+    splitter = TextSplitter(max_chars=MAX_CHARS, rewrite=rewrite)
     pieces: list[str] = []
     start = 0
     for size in cuts:

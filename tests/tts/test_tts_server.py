@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -405,3 +406,14 @@ async def test_a_long_sentence_gives_its_memory_back(start_server, tts_data_dir)
     assert grown < 100, f"resident memory grew by {grown:.0f} MB after one long sentence"
     again = await speak(server.uri, "Good morning.")
     assert again.types[-1] == "audio-stop"
+
+
+async def test_a_large_number_streamed_in_fragments_is_said_whole(tts_server, stt_server, tmp_path):
+    """The server writes a large number in its groups once it is complete (so a piece may end inside it):
+    arriving in fragments that cut the number, it is still heard as the number."""
+    fragments = ["The moon is about 2,1", "92,0", "80 miles away ", "from the Earth."]
+    result = await speak(tts_server.uri, fragments, streaming=True, fragment_delay=0.05)
+    assert result.error is None
+    transcript = (await heard(stt_server, result, tmp_path)).replace(",", "").replace(" ", "").lower()
+    # Whisper writes it "2,192,080" or "2 million 192,080"
+    assert re.search(r"2(million)?192(thousand)?0?80miles", transcript), transcript
