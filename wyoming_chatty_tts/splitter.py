@@ -103,6 +103,8 @@ class TextSplitter:
             self._buffer += self._ticks
         self._ticks = ""
         self._in_code = False
+        if self._rewrite is not None:  # the text ends here: a number at its very end is complete too
+            self._buffer = self._rewrite(self._buffer + " ")[:-1]
         pieces = self.feed("")
         rest, self._buffer = self._buffer.strip(), ""
         if rest:

@@ -75,3 +75,9 @@ def test_a_piece_can_end_inside_a_large_number_but_not_before_its_scale_word():
 def test_a_first_piece_does_not_end_before_a_scale_word():
     splitter = TextSplitter(rewrite=number_groups)
     assert splitter.feed("It is 2,192,080 miles away. ") == ["It is 2 million", "192 thousand 80 miles away."]
+
+
+def test_a_number_at_the_very_end_of_the_text_is_complete():
+    splitter = TextSplitter(rewrite=number_groups)
+    assert splitter.feed("It takes the moon 2,192") == []  # may go on
+    assert splitter.flush() == ["It takes the", "moon 2 thousand 192"]  # a first piece of three words, as always
