@@ -68,6 +68,7 @@ class TurnResult:
     total_s: float
     pieces: int
     question: str = ""  # as asked (stripped): what memory keeps with the answer
+    stopped: bool = False  # its listener stopped it (``chatty-stop``): what it has is all it will say
 
     @property
     def handled(self) -> bool:
@@ -212,12 +213,14 @@ class Agent:
             if remember:
                 self.remember(conversation_id, question, text, extra_prompt)
             outcome = "handled"
-            return TurnResult(text, None, ttf, time.perf_counter() - started, len(pieces), question)
+            took = time.perf_counter() - started
+            return TurnResult(text, None, ttf, took, len(pieces), question, stopped=writing.stop.is_set())
         except BackendError as err:
             failure: Failure = err.failure
             outcome = f"not-handled:{failure.name.lower()}"
             _LOGGER.warning("No answer for conversation %s (%s): %s", conversation_id, failure.name.lower(), err.detail)
-            return TurnResult(failure.value, failure, ttf, time.perf_counter() - started, len(pieces))
+            took = time.perf_counter() - started
+            return TurnResult(failure.value, failure, ttf, took, len(pieces), stopped=writing.stop.is_set())
         except Exception:
             failure = Failure.ERROR
             outcome = "not-handled:error"

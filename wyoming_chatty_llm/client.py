@@ -35,6 +35,7 @@ class Answer:
 
     text: str = ""
     handled: bool = False
+    stopped: bool = False  # its listener stopped it (``chatty-stop``)
     chunks: list[str] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[float, str]] = field(default_factory=list)
@@ -54,6 +55,12 @@ class Answer:
     @property
     def done(self) -> float | None:
         return next((at for at, t in self.events if t in ("handled", "not-handled")), None)
+
+
+def _stopped(event: Event) -> bool:
+    """Does an answer's final event say its listener stopped it?"""
+    extension = event.data.get("chatty")
+    return isinstance(extension, dict) and extension.get("stopped") is True
 
 
 class AnswerStream:
@@ -101,6 +108,7 @@ class AnswerStream:
                 self.answer.handled = Handled.is_type(event.type)
                 self.answer.text = final.text or ""
                 self.answer.context = final.context or {}
+                self.answer.stopped = _stopped(event)
                 answered = True
             elif HandledStop.is_type(event.type):
                 stopped = True

@@ -7,7 +7,9 @@ event Home Assistant reads), then ``handled-stop``. A turn that fails sends
 connection are answered in order; a client that disconnects cancels its
 generation. ``chatty-stop`` (any connection) ends the answers being written to a
 question with what they have so far: a satellite whose answer was interrupted
-sends it, so that Home Assistant's run of that answer ends.
+sends it, so that Home Assistant's run of that answer ends. The ``handled`` (or
+``not-handled``) of a stopped answer says so (``"chatty": {"stopped": true}``):
+Chatty's Home Assistant integration then stops speaking it too.
 """
 
 from __future__ import annotations
@@ -139,10 +141,10 @@ class LlmEventHandler(LimitedEventHandler):
                     self._agent.remember(conversation_id, result.question, result.text, extra_prompt)
                 else:
                     speculation.answer = (conversation_id, result.question, result.text, extra_prompt)
-            if result.handled:
-                self.send(Handled(text=result.text, context=context).event())
-            else:
-                self.send(NotHandled(text=result.text, context=context).event())
+            end = (Handled if result.handled else NotHandled)(text=result.text, context=context).event()
+            if result.stopped:  # its listener went away: whoever speaks it may stop too
+                end.data["chatty"] = {"stopped": True}
+            self.send(end)
             if started:
                 self.send(HandledStop().event())
             release_free_memory_soon()

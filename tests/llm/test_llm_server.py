@@ -137,6 +137,7 @@ async def test_an_answer_its_listener_stopped_ends_with_what_it_has(llm_server, 
         rest = [piece async for piece in pieces]
     answer = story.answer
     assert answer.handled and answer.text == (first + "".join(rest)).strip() and answer.text, answer
+    assert answer.stopped  # whoever speaks it is told it was stopped
     assert len(rest) <= 2, (first, rest)  # it stops after the piece being written (max_tokens is 60)
     assert f"The answer for conversation {conversation} was stopped by its listener" in llm_server.log()
     [record] = [r for r in _metrics(llm_dir) if r["conversation_id"] == conversation]
@@ -145,7 +146,8 @@ async def test_an_answer_its_listener_stopped_ends_with_what_it_has(llm_server, 
         assert await stop_answers(other, "Tell me a long story about a dragon.") == 0  # over: nothing to stop
     [error] = await _exchange(llm_server.uri, Event("chatty-stop", {"question": 3}))
     assert error.type == "error" and "chatty-stop needs a 'question' string" in error.data["text"]
-    assert (await ask(llm_server.uri, "What is the capital of France?", conversation)).handled
+    capital = await ask(llm_server.uri, "What is the capital of France?", conversation)
+    assert capital.handled and not capital.stopped
 
 
 async def test_empty_and_oversized_questions_get_a_spoken_refusal(llm_server):

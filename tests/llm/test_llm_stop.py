@@ -48,7 +48,7 @@ async def test_a_stopped_answer_ends_at_once_with_what_it_has_and_is_remembered(
     assert agent.stop_writing("What time is it?") == 0  # another question: left alone
     assert agent.stop_writing("tell me a STORY") == 1
     result = await asyncio.wait_for(answering, 2)  # not the 30 s the next piece would take
-    assert result.handled and result.text == "Once upon a time,"
+    assert result.handled and result.text == "Once upon a time," and result.stopped
     await asyncio.wait_for(backend.closed.wait(), 2)  # the backend was told to stop writing
     assert agent.stop_writing("Tell me a story.") == 0  # over: nothing left to stop
     await agent.prepared()
@@ -62,7 +62,7 @@ async def test_an_answer_stopped_before_its_first_words_is_not_an_answer():
     await asyncio.sleep(0.1)
     assert agent.stop_writing("Tell me a story") == 1
     result = await asyncio.wait_for(answering, 2)
-    assert not result.handled and result.text == "I don't have an answer for that."
+    assert not result.handled and result.text == "I don't have an answer for that." and result.stopped
     assert agent.memory.history("hall") == []
     await agent.close()
 
