@@ -82,6 +82,13 @@ class Reply:
 
     kind: ReplyKind
     text: str
+    stopped: bool = False  # the last reply of an answer its listener stopped (Chatty's LLM server says so)
+
+
+def _stopped(data: dict[str, Any]) -> bool:
+    """Does an answer's last event say that its listener stopped it (``"chatty": {"stopped": true}``)?"""
+    extension = data.get("chatty")
+    return isinstance(extension, dict) and extension.get("stopped") is True
 
 
 class AgentTurn:
@@ -131,10 +138,10 @@ class AgentTurn:
                 if text:
                     yield Reply(ReplyKind.CHUNK, text)
             elif event.type == "handled":
-                yield Reply(ReplyKind.ANSWER, text)
+                yield Reply(ReplyKind.ANSWER, text, _stopped(data))
                 return
             elif event.type == "not-handled":
-                yield Reply(ReplyKind.FAILURE, text)
+                yield Reply(ReplyKind.FAILURE, text, _stopped(data))
                 return
             elif event.type == "error":
                 raise ServiceError(text or "the agent reported an error")

@@ -157,12 +157,14 @@ class ChattyConversationEntity(conversation.ConversationEntity, conversation.Abs
             replies = self._ask(agent_turn)
         try:
             async for reply in replies:
+                if reply.stopped:
+                    written.stop()
                 text = self._new_text(reply, turn)
                 if text:
                     if not turn.streamed:
                         yield {"role": "assistant"}
                     turn.streamed += text
-                    written(text)
+                    written.add(text)
                     if feed is not None:
                         feed.put(text)
                     yield {"content": text}

@@ -15,6 +15,11 @@ begin earlier here:
 - As soon as an answer's first words are there, the Chatty TTS entity that spoke this agent's
   answers before prepares them (Chatty's TTS server makes the first piece and keeps it), so that
   when the pipeline asks for speech the audio is ready.
+
+And one thing ends earlier: an answer whose listener interrupted it (Chatty's satellite asks the LLM
+server to stop it, which says so in the answer's last event) is no longer spoken: the TTS entity
+speaking it closes its stream, so the TTS server stops synthesizing text that nobody will hear while
+the listener asks the next question.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -125,12 +130,29 @@ class Speculation:
 
 
 @dataclass
-class _Answer:
-    """An answer being written by an agent, to learn which TTS entity speaks it."""
+class WrittenAnswer:
+    """An answer being written by an agent: its text tells which TTS entity speaks it; its listener may stop it."""
 
     agent: ChattyConversationEntity
     text: str = ""
     at: float = field(default_factory=time.monotonic)
+    stopped: bool = False
+    _speech: list[asyncio.Event] = field(default_factory=list)  # set when it is stopped: each stream speaking it
+
+    def add(self, text: str) -> None:
+        self.text += text
+
+    def stop(self) -> None:
+        """Its listener stopped it: whoever speaks it stops too."""
+        self.stopped = True
+        for speech in self._speech:
+            speech.set()
+
+    def spoken(self, stop: asyncio.Event) -> None:
+        """A stream speaks this answer: ``stop`` is set when the answer is stopped (at once if it was)."""
+        self._speech.append(stop)
+        if self.stopped:
+            stop.set()
 
 
 class Speculator:
@@ -142,7 +164,7 @@ class Speculator:
         self._agents: list[ChattyConversationEntity] = []  # every Chatty agent in Home Assistant
         self._speculations: dict[str, Speculation] = {}
         self._speakers: dict[str, tuple[ChattyTtsEntity, str | None]] = {}  # agent entity id -> TTS, voice
-        self._answers: deque[_Answer] = deque(maxlen=RECENT_ANSWERS)
+        self._answers: deque[WrittenAnswer] = deque(maxlen=RECENT_ANSWERS)
 
     # Speculative answers --------------------------------------------------------------------------------------
 
@@ -213,19 +235,16 @@ class Speculator:
 
     # Speech prepared from an answer's first words ----------------------------------------------------------
 
-    def answer_started(self, agent: ChattyConversationEntity) -> Callable[[str], None]:
-        """An answer is being written: returns the callback that gets its text as it comes."""
+    def answer_started(self, agent: ChattyConversationEntity) -> WrittenAnswer:
+        """An answer is being written: the agent adds its text as it comes."""
         self.last_agent = agent
-        answer = _Answer(agent)
+        answer = WrittenAnswer(agent)
         self._answers.append(answer)
+        return answer
 
-        def add(text: str) -> None:
-            answer.text += text
-
-        return add
-
-    def heard(self, speaker: ChattyTtsEntity, voice: str | None, first_text: str) -> None:
-        """A TTS entity was asked to speak ``first_text``: it speaks the agent whose recent answer starts so."""
+    def heard(self, speaker: ChattyTtsEntity, voice: str | None, first_text: str, stop: asyncio.Event) -> None:
+        """A TTS entity was asked to speak ``first_text``: it speaks the agent whose recent answer starts so, and
+        ``stop`` is set if that answer is stopped."""
         said = " ".join(first_text.split()).casefold()
         if not said:
             return
@@ -234,6 +253,7 @@ class Speculator:
             written = " ".join(answer.text.split()).casefold()
             if written and now - answer.at < 120 and (written.startswith(said) or said.startswith(written)):
                 self._speakers[answer.agent.entity_id] = (speaker, voice)
+                answer.spoken(stop)
                 return
 
     def prepare_speech(self, agent: ChattyConversationEntity) -> TextFeed | None:

@@ -15,6 +15,7 @@ with the installed ones (Home Assistant's Wyoming integration shows installed vo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -86,19 +87,20 @@ class ChattyTtsEntity(tts.TextToSpeechEntity, ChattyEntity):
             client = await async_connect(self.service.host, self.service.port)
         except ServiceError as err:
             raise HomeAssistantError(f"Chatty text-to-speech: {err}") from err
+        stop = asyncio.Event()  # set when the answer spoken is stopped by its listener
         audio = async_synthesize(
-            client, self._told(request.message_gen, voice),
+            client, self._told(request.message_gen, voice, stop),
             voice=voice, streaming=self._program.streaming, timeout=AUDIO_TIMEOUT,
         )  # fmt: skip
-        return TTSAudioResponse(EXTENSION, self._caf(audio, time.monotonic()))
+        return TTSAudioResponse(EXTENSION, self._caf(audio, time.monotonic(), stop))
 
-    async def _told(self, text: AsyncIterable[str], voice: str | None) -> AsyncGenerator[str]:
+    async def _told(self, text: AsyncIterable[str], voice: str | None, stop: asyncio.Event) -> AsyncGenerator[str]:
         """The text to speak, passed on; its first part tells the speculator whose answer this entity speaks."""
         first = True
         async for part in text:
             if first and part.strip():
                 first = False
-                speculator(self.hass).heard(self, voice, part)
+                speculator(self.hass).heard(self, voice, part, stop)
             yield part
 
     def prepare(self, text: TextFeed, voice: str | None) -> None:
@@ -115,11 +117,12 @@ class ChattyTtsEntity(tts.TextToSpeechEntity, ChattyEntity):
         except (ServiceError, OSError, TimeoutError) as err:
             _LOGGER.debug("Preparing speech on %s:%s failed: %s", self.service.host, self.service.port, err)
 
-    async def _caf(self, audio: AsyncGenerator[Any], asked: float) -> AsyncGenerator[bytes]:
-        """The CAF stream: the header once the format is known, then PCM as the service sends it."""
+    async def _caf(self, audio: AsyncGenerator[Any], asked: float, stop: asyncio.Event) -> AsyncGenerator[bytes]:
+        """The CAF stream: the header once the format is known, then PCM as the service sends it, until the
+        answer is stopped (the connection then closes: the service stops synthesizing)."""
         header_sent = False
         try:
-            async for item in audio:
+            while (item := await _next_unless_stopped(audio, stop)) is not None:
                 if isinstance(item, AudioFormat):
                     if not header_sent:
                         header_sent = True
@@ -131,5 +134,24 @@ class ChattyTtsEntity(tts.TextToSpeechEntity, ChattyEntity):
             _LOGGER.warning("Chatty text-to-speech at %s:%s stopped: %s", self.service.host, self.service.port, err)
         finally:
             await audio.aclose()
+        if stop.is_set():
+            _LOGGER.info("Stopped speaking an answer that its listener interrupted")
         if not header_sent:  # no text, or no audio: an empty stream
             yield caf_header(16000, 2, 1)
+
+
+async def _next_unless_stopped(audio: AsyncGenerator[Any], stop: asyncio.Event) -> Any | None:
+    """The next item of ``audio``; None at its end, or as soon as ``stop`` is set (the item being waited
+    for is then not waited for: the service may be a second into synthesizing it)."""
+    if stop.is_set():
+        return None
+    item = asyncio.ensure_future(anext(audio, None))
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((item, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not item.done():
+            item.cancel()  # ends the generator: its connection closes
+            await asyncio.wait((item,))
+    return None if item.cancelled() else item.result()

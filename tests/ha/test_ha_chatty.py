@@ -548,7 +548,8 @@ async def test_a_barge_in_while_home_assistant_still_writes_the_answer_is_heard(
     spoken as it is written): the story stops and the new question is answered. Home Assistant would drop
     the audio of a run started then (the cancelled run's end shuts its microphone input), so the satellite
     holds the question until that run is over, then sends all of it; and it has our LLM server stop
-    writing the story, so that the run ends at once instead of when the story is written."""
+    writing the story, so that the run ends at once instead of when the story is written, and our TTS
+    entity stop speaking it."""
     if ha.version != NEWEST:
         pytest.skip(f"runs on the newest Home Assistant ({NEWEST}) only, to keep the suite short")
     clip = lambda name: bytes(32000) + home_assistant.read_wav(SATELLITE_CLIPS / name)[0]  # noqa: E731
@@ -573,4 +574,6 @@ async def test_a_barge_in_while_home_assistant_still_writes_the_answer_is_heard(
         assert "Asked the LLM server to stop writing the answer to" in log, log
         if "1 stopped" in log:  # (unless the story's last words were written meanwhile)
             assert "was stopped by its listener" in llm_server.log()[llm_log_start:], llm_server.log()[llm_log_start:]
+            # and its speech: the TTS server no longer makes audio of a story nobody hears
+            assert "Stopped speaking an answer that its listener interrupted" in ha.log(), ha.log_excerpt()
     assert "capital" in words(turns[1]["transcript"]) and "paris" in turns[1]["answer"].lower(), turns[1]
