@@ -33,6 +33,12 @@ KIB = 1024
 MIB = 1024 * KIB
 
 
+def chatty_flag(event: Event, name: str) -> bool:
+    """Is ``name`` set in the event's Chatty extension (``"chatty": {name: true}``), which other programs ignore?"""
+    extension = event.data.get("chatty")
+    return isinstance(extension, dict) and extension.get(name) is True
+
+
 @dataclass(frozen=True)
 class EventLimits:
     """Largest parts of one incoming event that a server accepts."""

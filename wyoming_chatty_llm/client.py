@@ -22,6 +22,8 @@ from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop, NotHandled
 
+from chatty_common.protocol import chatty_flag
+
 from .handler import COMMIT, STOP, STOPPED
 
 
@@ -55,12 +57,6 @@ class Answer:
     @property
     def done(self) -> float | None:
         return next((at for at, t in self.events if t in ("handled", "not-handled")), None)
-
-
-def _stopped(event: Event) -> bool:
-    """Does an answer's final event say its listener stopped it?"""
-    extension = event.data.get("chatty")
-    return isinstance(extension, dict) and extension.get("stopped") is True
 
 
 class AnswerStream:
@@ -108,7 +104,7 @@ class AnswerStream:
                 self.answer.handled = Handled.is_type(event.type)
                 self.answer.text = final.text or ""
                 self.answer.context = final.context or {}
-                self.answer.stopped = _stopped(event)
+                self.answer.stopped = chatty_flag(event, "stopped")
                 answered = True
             elif HandledStop.is_type(event.type):
                 stopped = True

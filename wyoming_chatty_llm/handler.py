@@ -27,7 +27,7 @@ from wyoming.info import Describe, Info
 from wyoming.intent import Intent
 
 from chatty_common.heap import release_free_memory_soon
-from chatty_common.protocol import LimitedEventHandler, RequestError
+from chatty_common.protocol import LimitedEventHandler, RequestError, chatty_flag
 
 from .agent import Agent
 
@@ -77,10 +77,7 @@ class LlmEventHandler(LimitedEventHandler):
                 )
             if len(self._turns) > MAX_WAITING_TURNS:
                 raise RequestError(f"more than {MAX_WAITING_TURNS} questions are waiting on this connection", "busy")
-            extension = event.data.get("chatty")
-            speculation = None
-            if isinstance(extension, dict) and extension.get("speculative") is True:
-                speculation = _Speculation()
+            speculation = _Speculation() if chatty_flag(event, "speculative") else None
             self._speculation = speculation  # a new question ends the last one's chance to be committed
             task = asyncio.create_task(
                 self._turn(text, dict(context or {}), extra_prompt, speculation), name="llm turn"

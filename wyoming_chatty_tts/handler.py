@@ -43,7 +43,7 @@ from wyoming.tts import (
 
 from chatty_common.audio import float_to_pcm16
 from chatty_common.heap import release_free_memory_soon
-from chatty_common.protocol import LimitedEventHandler, RequestError, limit_send_buffer
+from chatty_common.protocol import LimitedEventHandler, RequestError, chatty_flag, limit_send_buffer
 
 from .engine import SAMPLE_RATE, Cancel, Cancelled, KokoroEngine
 from .fetch import VoiceDownloadFailed, VoiceNotDownloaded
@@ -290,8 +290,7 @@ class TtsEventHandler(LimitedEventHandler):
     @staticmethod
     def _prepare(event: Event) -> bool:
         """Does the stream only prepare its first piece (``"chatty": {"prepare": true}``)?"""
-        extension = event.data.get("chatty")
-        return isinstance(extension, dict) and extension.get("prepare") is True
+        return chatty_flag(event, "prepare")
 
     def _check_length(self, chars: int) -> None:
         if chars > self._settings.max_text_chars:
