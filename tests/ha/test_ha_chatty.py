@@ -471,9 +471,10 @@ async def test_voices_to_download_are_offered_and_speak_once_chosen(ha, start_tt
 async def test_a_spoken_turn_through_our_satellite_streams_and_switches_the_kitchen_light(
     ha, chatty, stt_server, llm_dir, tmp_path
 ):
-    """Our satellite in Home Assistant mode, three turns: a story (our agent, streamed), "turn off the
-    kitchen light" (Home Assistant's own intents, with "prefer handling commands locally" on), and a
-    question again (our agent, in the same conversation)."""
+    """Our satellite in Home Assistant mode, three turns: a story (our agent, streamed; a short question on
+    Home Assistant 2025.4.4, which does not stream), "turn off the kitchen light" (Home Assistant's own
+    intents, with "prefer handling commands locally" on), and a question again (our agent, in the same
+    conversation)."""
     await ha.rest("POST", "/api/services/light/turn_on", {"entity_id": "light.kitchen_light"})
     await ha.wait_for_state("light.kitchen_light", "on")
     clip = lambda name: bytes(32000) + home_assistant.read_wav(SATELLITE_CLIPS / name)[0]  # noqa: E731
@@ -483,9 +484,11 @@ async def test_a_spoken_turn_through_our_satellite_streams_and_switches_the_kitc
     satellite = home_assistant.HaSatellite(tmp_path, mic, "--stt-uri", stt_server.uri)  # it judges pauses with it
     try:
         await satellite.join(ha)
-        # Each question once the answer before it has been heard (a turn is logged then): the story lasts
-        # some 20 s, and HA 2025.4.4 starts speaking it only once it is all written and synthesized.
-        for count, name in enumerate(("nabu_story.wav", "nabu_kitchen.wav", "nabu_capital.wav"), start=1):
+        # Each question once the answer before it has been heard (a turn is logged then). The story (some
+        # 15 s of speech) shows the streaming, which HA 2025.4.4 does not do: there it would only be waited
+        # for, all written and synthesized, so the older release is asked a short question instead.
+        first = "nabu_story.wav" if ha.version == NEWEST else "nabu_capital.wav"
+        for count, name in enumerate((first, "nabu_kitchen.wav", "nabu_capital.wav"), start=1):
             asked = mic.say(clip(name))
             turns = await satellite.wait_for_turns(count, timeout=90)
     finally:
