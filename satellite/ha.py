@@ -8,6 +8,10 @@ ends Home Assistant's speech-to-text at once), or a ``transcript``, ``error``
 or ``pause-satellite`` comes. The answer's audio is played as it streams in;
 ``played`` goes back when the speaker has really finished. Announcements play
 the same way; timers ring here. The turn controller does the rest.
+
+A command ended early (at a pause judged to be its end) whose speaker goes on before its answer
+sounds is sent again, whole, in a new run: Home Assistant's run of its first words is stopped (on
+Chatty's LLM server) and its answer dropped unheard.
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ from chatty_common.audio import PcmFormat
 from chatty_common.server import Listening
 
 from .answer_stop import AnswerStopper
-from .audio_io import MIC_FORMAT
-from .capture import Heard
+from .audio_io import FRAME_SECONDS, MIC_FORMAT
+from .capture import CommandCapture, Heard
 from .core import Mode
 from .end_of_turn import TurnJudge
 from .ha_link import HaConnection, HaLink
@@ -52,6 +56,28 @@ _LOGGER = logging.getLogger(__name__)
 
 _RUN_EVENTS = {"transcript", "synthesize", "voice-stopped", "error", "audio-start"}  # a pipeline run's, to a command
 PAUSE_SILENCE_TO_HA = 0.4  # s; Home Assistant ends a command after 0.7 s of silence (as its detector hears it)
+ONSET = 0.2  # s of audio before speech kept when a command is sent again (with the above, under HA's 0.7 s)
+
+
+def sent_again(heard: list[Heard], threshold: float) -> list[Heard]:
+    """A command's frames to send at once, its pauses shortened: Home Assistant's own detector counts the
+    audio's time, and would end the command in a pause longer than it allows.
+
+    A frame is kept up to :data:`PAUSE_SILENCE_TO_HA` after speech (as when the command streamed live), and
+    :data:`ONSET` before it (the start of a word, before the detector is sure of it).
+    """
+    after, before = round(PAUSE_SILENCE_TO_HA / FRAME_SECONDS), round(ONSET / FRAME_SECONDS)  # in frames
+    speech = [frame.speech >= threshold for frame in heard]
+    kept = [False] * len(heard)
+    silent = after  # frames since speech: none before the first word
+    for i, voiced in enumerate(speech):
+        silent = 0 if voiced else silent + 1
+        kept[i] = silent <= after
+    silent = before + 1
+    for i in reversed(range(len(heard))):
+        silent = 0 if speech[i] else silent + 1
+        kept[i] = kept[i] or silent <= before
+    return [frame for frame, keep in zip(heard, kept, strict=True) if keep]
 
 
 class HaMode(Mode):
@@ -90,6 +116,7 @@ class HaMode(Mode):
         self.turns.on_interrupt = self._drop_incoming
         self.turns.may_follow_up = lambda: self.link.connected and self.running
         self.turns.listen_again = lambda: self.listen(None)
+        self.turns.go_on = self._go_on
         # Judging pauses needs their words: Home Assistant's transcript comes only after the command.
         self._pause_words = PauseWords(services, judge.taking.pause, language) if services and judge else None
         if self._pause_words is not None:
@@ -102,6 +129,9 @@ class HaMode(Mode):
         self._incoming_turn: Turn | None = None
         self._discard_audio = False
         self._announcing: set[asyncio.Task[None]] = set()
+        self._heard: list[Heard] = []
+        """The frames of the command under way, and of the moments after its early end (sent again if the
+        speaker goes on)."""
 
     async def start(self) -> None:
         await self._listening.start(partial(HaConnection, link=self.link))
@@ -129,6 +159,10 @@ class HaMode(Mode):
     # -- the microphone -----------------------------------------------------------------------------
     def on_heard(self, heard: Heard) -> None:
         capture = self.turns.capture
+        if self.turns.wants_speech:
+            self._heard.append(heard)
+        elif self._heard:
+            self._heard = []
         # Of a pause being judged, Home Assistant gets only the first PAUSE_SILENCE_TO_HA: its own
         # detector would end the command in a hesitation that the satellite hears out.
         if capture is not None and not (capture.paused and capture.endpointer.silence >= PAUSE_SILENCE_TO_HA):
@@ -146,16 +180,37 @@ class HaMode(Mode):
 
     def listen(self, wake_word: str | None) -> None:
         self.turns.begin(wake_word)
+        self._heard = []
+        self._start_run(wake_word)
+
+    def _go_on(self, _turn: Turn, _capture: CommandCapture) -> None:
+        """The speaker went on after the command's early end: the run of its first words is not wanted (its
+        answer, if any came, is dropped), and the whole command so far goes to a new run, live from here."""
+        self._drop_incoming()
+        heard = [frame.frame.pcm for frame in sent_again(self._heard, self.turns.rules.threshold)]
+        self._start_run(None, heard)
+        self.turns.stream_words_again(heard)
+
+    def _start_run(self, wake_word: str | None, heard: list[bytes] | None = None) -> None:
+        """A new pipeline run for the command under way (``heard``: its audio so far), held back while the
+        last run goes on; that one is stopped if Chatty's LLM server writes its answer."""
         events = [Detection(name=wake_word, timestamp=int(time.monotonic() * 1000)).event()] if wake_word else []
         events += [
             RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.TTS, wake_word_name=wake_word).event(),
             AudioStart(MIC_FORMAT.rate, MIC_FORMAT.width, MIC_FORMAT.channels).event(),
         ]
+        events += [
+            AudioChunk(MIC_FORMAT.rate, MIC_FORMAT.width, MIC_FORMAT.channels, pcm).event() for pcm in heard or []
+        ]
         self.gate.start_run(events)
-        if self.gate.holding and self._stopper is not None and self._question:
-            # The last run goes on until its answer is written: have Chatty's LLM server end it now.
-            self._stopper.stop(self._question)
-            self._question = None
+        if self.gate.holding and self._question:
+            self._stop_answer(self._question)
+
+    def _stop_answer(self, question: str) -> None:
+        """The last run goes on until its answer is written: have Chatty's LLM server end it now."""
+        self._question = None
+        if self._stopper is not None:
+            self._stopper.stop(question)
 
     # -- events from Home Assistant -------------------------------------------------------------------
     def _on_event(self, event: Event) -> None:
@@ -166,6 +221,8 @@ class HaMode(Mode):
         if earlier and event.type in _RUN_EVENTS:
             if AudioStart.is_type(event.type):
                 self._discard_audio = True
+            elif Transcript.is_type(event.type):  # what the held-up run answers, known only now
+                self._stop_answer(Transcript.from_event(event).text)
             _LOGGER.debug("Home Assistant's last run sent %s while the next command waits: dropped", event.type)
             return
         if RunSatellite.is_type(event.type):

@@ -294,15 +294,28 @@ class TurnController:
         if capture.end is not None:  # the frames since the end took it to max_command
             self.end_capture(capture.end)
 
+    def stream_words_again(self, frames: list[bytes]) -> None:
+        """A command heard on after its early end, whose pauses are judged here: its words are streamed anew,
+        from ``frames`` (its audio so far, as the mode sends it on: the STT server decodes it once for both)."""
+        if self.judge is None or self.mode_judges_pauses or self.capture is None:
+            return
+        self._words = self.open_words()
+        if self._words is not None:
+            for pcm in frames:
+                self._words.feed(pcm)
+
     def stop_listening(self) -> None:
         """Stop hearing the command without ending the turn (it failed; the failure is being said)."""
+        self._after = None
         self._close_capture(CommandEnd.NOTHING_SAID)
 
     def _close_capture(self, end: CommandEnd) -> bool:
-        self._after = None
+        """End the command being heard (False: none is). A command that ended early may still go on: Home
+        Assistant's transcript of it, which comes after its end, does not change that."""
         capture, self.capture = self.capture, None
         if capture is None:
             return False
+        self._after = None
         capture.finish(end)
         if self._words is not None:
             task = asyncio.create_task(self._words.close(), name="close the command's transcription")
@@ -350,6 +363,7 @@ class TurnController:
         turn = self.turn
         if turn is None:
             return
+        self._after = None
         self._close_capture(CommandEnd.NOTHING_SAID)
         self.turn = None
         work, self._work = self._work, None

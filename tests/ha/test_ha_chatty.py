@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import soxr
 from helpers import SATELLITE_DATA, TESTS_DIR, home_assistant
 from helpers.home_assistant import HA_VERSIONS, HomeAssistant, PipelineRun, WyomingEntry
 from helpers.satellite_io import LiveMic
@@ -31,6 +33,7 @@ from wyoming.info import Attribution, HandleModel, HandleProgram, Info, WakeMode
 
 from chatty_common.health_check import describe
 from wyoming_chatty_stt.client import stream_wav
+from wyoming_chatty_tts.client import speak
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -580,3 +583,56 @@ async def test_a_barge_in_while_home_assistant_still_writes_the_answer_is_heard(
             # and its speech: the TTS server no longer makes audio of a story nobody hears
             assert "Stopped speaking an answer that its listener interrupted" in ha.log(), ha.log_excerpt()
     assert "capital" in words(turns[1]["transcript"]) and "paris" in turns[1]["answer"].lower(), turns[1]
+
+
+async def test_a_speaker_who_goes_on_after_the_end_of_the_command_is_heard_whole(
+    ha, chatty, stt_server, tts_server, llm_server, tmp_path
+):
+    """Our satellite ends "What is the capital of France?" at its pause (the smart end of turn) and Home
+    Assistant's run answers it; the speaker goes on ("And how many people live there?") before the answer
+    sounds. That run's answer is stopped on our LLM server and dropped unheard, and the whole command goes to
+    Home Assistant in a new run, which is answered."""
+    if ha.version != NEWEST:
+        pytest.skip(f"runs on the newest Home Assistant ({NEWEST}) only, to keep the suite short")
+    clip = home_assistant.read_wav(SATELLITE_CLIPS / "nabu_capital.wav")[0]
+    nabu, question = clip[: int(2.4 * 32000)], clip[int(2.4 * 32000) : -int(1.5 * 32000)]  # "Okay Nabu." and it
+    spoken = await speak(tts_server.uri, "And how many people live there?")
+    afterthought = soxr.resample(np.frombuffer(spoken.audio, "<i2"), 24000, 16000).astype("<i2").tobytes()
+    pause = bytes(int(1.2 * 32000))
+    mic = LiveMic(tmp_path)
+    satellite = home_assistant.HaSatellite(
+        tmp_path,
+        mic,
+        "--stt-uri",
+        stt_server.uri,
+        "--llm-uri",
+        llm_server.uri,
+        "--unfinished-silence",
+        "2.5",
+        "--no-sounds",
+    )  # (a long silence longer than the default: the pause's verdict comes before the speaker goes on)
+    try:
+        await satellite.join(ha)
+        asked = mic.say(bytes(32000) + nabu + question + pause + afterthought)
+        [turn] = await satellite.wait_for_turns(1, timeout=90)
+    finally:
+        satellite.stop()
+        mic.close()
+    log = satellite.log_path.read_text()
+    went_on_at = asked + (32000 + len(nabu) + len(question) + len(pause)) / 32000
+    samples, rate = home_assistant.read_wav(satellite.speaker)
+    speech = np.flatnonzero(np.abs(np.frombuffer(samples, "<i2")[int(asked * rate) :]) > 300)
+    first_sound = asked + speech[0] / rate if len(speech) else None
+    assert turn["outcome"] == "answered", log
+    ended_early = any(  # at the pause after the question
+        pause.get("ended") and "people" not in words(pause.get("heard") or "") for pause in turn.get("pauses", [])
+    )
+    if ended_early and first_sound is not None and first_sound < went_on_at + 0.3:
+        assert "went_on" not in turn, turn  # a fast machine: the answer sounded before the speaker went on
+        return
+    assert {"capital", "people"} <= set(words(turn["transcript"])), (turn, log)
+    runs = [run.transcript for run in await ha.pipeline_runs(chatty["pipeline_id"])]
+    if ended_early:  # (a busy machine may judge the pause only after the speaker went on)
+        assert len(turn["went_on"]) == 1 and "The speaker went on after the end of the command" in log, (turn, log)
+        assert "people" not in words(runs[-2] or "") and words(runs[-1] or "") == words(turn["transcript"]), runs
+        assert "Asked the LLM server to stop writing the answer to" in log, log

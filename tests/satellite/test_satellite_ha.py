@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soxr
-from helpers import SATELLITE_DATA
+from helpers import DATA, SATELLITE_DATA
 from helpers.ha_peer import HA_RATE, next_event, send_answer_audio
 from helpers.satellite_io import detections, loud, pcm16k, read_speaker
 from helpers.servers import free_port
@@ -319,3 +319,67 @@ async def test_home_assistant_dropping_while_the_answer_plays(tmp_path, answer_a
     [turn] = satellite.turns()
     assert turn["outcome"] == "home assistant disconnected" and turn["answer"] == ANSWER
     assert turn["QUESTION-TO-RESPONSE_MS"] is not None  # its first audio did play
+
+
+async def _command_audio(client: AsyncClient) -> bytes:
+    """The audio of a command the satellite streams, up to its ``audio-stop``."""
+    audio = bytearray()
+    while (event := await next_event(client, "audio-chunk", "audio-stop")).type == "audio-chunk":
+        audio += AudioChunk.from_event(event).audio
+    return bytes(audio)
+
+
+async def test_a_speaker_who_goes_on_after_an_early_end_is_sent_again_whole(tmp_path, stt_server, tts_server):
+    """The smart end of turn ends "turn off the lights" at its pause (a whole command: ``audio-stop``); the
+    speaker goes on ("in the bedroom please") before its answer sounds. The satellite starts a new run with the
+    whole command once Home Assistant's run of the first words is over, and plays only the new run's answer."""
+    nabu = pcm16k(SATELLITE_DATA / "nabu_capital.wav")[: int(2.4 * 32000)]  # silence, "Okay Nabu.", silence
+    clip = pcm16k(DATA / "clips" / "pause.wav")  # "turn off the lights", 1.4 s silence, "in the bedroom please"
+    pause = clip[: 2 * int(1.7 * 16000)] + clip[2 * int(1.95 * 16000) :]  # a pause of 1.15 s
+    partial, whole = "Turned off all the lights.", "Turned off the lights in the bedroom."
+    partial_audio = (await speak(tts_server.uri, partial)).audio  # made before the microphone starts playing
+    whole_audio = (await speak(tts_server.uri, whole)).audio
+    # The long silence is longer than its default, so that the pause's verdict comes before the speaker goes on.
+    satellite = Satellite(
+        tmp_path, bytes(32000 * 3) + nabu + pause + bytes(32000 * 4),
+        "--no-follow-up", "--no-sounds", "--stt-uri", stt_server.uri, "--unfinished-silence", "2.5",
+    )  # fmt: skip
+    runs: list[str] = []
+    client = await satellite.connect()
+    try:
+        await client.write_event(RunSatellite().event())
+        await next_event(client, "run-pipeline", timeout=30)
+        while True:
+            audio = await _command_audio(client)
+            heard = await stream_wav(stt_server.uri, write_wav(tmp_path / "run.wav", audio), realtime=False)
+            runs.append(heard.transcript)
+            await client.write_event(Transcript(text=heard.transcript).event())
+            if "bedroom" in words(heard.transcript):
+                break
+            # Ended at the pause: the agent takes a while to write its answer, and the speaker has gone on
+            # meanwhile. The satellite holds the new run until this one's speech begins, and drops that speech.
+            await asyncio.sleep(2.0)
+            await client.write_event(Synthesize(text=partial).event())
+            await send_answer_audio(client, partial_audio)
+            event = await next_event(client, "run-pipeline", "played", timeout=10)
+            if event.type == "played":  # the answer to the first words was played
+                satellite.process.terminate()
+                raise AssertionError(f"the command was not sent again: {runs}\n{satellite.finish()}")
+            run = RunPipeline.from_event(event)
+            assert run.start_stage.value == "asr" and run.wake_word_name is None
+        await client.write_event(Synthesize(text=whole).event())
+        await send_answer_audio(client, whole_audio)
+        await next_event(client, "played")
+    finally:
+        await client.disconnect()
+    satellite.process.terminate()
+    log = satellite.finish()
+    [turn] = satellite.turns()
+    assert turn["outcome"] == "answered" and turn["answer"] == whole, turn
+    assert {"lights", "bedroom"} <= set(words(turn["transcript"])), (runs, log)
+    if len(runs) > 1:  # ended at the pause (a busy machine may judge it only after the speaker went on)
+        assert any(pause.get("ended") for pause in turn["pauses"]) and len(turn["went_on"]) == 1, turn
+        assert "The speaker went on after the end of the command" in log
+        assert "bedroom" not in words(runs[0]) and {"lights", "bedroom"} <= set(words(runs[1])), runs
+    played = await stream_wav(stt_server.uri, satellite.out, realtime=False)
+    assert "bedroom" in words(played.transcript) and "all" not in words(played.transcript), played.transcript

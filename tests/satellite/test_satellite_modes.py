@@ -41,8 +41,10 @@ from wyoming.timer import TimerFinished, TimerStarted
 from wyoming.tts import Synthesize
 
 from chatty_common.audio import PcmFormat
+from satellite.audio_io import FRAME_BYTES, Frame
+from satellite.capture import Heard
 from satellite.direct import CANT_REACH, DirectMode, DirectSettings
-from satellite.ha import HaMode
+from satellite.ha import HaMode, sent_again
 from satellite.ha_info import build_info
 from satellite.player import Player
 from satellite.services import Services
@@ -484,3 +486,50 @@ async def test_ha_a_barge_in_has_chatty_stop_writing_the_answer_home_assistant_w
             await events_until(client, "audio-stop")
             assert turns.outcomes == ["interrupted", "answered"]
         assert len(server.peers) == 1
+
+
+async def test_ha_a_barge_in_before_home_assistant_said_the_question_stops_its_answer_once_it_does(player):
+    """A barge-in that comes before the last run's transcript: what to stop is known only when that
+    transcript arrives (while the new command is held), and it is stopped then."""
+
+    async def llm(peer: Peer) -> None:
+        await peer.read("chatty-stop")
+        await peer.write(Event("chatty-stopped", {"stopped": 1}))
+
+    async with ScriptedServer(llm) as server:
+        services = Services({"llm": server.uri}, {})
+        async with ha_satellite(player, services) as (mode, client, turns):
+            await hear(mode, wake=True, speech=0.6, silence=0.8)
+            await events_until(client, "audio-stop")
+            await hear(mode, wake=True)  # Home Assistant has not said what it heard yet: the command is held
+            await client.write_event(Transcript(text="Tell me a story.").event())
+            await until(lambda: any(p.received for p in server.peers), what="the stop request")
+            [stop] = [event for peer in server.peers for event in peer.received]
+            assert stop.type == "chatty-stop" and stop.data == {"question": "Tell me a story."}
+            await hear(mode, speech=0.6, silence=0.8, pace=1.0)
+            await client.write_event(Synthesize(text="Once upon a time.").event())  # the agent ended it
+            await client.write_event(AudioStart(22050, 2, 1).event())
+            await client.write_event(AudioStop().event())
+            types = await events_until(client, "audio-stop")
+            assert types[:3] == ["detection", "run-pipeline", "audio-start"], types
+            await answer_heard(mode, client, "The end.", 0.3)
+            assert turns.outcomes == ["interrupted", "answered"]
+            assert turns.turns[1].answer == "The end."
+
+
+def _frames(pattern: str) -> list[Heard]:
+    """10 ms frames: "s" speech, "." silence."""
+    return [
+        Heard(Frame(bytes([i % 256]) * FRAME_BYTES, 0.0), None, 1.0 if c == "s" else 0.0) for i, c in enumerate(pattern)
+    ]
+
+
+def test_a_command_sent_again_keeps_its_pauses_shorter_than_home_assistant_ends_commands_at():
+    """A command sent again at once (its speaker went on after an early end): Home Assistant's detector counts
+    the audio's time, so a pause is kept up to 0.4 s after speech and 0.2 s before it (the word's start)."""
+    heard = _frames("." * 50 + "s" * 30 + "." * 120 + "s" * 10)  # 0.5 s, 0.3 s speech, a 1.2 s pause, speech
+    kept = sent_again(heard, threshold=0.5)
+    pattern = "".join("s" if h.speech else "." for h in kept)
+    assert pattern == "." * 20 + "s" * 30 + "." * 40 + "." * 20 + "s" * 10
+    assert [h.frame.pcm for h in kept[:20]] == [h.frame.pcm for h in heard[30:50]]  # the frames just before speech
+    assert sent_again(_frames("s" * 10 + "." * 50 + "s" * 10), 0.5) == _frames("s" * 10 + "." * 50 + "s" * 10)
