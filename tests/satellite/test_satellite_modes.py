@@ -454,16 +454,26 @@ async def test_ha_a_command_waits_while_home_assistant_still_writes_the_last_ans
     assert turns.turns[1].answer == "The end."
 
 
+async def stops_answers(peer: Peer) -> None:
+    """Chatty's LLM server, as far as the satellite asks it anything in Home Assistant mode: stop an answer."""
+    await peer.read("chatty-stop")
+    await peer.write(Event("chatty-stopped", {"stopped": 1}))
+
+
+async def stop_asked(server: ScriptedServer) -> dict:
+    """What the satellite asked the LLM server to stop (it asks once)."""
+    await until(lambda: any(p.received for p in server.peers), what="the stop request")
+    [stop] = [event for peer in server.peers for event in peer.received]
+    assert stop.type == "chatty-stop"
+    return stop.data
+
+
 async def test_ha_a_barge_in_has_chatty_stop_writing_the_answer_home_assistant_waits_for(player):
     """The same barge-in with Chatty's LLM server known: the satellite asks it to stop writing the answer
     to the run's question (so that the run ends, instead of the command waiting for the whole story); a
     barge-in once the run is over asks nothing."""
 
-    async def llm(peer: Peer) -> None:
-        await peer.read("chatty-stop")
-        await peer.write(Event("chatty-stopped", {"stopped": 1}))
-
-    async with ScriptedServer(llm) as server:
+    async with ScriptedServer(stops_answers) as server:
         services = Services({"llm": server.uri}, {})
         async with ha_satellite(player, services) as (mode, client, turns):
             await hear(mode, wake=True, speech=0.6, silence=0.8)
@@ -473,9 +483,7 @@ async def test_ha_a_barge_in_has_chatty_stop_writing_the_answer_home_assistant_w
             await client.write_event(AudioChunk(22050, 2, 1, tone(0.5, 22050)).event())
             await until(lambda: mode._incoming is not None, what="the answer to arrive")
             await hear(mode, wake=True)  # the barge-in: the command is held, the story is stopped
-            await until(lambda: any(p.received for p in server.peers), what="the stop request")
-            [stop] = [event for peer in server.peers for event in peer.received]
-            assert stop.type == "chatty-stop" and stop.data == {"question": "Tell me a story."}
+            assert await stop_asked(server) == {"question": "Tell me a story."}
             await hear(mode, speech=0.6, silence=0.8, pace=1.0)
             await client.write_event(Synthesize(text="Once upon a time.").event())  # the agent ended it
             await client.write_event(AudioStop().event())
@@ -492,20 +500,14 @@ async def test_ha_a_barge_in_before_home_assistant_said_the_question_stops_its_a
     """A barge-in that comes before the last run's transcript: what to stop is known only when that
     transcript arrives (while the new command is held), and it is stopped then."""
 
-    async def llm(peer: Peer) -> None:
-        await peer.read("chatty-stop")
-        await peer.write(Event("chatty-stopped", {"stopped": 1}))
-
-    async with ScriptedServer(llm) as server:
+    async with ScriptedServer(stops_answers) as server:
         services = Services({"llm": server.uri}, {})
         async with ha_satellite(player, services) as (mode, client, turns):
             await hear(mode, wake=True, speech=0.6, silence=0.8)
             await events_until(client, "audio-stop")
             await hear(mode, wake=True)  # Home Assistant has not said what it heard yet: the command is held
             await client.write_event(Transcript(text="Tell me a story.").event())
-            await until(lambda: any(p.received for p in server.peers), what="the stop request")
-            [stop] = [event for peer in server.peers for event in peer.received]
-            assert stop.type == "chatty-stop" and stop.data == {"question": "Tell me a story."}
+            assert await stop_asked(server) == {"question": "Tell me a story."}
             await hear(mode, speech=0.6, silence=0.8, pace=1.0)
             await client.write_event(Synthesize(text="Once upon a time.").event())  # the agent ended it
             await client.write_event(AudioStart(22050, 2, 1).event())
