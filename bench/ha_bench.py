@@ -18,7 +18,11 @@ debug data, in ms after the last word, next to the satellite's, and how many ans
 whose audio came late (as in ``e2e_bench.py``). Turns whose answer is 60 characters or less (Home
 Assistant never streams those) are reported apart.
 
-    bench/run_ha.sh [--rounds 1] [--modes direct,ha-chatty,ha-wyoming] [--ha-version 2026.2.3]
+With ``--afterthought SECONDS`` every other question is followed, after that pause, by "Please keep it
+short." in the same voice (the question was whole; the satellite may end it at its pause, but the speaker
+goes on), and the report counts those questions heard to the end in each mode.
+
+    bench/run_ha.sh [--rounds 1] [--modes direct,ha-chatty,ha-wyoming] [--ha-version 2026.2.3] [--afterthought 0.9]
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from e2e_bench import STALL_SECONDS, speech, stalls, start, wait_ready, waits  # noqa: E402
+from e2e_bench import AFTERTHOUGHT, STALL_SECONDS, speech, stalls, start, wait_ready, waits  # noqa: E402
 from helpers.home_assistant import HA_VERSIONS, HomeAssistant, PipelineRun, setup_home_assistant  # noqa: E402
 from stt_bench import free_port, percentile  # noqa: E402
 
@@ -69,14 +73,17 @@ FIGURES = ("QUESTION-TO-RESPONSE_MS", "VOICE-TO-VOICE_MS")
 HA_STAGES = ("stt-end", "first_text", "tts_start_streaming", "intent-end", "tts-start")
 
 
-def microphone(work: Path, rounds: int) -> Path:
-    """The satellite's microphone: lead-in silence, then each question after the wake word, a gap after each."""
+def microphone(work: Path, rounds: int, afterthought: float = 0.0) -> Path:
+    """The satellite's microphone: lead-in silence, then each question after the wake word, a gap after each;
+    with an ``afterthought``, every other question is followed by :data:`AFTERTHOUGHT` after that many seconds."""
     silence = lambda seconds: bytes(int(seconds * 16000) * 2)  # noqa: E731
     nabu = speech("Okay Nabu.", work)
     pcm = silence(LEAD_SECONDS)
     for _ in range(rounds):
-        for voice, question in QUESTIONS:
-            pcm += nabu + silence(0.6) + speech(question, work, voice) + silence(GAP_SECONDS)
+        for number, (voice, question) in enumerate(QUESTIONS):
+            if afterthought and number % 2:
+                question = f'{question} <break time="{int(afterthought * 1000)}ms"/> {AFTERTHOUGHT}'
+            pcm += nabu + silence(0.6) + speech(question, work, voice, ssml=bool(afterthought)) + silence(GAP_SECONDS)
     return write_wav(work / "questions.wav", pcm)
 
 
@@ -156,7 +163,8 @@ async def ha_modes(args, ports: dict[str, int], mic: Path, logs: Path, work: Pat
             port = free_port()
             print(f"{mode}: {len(QUESTIONS) * args.rounds} turns ...", file=sys.stderr)
             stt_uri = f"tcp://127.0.0.1:{ports['stt']}"  # the satellite judges pauses with it
-            ha_args = ["--mode", "ha", "--uri", f"tcp://127.0.0.1:{port}", "--stt-uri", stt_uri]
+            llm_uri = f"tcp://127.0.0.1:{ports['llm']}"  # it stops an answer nobody will hear (barge-in, going on)
+            ha_args = ["--mode", "ha", "--uri", f"tcp://127.0.0.1:{port}", "--stt-uri", stt_uri, "--llm-uri", llm_uri]
             process, metrics = run_satellite(ha_args, mic, logs, mode)
             try:
                 entry = await join(ha, port, process)
@@ -186,7 +194,7 @@ async def join(ha: HomeAssistant, port: int, process: subprocess.Popen) -> str:
             await asyncio.sleep(0.5)
 
 
-def report(results: dict[str, list[dict]], out: Path) -> None:
+def report(results: dict[str, list[dict]], out: Path, afterthought: float = 0.0) -> None:
     summary: dict[str, Any] = {}
     print()
     for subset, keep in (("answers over 60 characters", True), ("answers of 60 characters or less", False)):
@@ -236,6 +244,16 @@ def report(results: dict[str, list[dict]], out: Path) -> None:
         summary.setdefault("late_answers", {})[mode] = {"late": sum(1 for w in late if w), "of": len(late),
                                                         "waits_s": sorted(s for w in late for s in w)}  # fmt: skip
         print(f"  {mode:<12} {sum(1 for w in late if w)} of {len(late)}; waits {sorted(s for w in late for s in w)}")
+    if afterthought:
+        print(f"Questions followed by {AFTERTHOUGHT!r} after {afterthought} s, heard to the end:")
+        for mode, turns in results.items():
+            if not turns or len(turns) % len(QUESTIONS):  # turn i is question i: only when none is missing
+                print(f"  {mode:<12} {len(turns)} turns for {len(QUESTIONS)} questions a round: not counted")
+                continue
+            said = [t.get("transcript") or "" for i, t in enumerate(turns) if i % 2]
+            heard = [text for text in said if "short" in text.lower()]
+            summary.setdefault("afterthoughts_heard", {})[mode] = {"heard": len(heard), "of": len(said)}
+            print(f"  {mode:<12} {len(heard)} of {len(said)}; the others: {[t for t in said if t not in heard]}")
     (out / "ha.json").write_text(json.dumps(summary, indent=2))
     print("\nTarget: ha-chatty VOICE-TO-VOICE median at most 1.15 x direct mode's (answers over 60 characters).")
 
@@ -247,6 +265,7 @@ def main() -> None:
     parser.add_argument("--ha-version", default=HA_VERSIONS[-1], choices=HA_VERSIONS)
     parser.add_argument("--llm-nice", type=int, help="nice value of the local LLM's generation (default: its own, 10)")
     parser.add_argument("--debug-servers", action="store_true", help="servers log at debug level (bench/out/ha-logs)")
+    parser.add_argument("--afterthought", type=float, default=0.0, help="every other question goes on after this pause")
     args = parser.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if unknown := set(args.modes) - set(MODES):
@@ -260,7 +279,7 @@ def main() -> None:
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        mic = microphone(work, args.rounds)
+        mic = microphone(work, args.rounds, args.afterthought)
         config = json.loads(json.dumps(LLM_CONFIG))
         if args.llm_nice is not None:
             config["opts"]["llama_cpp"]["nice"] = args.llm_nice
@@ -293,7 +312,7 @@ def main() -> None:
             for process in servers.values():
                 process.wait(30)
     (out / "ha-turns.json").write_text(json.dumps(results, indent=2))
-    report(results, out)
+    report(results, out, args.afterthought)
 
 
 if __name__ == "__main__":
