@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -23,6 +24,7 @@ from .services import Services, ServiceUnavailable
 _LOGGER = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 3.0  # s for the whole request, the server's look-up and connection included
+LOOK_AGAIN = 30.0  # s between look-ups of a server that was not found
 
 
 class AnswerStopper:
@@ -31,10 +33,21 @@ class AnswerStopper:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._tasks: set[asyncio.Task[None]] = set()
+        self._looked_at = -LOOK_AGAIN
 
     def look_up(self) -> None:
         """Find the server now, so that the first barge-in does not wait for zeroconf."""
+        self._looked_at = time.monotonic()
         self._start(self._find())
+
+    def can_stop(self) -> bool:
+        """Is the LLM server known, so that an answer can be stopped at once? (If not, it is looked up again
+        in the background, now and then.)"""
+        if self._services.known("llm"):
+            return True
+        if time.monotonic() - self._looked_at >= LOOK_AGAIN:
+            self.look_up()
+        return False
 
     def stop(self, question: str) -> None:
         """Stop the answers being written to ``question``."""

@@ -11,7 +11,8 @@ the same way; timers ring here. The turn controller does the rest.
 
 A command ended early (at a pause judged to be its end) whose speaker goes on before its answer
 sounds is sent again, whole, in a new run: Home Assistant's run of its first words is stopped (on
-Chatty's LLM server) and its answer dropped unheard.
+Chatty's LLM server) and its answer dropped unheard. Without a known LLM server to stop that run, the
+new run would wait for the old answer to be written (ten seconds and more), so the early end is final.
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ class HaMode(Mode):
         self.turns.may_follow_up = lambda: self.link.connected and self.running
         self.turns.listen_again = lambda: self.listen(None)
         self.turns.go_on = self._go_on
+        # Only where the early run can be stopped at once: else the whole command would wait for its answer.
+        self.turns.may_go_on = lambda: self._stopper is not None and self._stopper.can_stop()
         # Judging pauses needs their words: Home Assistant's transcript comes only after the command.
         self._pause_words = PauseWords(services, judge.taking.pause, language) if services and judge else None
         if self._pause_words is not None:

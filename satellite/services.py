@@ -63,6 +63,10 @@ class Services:
         self._found[kind] = service.uri
         return service.uri
 
+    def known(self, kind: str) -> bool:
+        """Is the server's address known (given, or found earlier) without looking it up?"""
+        return kind in self._fixed or kind in self._found
+
     async def find_all(self) -> dict[str, str]:
         """Look up every server at once (at start-up, so the first turn does not wait)."""
         uris = await asyncio.gather(*(self.find(kind) for kind in KINDS))

@@ -110,6 +110,8 @@ class TurnController:
         self.go_on: Callable[[Turn, CommandCapture], None] | None = None
         """Carries on a turn whose command, ended early, goes on (the mode starts the turn's work again
         on the capture given, which holds the whole command so far); None: a command's end is final."""
+        self.may_go_on: Callable[[], bool] = lambda: True
+        """Asked at a command's early end: may it still go on (else its end is final)?"""
         self._after: AfterEarlyEnd | None = None
         """A command ended early whose speaker may still go on."""
 
@@ -242,7 +244,7 @@ class TurnController:
         capture = self.capture
         if not self._close_capture(end):
             return
-        if early and capture is not None and self.go_on is not None:
+        if early and capture is not None and self.go_on is not None and self.may_go_on():
             self._after = AfterEarlyEnd(capture)
         if end is CommandEnd.NOTHING_SAID:
             if self.silence_ends_turn:

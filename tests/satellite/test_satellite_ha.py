@@ -329,7 +329,9 @@ async def _command_audio(client: AsyncClient) -> bytes:
     return bytes(audio)
 
 
-async def test_a_speaker_who_goes_on_after_an_early_end_is_sent_again_whole(tmp_path, stt_server, tts_server):
+async def test_a_speaker_who_goes_on_after_an_early_end_is_sent_again_whole(
+    tmp_path, stt_server, tts_server, llm_server
+):
     """The smart end of turn ends "turn off the lights" at its pause (a whole command: ``audio-stop``); the
     speaker goes on ("in the bedroom please") before its answer sounds. The satellite starts a new run with the
     whole command once Home Assistant's run of the first words is over, and plays only the new run's answer."""
@@ -343,6 +345,7 @@ async def test_a_speaker_who_goes_on_after_an_early_end_is_sent_again_whole(tmp_
     satellite = Satellite(
         tmp_path, bytes(32000 * 3) + nabu + pause + bytes(32000 * 4),
         "--no-follow-up", "--no-sounds", "--stt-uri", stt_server.uri, "--unfinished-silence", "2.5",
+        "--llm-uri", llm_server.uri,  # (it asks the LLM server to stop the early run's answer)
     )  # fmt: skip
     runs: list[str] = []
     client = await satellite.connect()

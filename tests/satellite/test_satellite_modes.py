@@ -41,6 +41,7 @@ from wyoming.timer import TimerFinished, TimerStarted
 from wyoming.tts import Synthesize
 
 from chatty_common.audio import PcmFormat
+from satellite.answer_stop import AnswerStopper
 from satellite.audio_io import FRAME_BYTES, Frame
 from satellite.capture import Heard
 from satellite.direct import CANT_REACH, DirectMode, DirectSettings
@@ -535,3 +536,10 @@ def test_a_command_sent_again_keeps_its_pauses_shorter_than_home_assistant_ends_
     assert pattern == "." * 20 + "s" * 30 + "." * 40 + "." * 20 + "s" * 10
     assert [h.frame.pcm for h in kept[:20]] == [h.frame.pcm for h in heard[30:50]]  # the frames just before speech
     assert sent_again(_frames("s" * 10 + "." * 50 + "s" * 10), 0.5) == _frames("s" * 10 + "." * 50 + "s" * 10)
+
+
+async def test_ha_an_early_end_is_final_unless_the_answer_it_started_can_be_stopped():
+    """Going on after an early end in Home Assistant mode needs the early run stopped at once (else the whole
+    command would wait for that run's answer to be written): only with Chatty's LLM server known."""
+    assert not AnswerStopper(Services({}, {})).can_stop()  # no address and no zeroconf name: nothing to stop with
+    assert AnswerStopper(Services({"llm": "tcp://127.0.0.1:9"}, {})).can_stop()
