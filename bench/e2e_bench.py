@@ -89,6 +89,11 @@ AFTERTHOUGHT = "Please keep it short."
 """Said after some questions, following a pause: the question was whole, but the speaker goes on."""
 
 
+def with_afterthought(question: str, pause: float) -> str:
+    """The question as SSML followed, after a pause of ``pause`` seconds, by :data:`AFTERTHOUGHT`."""
+    return f'{question} <break time="{int(pause * 1000)}ms"/> {AFTERTHOUGHT}'
+
+
 def microphone(work: Path, rounds: int, voices: list[str], hesitation: float = 0.0, afterthought: float = 0.0) -> Path:
     """The wake word (en-us) and each question in turn, the questions' voices taking turns; with a
     ``hesitation``, every other question has a pause of that many seconds after its third word; with an
@@ -99,7 +104,7 @@ def microphone(work: Path, rounds: int, voices: list[str], hesitation: float = 0
     for number, question in enumerate(QUESTIONS * rounds):
         voice = voices[number % len(voices)]
         if afterthought and number % 2:
-            question = f'{question} <break time="{int(afterthought * 1000)}ms"/> {AFTERTHOUGHT}'
+            question = with_afterthought(question, afterthought)
         said = speech(hesitating(question, hesitation), work, voice, ssml=True) if hesitation and number % 2 else (
             speech(question, work, voice, ssml=bool(afterthought)))  # fmt: skip
         pcm += nabu + silence(0.6) + said + silence(GAP_SECONDS)

@@ -43,7 +43,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from e2e_bench import AFTERTHOUGHT, STALL_SECONDS, speech, stalls, start, wait_ready, waits  # noqa: E402
+from e2e_bench import (  # noqa: E402
+    AFTERTHOUGHT,
+    STALL_SECONDS,
+    speech,
+    stalls,
+    start,
+    wait_ready,
+    waits,
+    with_afterthought,
+)
 from helpers.home_assistant import HA_VERSIONS, HomeAssistant, PipelineRun, setup_home_assistant  # noqa: E402
 from stt_bench import free_port, percentile  # noqa: E402
 
@@ -82,7 +91,7 @@ def microphone(work: Path, rounds: int, afterthought: float = 0.0) -> Path:
     for _ in range(rounds):
         for number, (voice, question) in enumerate(QUESTIONS):
             if afterthought and number % 2:
-                question = f'{question} <break time="{int(afterthought * 1000)}ms"/> {AFTERTHOUGHT}'
+                question = with_afterthought(question, afterthought)
             pcm += nabu + silence(0.6) + speech(question, work, voice, ssml=bool(afterthought)) + silence(GAP_SECONDS)
     return write_wav(work / "questions.wav", pcm)
 
