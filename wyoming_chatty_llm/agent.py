@@ -14,6 +14,7 @@ import contextlib
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ from .memory import ConversationMemory, Message
 _LOGGER = logging.getLogger(__name__)
 
 _WORD = re.compile(r"[\w']+")
+
+FORGET_WITHIN = 120.0  # s: how far back a question's answer is forgotten when its listener asks
 
 
 def as_said(question: str) -> str:
@@ -69,6 +72,7 @@ class TurnResult:
     pieces: int
     question: str = ""  # as asked (stripped): what memory keeps with the answer
     stopped: bool = False  # its listener stopped it (``chatty-stop``): what it has is all it will say
+    asked_at: float = 0.0  # time.monotonic() when it was asked (see :meth:`Agent.remember`)
 
     @property
     def handled(self) -> bool:
@@ -91,6 +95,7 @@ class Agent:
         self.metrics = metrics
         self._preparing: set[asyncio.Task[None]] = set()
         self._writing: list[_Writing] = []
+        self._forgotten: deque[tuple[str, float]] = deque(maxlen=16)  # question as said, when
 
     def stop_writing(self, question: str) -> int:
         """Stop the answers being written to ``question`` (case and punctuation aside).
@@ -106,6 +111,20 @@ class Agent:
             writing.stop.set()
         return len(stopping)
 
+    def forget(self, question: str) -> bool:
+        """Forget the answer to ``question`` (case and punctuation aside): the last one remembered in the last
+        FORGET_WITHIN s is dropped, and those still being written, or waiting to be committed, are never
+        remembered.
+
+        A satellite whose speaker went on after it had ended the command early asks for this: the question
+        was half of the speaker's, and its answer, if any came, was never heard. It does not know Home
+        Assistant's conversation id: the last answer is the one it asked for (it asks within seconds).
+        Returns whether a remembered turn was dropped.
+        """
+        said = as_said(question)
+        self._forgotten.append((said, time.monotonic()))
+        return self.memory.forget_last(lambda asked: as_said(asked) == said, FORGET_WITHIN)
+
     def prompt(self, conversation_id: str, question: str, extra_prompt: str = "") -> list[Message]:
         """System prompt (and the client's addition to it), the conversation so far, and the question.
 
@@ -120,13 +139,20 @@ class Agent:
             Message("user", question),
         ]
 
-    def remember(self, conversation_id: str, question: str, answer: str, extra_prompt: str = "") -> None:
+    def remember(
+        self, conversation_id: str, question: str, answer: str, extra_prompt: str = "", asked_at: float | None = None
+    ) -> None:
         """Keep a turn in the conversation's memory; the backend reads the next prompt's start right away.
+
+        Not if its question, asked at ``asked_at``, was forgotten since (:meth:`forget`).
 
         When the memory drops its older half, the next prompt's start has changed, and reading it again
         when the next question comes made that question's first words about a second later on two
         cores (one turn in four with the default memory). Read now, while the answer is being spoken.
         """
+        if asked_at is not None and self._was_forgotten(question, asked_at):
+            _LOGGER.debug("The answer for conversation %s was forgotten before it was remembered", conversation_id)
+            return
         self.memory.remember(conversation_id, question, without_loop(answer))
         if self.config.memory.turns == 0:
             return  # the prompt's start is the system prompt, read once
@@ -134,6 +160,10 @@ class Agent:
         task = asyncio.get_running_loop().create_task(self._prepare(start), name="prepare the next prompt")
         self._preparing.add(task)
         task.add_done_callback(self._preparing.discard)
+
+    def _was_forgotten(self, question: str, asked_at: float) -> bool:
+        said = as_said(question)
+        return any(forgotten == said and at >= asked_at for forgotten, at in self._forgotten)
 
     async def prepared(self) -> None:
         """Wait until the backend has read what :meth:`remember` gave it."""
@@ -169,6 +199,7 @@ class Agent:
         which the caller adds with :meth:`remember` if it is used).
         """
         started = time.perf_counter()
+        asked_at = time.monotonic()
         pieces: list[str] = []
         ttf: float | None = None
         outcome = "cancelled"
@@ -211,10 +242,10 @@ class Agent:
                     Failure.EMPTY, "stopped before it wrote anything" if stopped else "the model's answer was empty"
                 )
             if remember:
-                self.remember(conversation_id, question, text, extra_prompt)
+                self.remember(conversation_id, question, text, extra_prompt, asked_at)
             outcome = "handled"
             took = time.perf_counter() - started
-            return TurnResult(text, None, ttf, took, len(pieces), question, stopped=writing.stop.is_set())
+            return TurnResult(text, None, ttf, took, len(pieces), question, writing.stop.is_set(), asked_at)
         except BackendError as err:
             failure: Failure = err.failure
             outcome = f"not-handled:{failure.name.lower()}"

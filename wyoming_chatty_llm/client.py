@@ -134,9 +134,12 @@ async def commit(client: AsyncClient) -> None:
     await client.write_event(Event(COMMIT))
 
 
-async def stop_answers(client: AsyncClient, question: str) -> int:
-    """Have the server stop writing the answers to ``question`` (each ends with what it has); how many it stopped."""
-    await client.write_event(Event(STOP, {"question": question}))
+async def stop_answers(client: AsyncClient, question: str, *, forget: bool = False) -> int:
+    """Have the server stop writing the answers to ``question`` (each ends with what it has); how many it stopped.
+
+    With ``forget`` they are not remembered, and the last answer to it remembered in the last two minutes is dropped.
+    """
+    await client.write_event(Event(STOP, {"question": question, "forget": forget}))
     while (event := await client.read_event()) is not None:
         if event.type == STOPPED:
             return int(event.data.get("stopped", 0))

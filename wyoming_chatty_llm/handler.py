@@ -9,7 +9,9 @@ generation. ``chatty-stop`` (any connection) ends the answers being written to a
 question with what they have so far: a satellite whose answer was interrupted
 sends it, so that Home Assistant's run of that answer ends. The ``handled`` (or
 ``not-handled``) of a stopped answer says so (``"chatty": {"stopped": true}``):
-Chatty's Home Assistant integration then stops speaking it too.
+Chatty's Home Assistant integration then stops speaking it too. With
+``"forget": true`` the answer to that question is also forgotten (a satellite
+that ended a command early, whose speaker went on: the question was half of theirs).
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ _LOGGER = logging.getLogger(__name__)
 
 MAX_WAITING_TURNS = 4  # questions queued on one connection behind the one being answered
 COMMIT = "chatty-commit"  # keep the connection's speculative answer in the conversation's memory
-STOP = "chatty-stop"  # {"question": ...}: stop writing the answers to this question (any connection's)
-STOPPED = "chatty-stopped"  # the reply to STOP: {"stopped": how many answers}
+STOP = "chatty-stop"  # {"question": ..., "forget": bool}: stop writing the answers to this question (any
+# connection's), and forget them
+STOPPED = "chatty-stopped"  # the reply to STOP: {"stopped": answers stopped, "forgotten": remembered ones dropped}
 
 
 class _Speculation:
@@ -44,7 +47,8 @@ class _Speculation:
 
     def __init__(self) -> None:
         self.committed = False
-        self.answer: tuple[str, str, str, str] | None = None  # conversation id, question, answer, extra prompt
+        self.answer: tuple[str, str, str, str, float] | None = None  # conversation id, question, answer,
+        # extra prompt, when it was asked
 
 
 class LlmEventHandler(LimitedEventHandler):
@@ -90,9 +94,13 @@ class LlmEventHandler(LimitedEventHandler):
             question = event.data.get("question")
             if not isinstance(question, str) or not question.strip():
                 raise RequestError(f"{STOP} needs a 'question' string")
+            forget = event.data.get("forget", False)
+            if not isinstance(forget, bool):
+                raise RequestError(f"{STOP} 'forget' must be true or false")
             stopped = self._agent.stop_writing(question)
-            _LOGGER.debug("Asked to stop the answers to %r: %d stopped", question, stopped)
-            self.send(Event(STOPPED, {"stopped": stopped}))
+            forgotten = int(self._agent.forget(question)) if forget else 0
+            _LOGGER.debug("Asked to stop the answers to %r: %d stopped, %d forgotten", question, stopped, forgotten)
+            self.send(Event(STOPPED, {"stopped": stopped, "forgotten": forgotten}))
         elif Intent.is_type(event.type):
             raise RequestError("this conversation agent answers transcript events, not intent", "unsupported")
         return True
@@ -134,10 +142,11 @@ class LlmEventHandler(LimitedEventHandler):
                 text, conversation_id, on_piece, extra_prompt, remember=speculation is None
             )
             if speculation is not None and result.handled:
+                answer = (conversation_id, result.question, result.text, extra_prompt, result.asked_at)
                 if speculation.committed:
-                    self._agent.remember(conversation_id, result.question, result.text, extra_prompt)
+                    self._agent.remember(*answer)
                 else:
-                    speculation.answer = (conversation_id, result.question, result.text, extra_prompt)
+                    speculation.answer = answer
             end = (Handled if result.handled else NotHandled)(text=result.text, context=context).event()
             if result.stopped:  # its listener went away: whoever speaks it may stop too
                 end.data["chatty"] = {"stopped": True}

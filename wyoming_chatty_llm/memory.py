@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .config import MemoryConfig
 
@@ -30,9 +31,15 @@ class Message:
         return {"role": self.role, "content": self.content}
 
 
+class _Turn(NamedTuple):
+    question: Message
+    answer: Message
+    at: float  # when it was remembered
+
+
 class _Conversation:
     def __init__(self, now: float) -> None:
-        self.turns: list[tuple[Message, Message]] = []
+        self.turns: list[_Turn] = []
         self.last_used = now
 
 
@@ -62,7 +69,7 @@ class ConversationMemory:
         conversation = self._conversations.get(conversation_id)
         if conversation is None:
             return []
-        return [message for turn in conversation.turns for message in turn]
+        return [message for turn in conversation.turns for message in (turn.question, turn.answer)]
 
     def remember(self, conversation_id: str, question: str, answer: str) -> None:
         """Store one answered question; the conversation becomes the most recently used."""
@@ -73,7 +80,7 @@ class ConversationMemory:
         conversation = self._conversations.pop(conversation_id, None) or _Conversation(now)
         conversation.last_used = now
         conversation.turns.append(
-            (Message("user", question[:MAX_STORED_CHARS]), Message("assistant", answer[:MAX_STORED_CHARS]))
+            _Turn(Message("user", question[:MAX_STORED_CHARS]), Message("assistant", answer[:MAX_STORED_CHARS]), now)
         )
         if len(conversation.turns) > self._config.turns:
             # Drop the older half at once, not one turn per turn: the history then stays the same prefix
@@ -85,3 +92,19 @@ class ConversationMemory:
 
     def forget(self, conversation_id: str) -> None:
         self._conversations.pop(conversation_id, None)
+
+    def forget_last(self, is_question: Callable[[str], bool], within: float) -> bool:
+        """Drop the last turn whose question ``is_question``, if it was remembered in the last ``within`` s."""
+        self._expire()
+        since = self._clock() - within
+        found = [
+            (turn.at, conversation, turn)
+            for conversation in self._conversations.values()
+            for turn in conversation.turns
+            if turn.at >= since and is_question(turn.question.content)
+        ]
+        if not found:
+            return False
+        _at, conversation, turn = max(found, key=lambda item: item[0])
+        conversation.turns.remove(turn)
+        return True

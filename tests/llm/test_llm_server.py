@@ -101,6 +101,31 @@ async def test_a_speculative_answer_is_remembered_only_when_committed(llm_server
     assert [r["speculative"] for r in records] == [True, False]
 
 
+async def test_a_forgotten_question_is_not_remembered_committed_or_not(llm_server):
+    """A satellite whose speaker went on after it ended the command asks, on a connection of its own, to stop
+    and forget the answers to the first words: an answer already remembered is dropped, and a speculative
+    one committed after the request is not kept; the conversation goes on as if it was never asked."""
+    from wyoming_chatty_llm.client import ask_on, commit
+
+    remembered = f"forget-remembered-{uuid.uuid4().hex[:6]}"
+    assert (await ask(llm_server.uri, "My name is Zorbo.", remembered)).handled
+    speculative = f"forget-speculative-{uuid.uuid4().hex[:6]}"
+    async with AsyncClient.from_uri(llm_server.uri) as client:
+        assert (await ask_on(client, "My name is Zorbo.", speculative, speculative=True)).handled
+        async with AsyncClient.from_uri(llm_server.uri) as other:
+            await other.write_event(Event("chatty-stop", {"question": "my name is ZORBO", "forget": True}))
+            # (the last "My name is Zorbo." remembered: the first conversation's, not other tests')
+            replied = await asyncio.wait_for(other.read_event(), 10)
+        await commit(client)  # the pipeline asked it after all: too late, it was forgotten
+        await asyncio.sleep(0.2)  # the commit is read before the connection closes
+    assert replied is not None and replied.data == {"stopped": 0, "forgotten": 1}, replied
+    for conversation in (remembered, speculative):
+        reply = await ask(llm_server.uri, "What is my name?", conversation)
+        assert "zorbo" not in reply.text.lower(), (conversation, reply.text)
+    [error] = await _exchange(llm_server.uri, Event("chatty-stop", {"question": "hi", "forget": "yes"}))
+    assert error.type == "error" and "chatty-stop 'forget' must be true or false" in error.data["text"]
+
+
 async def test_an_answer_that_loops_is_stopped_and_remembered_once(llm_server, llm_dir):
     """The bundled SmolLM2 at temperature 0 answers this question with "They are apex predators, apex
     predators, apex predators. They are apex predators, ..." to its token cap; the user hears the loop

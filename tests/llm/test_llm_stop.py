@@ -77,3 +77,34 @@ async def test_a_client_gone_while_the_answer_waits_still_cancels_it():
     assert answering.cancelled() and backend.closed.is_set()
     assert agent.stop_writing("Tell me a story.") == 0
     await agent.close()
+
+
+async def test_a_forgotten_question_leaves_no_answer_in_memory_written_or_still_being_written():
+    """A satellite that ended a command early, whose speaker then went on, asks to stop and forget the answer
+    to those first words: the last one remembered is dropped, one still being written is never remembered;
+    the conversation's other turns stay, and the same question asked afterwards is remembered again."""
+    agent = Agent(parse_config({}), _SlowBackend(first=""))  # (its memory only)
+    agent.remember("porch", "What is the", "Which one?", asked_at=0.0)
+    agent.remember("hall", "Turn on the light.", "Done.", asked_at=0.0)
+    agent.remember("hall", "What is the", "The what?", asked_at=0.0)
+    assert agent.forget("what is THE")
+    assert [m.content for m in agent.memory.history("hall")] == ["Turn on the light.", "Done."]
+    assert [m.content for m in agent.memory.history("porch")] == ["What is the", "Which one?"]  # not the last
+    await agent.close()
+
+    backend = _SlowBackend()
+    agent = _agent(backend)
+    answering = asyncio.create_task(agent.answer("Tell me a", "hall", lambda _piece: None))
+    await asyncio.sleep(0.1)
+    assert agent.stop_writing("Tell me a") == 1 and not agent.forget("Tell me a")
+    result = await asyncio.wait_for(answering, 2)
+    assert result.handled and result.stopped and result.text == "Once upon a time,"  # (what its speaker gets)
+    agent.remember("hall", "Tell me a", result.text, asked_at=result.asked_at)  # a commit that comes late
+    assert agent.memory.history("hall") == []
+    again = asyncio.create_task(agent.answer("Tell me a", "hall", lambda _piece: None))
+    await asyncio.sleep(0.1)
+    agent.stop_writing("Tell me a")
+    await asyncio.wait_for(again, 2)
+    await agent.prepared()
+    assert [m.content for m in agent.memory.history("hall")] == ["Tell me a", "Once upon a time,"]
+    await agent.close()
