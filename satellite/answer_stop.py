@@ -6,7 +6,8 @@ answer, the new question waited for the old answer to be written to its end (six
 story). When the agent is Chatty's, the satellite asks its LLM server (found like direct mode's) to
 stop writing the answers to the question the run had; the agent then ends the answer with what it
 has, Home Assistant's run ends, and the held question goes a moment later. With another agent
-nothing is stopped and the question waits as before.
+nothing is stopped and the question waits as before. When the question was only the first part of
+the speaker's (they went on after the satellite had ended the command), its answer is forgotten too.
 """
 
 from __future__ import annotations
@@ -49,9 +50,9 @@ class AnswerStopper:
             self.look_up()
         return False
 
-    def stop(self, question: str) -> None:
-        """Stop the answers being written to ``question``."""
-        self._start(self._stop(question))
+    def stop(self, question: str, *, forget: bool = False) -> None:
+        """Stop the answers being written to ``question``; with ``forget``, the LLM server forgets them."""
+        self._start(self._stop(question, forget))
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -69,16 +70,21 @@ class AnswerStopper:
         except ServiceUnavailable as err:
             _LOGGER.info("%s; a barge-in waits for Home Assistant to finish writing the answer", err)
 
-    async def _stop(self, question: str) -> None:
+    async def _stop(self, question: str, forget: bool) -> None:
         try:
             async with asyncio.timeout(STOP_TIMEOUT):
                 client = await self._services.connect("llm")
                 try:
-                    stopped = await stop_answers(client, question)
+                    stopped = await stop_answers(client, question, forget=forget)
                 finally:
                     await client.disconnect()
         except (ServiceUnavailable, OSError, TimeoutError, AgentError) as err:
             reason = str(err) or type(err).__name__
             _LOGGER.info("Could not ask the LLM server to stop the answer to %r: %s", question, reason)
             return
-        _LOGGER.info("Asked the LLM server to stop writing the answer to %r: %d stopped", question, stopped)
+        _LOGGER.info(
+            "Asked the LLM server to stop writing the answer to %r%s: %d stopped",
+            question,
+            " and forget it" if forget else "",
+            stopped,
+        )

@@ -127,6 +127,8 @@ class HaMode(Mode):
         self._stopper = AnswerStopper(services) if services else None
         self._question: str | None = None
         """The transcript of Home Assistant's last run: what its answer answers."""
+        self._half_question = False
+        """The last run's command was ended early and its speaker went on: its answer is to be forgotten."""
         self._incoming: Playback | None = None
         """Audio arriving from Home Assistant: the answer of ``_incoming_turn``, or an announcement."""
         self._incoming_turn: Turn | None = None
@@ -184,19 +186,22 @@ class HaMode(Mode):
     def listen(self, wake_word: str | None) -> None:
         self.turns.begin(wake_word)
         self._heard = []
+        self._half_question = False
         self._start_run(wake_word)
 
     def _go_on(self, _turn: Turn, _capture: CommandCapture) -> None:
         """The speaker went on after the command's early end: the run of its first words is not wanted (its
         answer, if any came, is dropped), and the whole command so far goes to a new run, live from here."""
         self._drop_incoming()
+        self._half_question = True
         heard = [frame.frame.pcm for frame in sent_again(self._heard, self.turns.rules.threshold)]
         self._start_run(None, heard)
         self.turns.stream_words_again(heard)
 
     def _start_run(self, wake_word: str | None, heard: list[bytes] | None = None) -> None:
         """A new pipeline run for the command under way (``heard``: its audio so far), held back while the
-        last run goes on; that one is stopped if Chatty's LLM server writes its answer."""
+        last run goes on; that one is stopped if Chatty's LLM server writes its answer (and forgotten, if its
+        question was half of this one: even when that run is over)."""
         events = [Detection(name=wake_word, timestamp=int(time.monotonic() * 1000)).event()] if wake_word else []
         events += [
             RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.TTS, wake_word_name=wake_word).event(),
@@ -206,14 +211,15 @@ class HaMode(Mode):
             AudioChunk(MIC_FORMAT.rate, MIC_FORMAT.width, MIC_FORMAT.channels, pcm).event() for pcm in heard or []
         ]
         self.gate.start_run(events)
-        if self.gate.holding and self._question:
+        if self._question and (self.gate.holding or self._half_question):
             self._stop_answer(self._question)
 
     def _stop_answer(self, question: str) -> None:
         """The last run goes on until its answer is written: have Chatty's LLM server end it now."""
+        forget, self._half_question = self._half_question, False
         self._question = None
         if self._stopper is not None:
-            self._stopper.stop(question)
+            self._stopper.stop(question, forget=forget)
 
     # -- events from Home Assistant -------------------------------------------------------------------
     def _on_event(self, event: Event) -> None:
@@ -242,6 +248,7 @@ class HaMode(Mode):
         elif Transcript.is_type(event.type):
             self.turns.end_capture(CommandEnd.SPOKEN)
             self._question = Transcript.from_event(event).text
+            self._half_question = False  # this run's: the whole command
             if turn is not None:
                 turn.transcript_at = time.monotonic()
                 turn.transcript = self._question

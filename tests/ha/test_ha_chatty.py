@@ -635,4 +635,4 @@ async def test_a_speaker_who_goes_on_after_the_end_of_the_command_is_heard_whole
     if ended_early:  # (a busy machine may judge the pause only after the speaker went on)
         assert len(turn["went_on"]) == 1 and "The speaker went on after the end of the command" in log, (turn, log)
         assert "people" not in words(runs[-2] or "") and words(runs[-1] or "") == words(turn["transcript"]), runs
-        assert "Asked the LLM server to stop writing the answer to" in log, log
+        assert f"Asked the LLM server to stop writing the answer to {runs[-2]!r} and forget it" in log, log

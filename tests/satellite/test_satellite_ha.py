@@ -383,6 +383,8 @@ async def test_a_speaker_who_goes_on_after_an_early_end_is_sent_again_whole(
     if len(runs) > 1:  # ended at the pause (a busy machine may judge it only after the speaker went on)
         assert any(pause.get("ended") for pause in turn["pauses"]) and len(turn["went_on"]) == 1, turn
         assert "The speaker went on after the end of the command" in log
+        # Its answer is not only stopped but forgotten: the next question is not asked after the half one.
+        assert f"Asked the LLM server to stop writing the answer to {runs[0]!r} and forget it" in log, log
         assert "bedroom" not in words(runs[0]) and {"lights", "bedroom"} <= set(words(runs[1])), runs
     played = await stream_wav(stt_server.uri, satellite.out, realtime=False)
     assert "bedroom" in words(played.transcript) and "all" not in words(played.transcript), played.transcript

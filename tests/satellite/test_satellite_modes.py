@@ -484,7 +484,7 @@ async def test_ha_a_barge_in_has_chatty_stop_writing_the_answer_home_assistant_w
             await client.write_event(AudioChunk(22050, 2, 1, tone(0.5, 22050)).event())
             await until(lambda: mode._incoming is not None, what="the answer to arrive")
             await hear(mode, wake=True)  # the barge-in: the command is held, the story is stopped
-            assert await stop_asked(server) == {"question": "Tell me a story."}
+            assert await stop_asked(server) == {"question": "Tell me a story.", "forget": False}  # (it was heard)
             await hear(mode, speech=0.6, silence=0.8, pace=1.0)
             await client.write_event(Synthesize(text="Once upon a time.").event())  # the agent ended it
             await client.write_event(AudioStop().event())
@@ -508,7 +508,7 @@ async def test_ha_a_barge_in_before_home_assistant_said_the_question_stops_its_a
             await events_until(client, "audio-stop")
             await hear(mode, wake=True)  # Home Assistant has not said what it heard yet: the command is held
             await client.write_event(Transcript(text="Tell me a story.").event())
-            assert await stop_asked(server) == {"question": "Tell me a story."}
+            assert await stop_asked(server) == {"question": "Tell me a story.", "forget": False}  # (it was heard)
             await hear(mode, speech=0.6, silence=0.8, pace=1.0)
             await client.write_event(Synthesize(text="Once upon a time.").event())  # the agent ended it
             await client.write_event(AudioStart(22050, 2, 1).event())
