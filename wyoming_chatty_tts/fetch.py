@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ _LOGGER = logging.getLogger(__name__)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _GIT_SHA1 = re.compile(r"^[0-9a-f]{40}$")
+ASK_AGAIN_AFTER = 1.0  # s before a hub that answered with a server error is asked once more (a client waits)
 
 
 class DownloadError(Exception):
@@ -76,11 +78,13 @@ def cached_file(repo: str, filename: str, cache: Path) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
-def fetch_file(repo: str, filename: str, cache: Path, what: str) -> Path:
+def fetch_file(repo: str, filename: str, cache: Path, what: str, *, client_waits: bool = False) -> Path:
     """``filename`` of ``repo``: from ``cache``, or downloaded into it first and checked (blocking).
 
     ``what`` names the file in messages ("voice af_heart"). Raises NotDownloaded when it is not here and
-    cannot be fetched, DownloadError when the download fails.
+    cannot be fetched, DownloadError when the download fails. ``client_waits``: a request waits for it
+    (not the start-up), so a hub that answers with a server error twice is an error at once, not after
+    ``huggingface_hub``'s 23 s of retries.
     """
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
@@ -94,7 +98,7 @@ def fetch_file(repo: str, filename: str, cache: Path, what: str) -> Path:
                 f"{what} is not on this machine and needs a download from Hugging Face ({repo}), "
                 "which this server does not do (HF_HUB_OFFLINE is set)"
             ) from None
-        _check_reachable(repo, filename, what)
+        _check_reachable(repo, filename, what, client_waits)
         _LOGGER.info("Fetching %s from %s (%s; once, kept in %s)", what, constants.ENDPOINT, repo, cache)
         disable_progress_bars()  # progress goes to the log instead, a line every 10 s
         try:
@@ -115,21 +119,29 @@ def fetch_file(repo: str, filename: str, cache: Path, what: str) -> Path:
     return path
 
 
-def _check_reachable(repo: str, filename: str, what: str) -> None:
+def _check_reachable(repo: str, filename: str, what: str, client_waits: bool, asked: int = 1) -> None:
     """Raise NotDownloaded at once when the hub does not answer.
 
-    ``hf_hub_download`` retries a network error five times, waiting 1 + 2 + 4 + 8 + 8 s: a client asking
-    for a voice while the network is down would wait 23 s for its error. One request without retries
-    first; an answer from the hub, even an error status, goes on to the download, which reports it
-    (and retries what is worth retrying).
+    ``hf_hub_download`` retries a network error, or a server error status (5xx), five times, waiting
+    1 + 2 + 4 + 8 + 8 s: a client asking for a voice while the network is down would wait 23 s for its
+    error. One request without retries first; an answer from the hub, even an error status, goes on to
+    the download, which reports it (and retries what is worth retrying): except, when a client waits,
+    a server error that the hub gives again a second later, which is a DownloadError at once.
     """
     from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
     from huggingface_hub.errors import HfHubHTTPError
 
     try:
         get_hf_file_metadata(hf_hub_url(repo, filename))
-    except HfHubHTTPError:
-        return
+    except HfHubHTTPError as err:
+        status = err.response.status_code if err.response is not None else None
+        if not client_waits or status is None or status < 500:
+            return
+        if asked < 2:
+            time.sleep(ASK_AGAIN_AFTER)
+            _check_reachable(repo, filename, what, client_waits, asked + 1)
+            return
+        raise DownloadError(f"could not download {what} from {repo}: {_one_line(err)}") from err
     except Exception as err:  # no answer: refused, unknown host, timed out
         raise NotDownloaded(
             f"{what} needs a download from Hugging Face ({repo}) and the hub cannot be reached "
@@ -161,10 +173,11 @@ class VoiceFetcher:
         """The catalog voices already in the data folder."""
         return [name for name in VOICES if cached_file(REPO, voice_file(name), self.cache) is not None]
 
-    def fetch(self, name: str) -> np.ndarray:
-        """The voice's style tensor: from the data folder, or downloaded into it first."""
+    def fetch(self, name: str, *, client_waits: bool = False) -> np.ndarray:
+        """The voice's style tensor: from the data folder, or downloaded into it first (see :func:`fetch_file`)."""
         try:
-            return load_torch_tensor(fetch_file(REPO, voice_file(name), self.cache, f"voice {name}"))
+            path = fetch_file(REPO, voice_file(name), self.cache, f"voice {name}", client_waits=client_waits)
+            return load_torch_tensor(path)
         except NotDownloaded as err:
             raise VoiceNotDownloaded(str(err)) from err
         except DownloadError as err:

@@ -46,9 +46,9 @@ class VoiceLibrary:
             missing.append(name)
         return missing
 
-    def add_fetched(self, name: str) -> None:
-        """Fetch a catalog voice into the bank (blocking: start-up, or a worker thread)."""
-        self.bank.add(name, self._fetcher.fetch(name), own_language(name))
+    def add_fetched(self, name: str, client_waits: bool = False) -> None:
+        """Fetch a catalog voice into the bank (blocking: start-up, or a worker thread for a client that waits)."""
+        self.bank.add(name, self._fetcher.fetch(name, client_waits=client_waits), own_language(name))
         _LOGGER.info("Voice %s ready", name)
 
     def add_cached(self) -> None:
@@ -72,7 +72,7 @@ class VoiceLibrary:
         for name in self.missing(spec):
             if (fetching := self._fetching.get(name)) is None:
                 loop = asyncio.get_running_loop()
-                fetching = asyncio.ensure_future(loop.run_in_executor(self._thread, self.add_fetched, name))
+                fetching = asyncio.ensure_future(loop.run_in_executor(self._thread, self.add_fetched, name, True))
                 self._fetching[name] = fetching
                 fetching.add_done_callback(partial(self._fetched, name))
             await asyncio.shield(fetching)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +31,7 @@ class HubFile:
     cuts: int = 1_000_000  # ... that many times (then it sends the rest)
     corrupt: bool = False  # the bytes sent differ from the ones the hash and size describe
     status: int | None = None  # the hub answers this error status instead
+    failures: int = 1_000_000  # ... that many times (then it serves the file)
 
     @cached_property
     def sha256(self) -> str:
@@ -42,6 +44,7 @@ class LocalHub:
     def __init__(self) -> None:
         self.files: dict[tuple[str, str], HubFile] = {}  # (repo, path) → file
         self.downloads: list[str] = []  # the paths whose bytes were sent (completely or not)
+        self.asked: Counter[str] = Counter()  # requests for each path (HEAD and GET)
         self._hub = ThreadingHTTPServer(("127.0.0.1", 0), self._hub_handler())
         self._storage = ThreadingHTTPServer(("127.0.0.1", 0), self._storage_handler())
         self._threads = [
@@ -101,7 +104,10 @@ class LocalHub:
                     if with_body:
                         self.wfile.write(body)
                     return
-                if hub_file.status is not None:
+                if match is not None:
+                    hub.asked[match["path"]] += 1
+                if hub_file.status is not None and hub_file.failures > 0:
+                    hub_file.failures -= 1
                     body = b"Internal Error - We're working hard to fix this as soon as possible!"
                     self.send_response(hub_file.status)
                     self.send_header("Content-Length", str(len(body)))

@@ -78,6 +78,7 @@ async def test_failed_downloads_are_clear_errors_and_leave_nothing_behind(start_
     hub.add(REPO, "voices/am_adam.pt", voice_file(voices["jf_nezumi"], tmp_path), corrupt=True)
     hub.add(REPO, "voices/am_echo.pt", voice_file(voices["jf_tebukuro"], tmp_path), cut_after=4096)
     hub.add(REPO, "voices/am_eric.pt", voice_file(voices["jf_gongitsune"], tmp_path), status=500)
+    hub.add(REPO, "voices/am_fenrir.pt", voice_file(voices["jf_alpha"], tmp_path), status=503, failures=1)
     server = start_tts()
 
     wrong = await speak(server.uri, SENTENCE, voice="am_adam")
@@ -86,6 +87,10 @@ async def test_failed_downloads_are_clear_errors_and_leave_nothing_behind(start_
     assert cut.error_code == "voice-download-failed" and "am_echo" in cut.error
     failing = await speak(server.uri, SENTENCE, voice="am_eric")
     assert failing.error_code == "voice-download-failed" and "500" in failing.error
+    # The client waits: the hub is asked again a second later, not five more times over 23 s.
+    assert hub.asked["voices/am_eric.pt"] == 2
+    blip = await speak(server.uri, SENTENCE, voice="am_fenrir")  # a server error once: asked again, it serves
+    assert blip.error is None and blip.seconds() > 1.0, blip.error
     missing = await speak(server.uri, SENTENCE, voice="am_onyx")  # not on this hub
     assert missing.error_code == "voice-download-failed" and "404" in missing.error
     unknown = await speak(server.uri, SENTENCE, voice="af_nobody")
