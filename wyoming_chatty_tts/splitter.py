@@ -154,7 +154,12 @@ class TextSplitter:
                 if len(text[: match.start()].split()) >= self._first_min_words
             ]
             words = list(re.finditer(r"\S+(?=\s)", text))  # complete words only
-            if len(words) > self._first_max_words:
+            # A sentence or clause that ends within the allowed words is the first piece whole: cut shorter, it
+            # would also differ with how the text arrived ("The sky is | blue." when it comes at once, as Home
+            # Assistant sends its first 60 characters, against "The sky is blue." word by word).
+            if len(words) > self._first_max_words and not any(
+                end <= words[self._first_max_words - 1].end() for end in ends
+            ):
                 ends.append(self._first_cut(words))
         if ends and min(ends) <= self._max_chars:
             return self._take(min(ends))

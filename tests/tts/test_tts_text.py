@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from wyoming_chatty_tts.pacing import MARGIN, ListenerClock, SynthesisSpeed
@@ -66,6 +68,29 @@ def test_first_piece_without_a_clause_is_a_few_words():
 )
 def test_first_piece_ends_at_a_phrase_break_when_there_is_one(text, first):
     assert _split([text])[0] == first
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The sky is blue. It scatters sunlight, and blue light scatters most.",
+        "Cats sleep a lot. Most sleep between twelve and sixteen hours each day.",
+        "The old red barn, it stood in that field for more than a hundred years.",
+        "The capital of France is Paris. It is known for its art, food and history.",
+        "Water boils at 100 degrees Celsius. At higher altitudes it boils at lower temperatures.",
+    ],
+)
+def test_the_first_piece_is_the_same_however_the_text_arrives(text):
+    """Token by token (an LLM, and the speech Chatty's integration prepares from the answer's first words) or
+    its first 60 characters at once (Home Assistant starts streaming speech so): the first piece must be the
+    same, or the prepared one is not used. A sentence or clause within four words is not cut shorter."""
+    tokens = re.findall(r"\s*[^\s.,!?]+|[.,!?]", text)
+    at_once = next(i for i in range(len(tokens)) if len("".join(tokens[: i + 1])) > 60) + 1
+    first = _split(tokens)[0]
+    assert _split(["".join(tokens[:at_once]), *tokens[at_once:]])[0] == first
+    assert _split([text])[0] == first
+    if (sentence := text.split(". ")[0] + ".").count(" ") < 4:
+        assert first == sentence
 
 
 def test_code_fences_split_across_fragments_are_skipped():
