@@ -154,13 +154,30 @@ def _calibration_progress(total: int) -> Callable[[int], None]:
     return report
 
 
+def _quantized_target(optimized: Path, data_dir: Path) -> tuple[Path, Path, str]:
+    """Where the quantized form of ``optimized`` goes, its stamp, and what the stamp says of its source."""
+    target = data_dir / f"{optimized.stem}.int8-vocoder.onnx"
+    return (
+        target,
+        target.with_suffix(".source"),
+        f"{REWRITE_VERSION} {optimized.resolve()} {optimized.stat().st_mtime_ns}",
+    )
+
+
+def quantized_made(optimized: Path, data_dir: Path) -> tuple[bool, Path | None]:
+    """Was the quantized form of ``optimized`` made (or found unfit) already; and the form, if it was made."""
+    target, stamp, source_id = _quantized_target(optimized, data_dir)
+    if stamp.is_file() and stamp.read_text().startswith(source_id):
+        return True, target if target.is_file() and stamp.read_text() == source_id else None
+    return False, None
+
+
 def quantized_version(optimized: Path, data_dir: Path, feeds: list[dict[str, np.ndarray]]) -> Path | None:
     """``optimized`` with a statically quantized vocoder, made once; None if it sounds too different."""
-    target = data_dir / f"{optimized.stem}.int8-vocoder.onnx"
-    stamp = target.with_suffix(".source")
-    source_id = f"{REWRITE_VERSION} {optimized.resolve()} {optimized.stat().st_mtime_ns}"
-    if stamp.is_file() and stamp.read_text().startswith(source_id):
-        return target if target.is_file() and stamp.read_text() == source_id else None
+    made, quantized = quantized_made(optimized, data_dir)
+    if made:
+        return quantized
+    target, stamp, source_id = _quantized_target(optimized, data_dir)
     _LOGGER.info("Quantizing the vocoder of %s (once; about a minute) ...", optimized.name)
     started = time.monotonic()
     with Heartbeat(_LOGGER, "Quantizing the vocoder"):
@@ -188,6 +205,7 @@ def quantized_version(optimized: Path, data_dir: Path, feeds: list[dict[str, np.
 
 TIMING_VERSION = 2  # bump when the way the forms are timed changes: earlier choices are timed again
 TIMING_ROUNDS = 5
+CHOICE_FILE = "fastest-model.json"
 
 
 def choose_fastest(
@@ -203,25 +221,8 @@ def choose_fastest(
     often shares the CPU with other services loading their models): the candidates are run in turns,
     round after round, and each one's fastest run counts.
     """
-    key = json.dumps(
-        {
-            "cpu": platform.processor() or platform.machine(),
-            "onnxruntime": onnxruntime.__version__,
-            "rewrite": REWRITE_VERSION,
-            "timing": TIMING_VERSION,
-            # Resolved: the same files reached through a link (``chatty up`` links the data folders) are
-            # the same candidates, not a reason to time them again.
-            "candidates": {name: str(path.resolve()) for name, path in candidates.items()},
-        },
-        sort_keys=True,
-    )
-    cache = data_dir / "fastest-model.json"
-    try:
-        cached = json.loads(cache.read_text())
-        if cached.get("key") == key and cached.get("choice") in candidates:
-            return cached["choice"], candidates[cached["choice"]]
-    except (OSError, ValueError):
-        pass
+    if (cached := chosen_before(candidates, data_dir)) is not None:
+        return cached
     runs: dict[str, Callable[[], object]] = {}
     for name, path in candidates.items():
         try:
@@ -236,8 +237,35 @@ def choose_fastest(
     for name, seconds in timings.items():
         _LOGGER.info("Timing the %s model: %.0f ms per calibration sentence", name, seconds * 1000)
     choice = min(timings, key=timings.__getitem__)
-    cache.write_text(json.dumps({"key": key, "choice": choice, "seconds": timings}, indent=1))
+    cache = data_dir / CHOICE_FILE
+    cache.write_text(json.dumps({"key": _choice_key(candidates), "choice": choice, "seconds": timings}, indent=1))
     return choice, candidates[choice]
+
+
+def chosen_before(candidates: dict[str, Path], data_dir: Path) -> tuple[str, Path] | None:
+    """The candidate :func:`choose_fastest` chose among the same ones here before, if it did."""
+    try:
+        cached = json.loads((data_dir / CHOICE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if cached.get("key") == _choice_key(candidates) and cached.get("choice") in candidates:
+        return cached["choice"], candidates[cached["choice"]]
+    return None
+
+
+def _choice_key(candidates: dict[str, Path]) -> str:
+    return json.dumps(
+        {
+            "cpu": platform.processor() or platform.machine(),
+            "onnxruntime": onnxruntime.__version__,
+            "rewrite": REWRITE_VERSION,
+            "timing": TIMING_VERSION,
+            # Resolved: the same files reached through a link (``chatty up`` links the data folders) are
+            # the same candidates, not a reason to time them again.
+            "candidates": {name: str(path.resolve()) for name, path in candidates.items()},
+        },
+        sort_keys=True,
+    )
 
 
 def fastest_runs(
@@ -264,6 +292,21 @@ def median_time(run: Callable[[], object], repeats: int = 3) -> float:
     return statistics.median(times)
 
 
+def _chosen_on_an_earlier_start(model: Path, rewritten: Path, kokoro_dir: Path) -> Path | None:
+    """The form an earlier start made, timed and chose, without loading any (a start saves about 3 s)."""
+    made, quantized = quantized_made(rewritten, kokoro_dir)
+    if not made:
+        return None
+    candidates = {"original": model, "optimized": rewritten}
+    if quantized is not None:
+        candidates["quantized"] = quantized
+    if (chosen := chosen_before(candidates, kokoro_dir)) is None:
+        return None
+    choice, path = chosen
+    _LOGGER.info("Running the %s form of %s (the faster one on this CPU)", choice, model.name)
+    return path
+
+
 def prepare_model(
     user_model: str | None,
     kokoro_dir: Path,
@@ -284,6 +327,8 @@ def prepare_model(
         rewritten = optimized_version(model, kokoro_dir)
         if graph == "optimized":
             return rewritten
+        if graph == "auto" and (chosen := _chosen_on_an_earlier_start(model, rewritten, kokoro_dir)) is not None:
+            return chosen
         engine = KokoroEngine(rewritten, threads=threads, device=device, language=language)
         feeds = [
             engine.feed(engine.phonemizer.tokens(engine.phonemizer.phonemes(sentence)), voices.style(name), 1.0)

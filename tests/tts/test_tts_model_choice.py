@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from wyoming_chatty_tts import models
+from wyoming_chatty_tts.voices import VoiceBank
 
 
 class Machine:
@@ -103,3 +104,17 @@ def test_no_form_that_runs_is_a_clear_error(tmp_path):
     machine = Machine((0.0, 0.0))
     with pytest.raises(models.ModelError, match="none of the model's forms runs"):
         models.choose_fastest(FORMS, tmp_path, machine.loader(dict.fromkeys(COSTS, -1.0)), machine.clock)
+
+
+def test_a_start_after_the_first_loads_only_the_form_chosen_then(tts_server, tts_data_dir, caplog):
+    """The real forms, as the session's TTS server made, timed and chose them: a later start finds that choice
+    without loading the rewritten form to make calibration inputs (about 3 s of every start, before)."""
+    kokoro = tts_data_dir / "kokoro"
+    kept = json.loads((kokoro / "fastest-model.json").read_text())
+    caplog.set_level("INFO")
+    path = models.prepare_model(
+        None, kokoro, "auto", VoiceBank(), voice="jf_alpha", threads=None, device="cpu", language="en-us"
+    )
+    assert path.resolve() == Path(json.loads(kept["key"])["candidates"][kept["choice"]])
+    assert not [r for r in caplog.records if "Loaded Kokoro" in r.getMessage()], caplog.text
+    assert f"Running the {kept['choice']} form" in caplog.text
