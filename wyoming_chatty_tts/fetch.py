@@ -119,7 +119,7 @@ def fetch_file(repo: str, filename: str, cache: Path, what: str, *, client_waits
     return path
 
 
-def _check_reachable(repo: str, filename: str, what: str, client_waits: bool, asked: int = 1) -> None:
+def _check_reachable(repo: str, filename: str, what: str, client_waits: bool) -> None:
     """Raise NotDownloaded at once when the hub does not answer.
 
     ``hf_hub_download`` retries a network error, or a server error status (5xx), five times, waiting
@@ -131,22 +131,22 @@ def _check_reachable(repo: str, filename: str, what: str, client_waits: bool, as
     from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
     from huggingface_hub.errors import HfHubHTTPError
 
-    try:
-        get_hf_file_metadata(hf_hub_url(repo, filename))
-    except HfHubHTTPError as err:
-        status = err.response.status_code if err.response is not None else None
-        if not client_waits or status is None or status < 500:
+    for asked in (1, 2):
+        try:
+            get_hf_file_metadata(hf_hub_url(repo, filename))
             return
-        if asked < 2:
+        except HfHubHTTPError as err:
+            status = err.response.status_code if err.response is not None else None
+            if not client_waits or status is None or status < 500:
+                return
+            if asked == 2:
+                raise DownloadError(f"could not download {what} from {repo}: {_one_line(err)}") from err
             time.sleep(ASK_AGAIN_AFTER)
-            _check_reachable(repo, filename, what, client_waits, asked + 1)
-            return
-        raise DownloadError(f"could not download {what} from {repo}: {_one_line(err)}") from err
-    except Exception as err:  # no answer: refused, unknown host, timed out
-        raise NotDownloaded(
-            f"{what} needs a download from Hugging Face ({repo}) and the hub cannot be reached "
-            f"({constants.ENDPOINT}): {_one_line(err)}"
-        ) from err
+        except Exception as err:  # no answer: refused, unknown host, timed out
+            raise NotDownloaded(
+                f"{what} needs a download from Hugging Face ({repo}) and the hub cannot be reached "
+                f"({constants.ENDPOINT}): {_one_line(err)}"
+            ) from err
 
 
 def _one_line(err: BaseException) -> str:

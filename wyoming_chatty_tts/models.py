@@ -292,16 +292,21 @@ def median_time(run: Callable[[], object], repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def _chosen_on_an_earlier_start(model: Path, rewritten: Path, kokoro_dir: Path) -> Path | None:
+def _forms(model: Path, rewritten: Path, quantized: Path | None) -> dict[str, Path]:
+    """The forms of ``model`` that :func:`choose_fastest` chooses from."""
+    forms = {"original": model, "optimized": rewritten}
+    if quantized is not None:
+        forms["quantized"] = quantized
+    return forms
+
+
+def _chosen_on_an_earlier_start(model: Path, rewritten: Path, kokoro_dir: Path) -> tuple[str, Path] | None:
     """The form an earlier start made, timed and chose, without loading any (a start saves about 3 s)."""
     made, quantized = quantized_made(rewritten, kokoro_dir)
-    if not made:
-        return None
-    candidates = {"original": model, "optimized": rewritten}
-    if quantized is not None:
-        candidates["quantized"] = quantized
-    if (chosen := chosen_before(candidates, kokoro_dir)) is None:
-        return None
+    return chosen_before(_forms(model, rewritten, quantized), kokoro_dir) if made else None
+
+
+def _running(chosen: tuple[str, Path], model: Path) -> Path:
     choice, path = chosen
     _LOGGER.info("Running the %s form of %s (the faster one on this CPU)", choice, model.name)
     return path
@@ -328,7 +333,7 @@ def prepare_model(
         if graph == "optimized":
             return rewritten
         if graph == "auto" and (chosen := _chosen_on_an_earlier_start(model, rewritten, kokoro_dir)) is not None:
-            return chosen
+            return _running(chosen, model)
         engine = KokoroEngine(rewritten, threads=threads, device=device, language=language)
         feeds = [
             engine.feed(engine.phonemizer.tokens(engine.phonemizer.phonemes(sentence)), voices.style(name), 1.0)
@@ -359,9 +364,4 @@ def prepare_model(
         candidate = KokoroEngine(path, threads=threads, device=device, language=language)
         return lambda: candidate.run(tokens, style, 1.0)
 
-    candidates = {"original": model, "optimized": rewritten}
-    if quantized is not None:
-        candidates["quantized"] = quantized
-    choice, path = choose_fastest(candidates, kokoro_dir, calibration_run)
-    _LOGGER.info("Running the %s form of %s (the faster one on this CPU)", choice, model.name)
-    return path
+    return _running(choose_fastest(_forms(model, rewritten, quantized), kokoro_dir, calibration_run), model)
