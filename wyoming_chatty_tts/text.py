@@ -5,8 +5,8 @@ words, emoji and stray symbols are dropped, and numbers with units, money,
 times and common abbreviations are spelled out where espeak-ng would read them
 oddly (``$21.50``, ``3:30 pm``, ``21°C``, ``Dr.``). Plain numbers, ordinals,
 percentages and thousands separators are left to espeak-ng, which reads them well; but a large
-number is written in groups with their scale words (:func:`number_groups`) before the text is cut
-into pieces, so that a piece can end inside it.
+number, or amount of money, is written in groups with their scale words (:func:`number_groups`)
+before the text is cut into pieces, so that a piece can end inside it.
 """
 
 from __future__ import annotations
@@ -51,6 +51,10 @@ _ABBREVIATION = re.compile(
 _SAINT_OR_STREET = re.compile(r"\bSt\.(?=\s+([A-Z])?)")
 # A number with thousands separators, complete (what follows is neither a digit nor a separator), not money.
 _GROUPED_NUMBER = re.compile(r"(?<![\d,.$€£])(?<![$€£]\s)(\d{1,3}(?:,\d{3})+)(?=[^\d,]|,\D)")
+# An amount of money with thousands separators, complete with its cents if any ("$1,250.5" may go on).
+_GROUPED_MONEY = re.compile(r"(?<![\w$€£])([$€£])\s?(\d{1,3}(?:,\d{3})+)(?:\.(\d{1,2}))?(?=[^\d,.]|[,.]\D)")
+_NEXT_WORD = re.compile(r"\s*([a-z]*)(\W?)")
+_MONEY_SCALES = ("million", "billion", "thousand", "k")  # "$1,500 million": spelled later, as the number it says
 _SCALES = ("", "thousand", "million", "billion", "trillion")
 
 
@@ -95,21 +99,39 @@ def number_groups(text: str, british: bool = False) -> str:
     listener heard 1.5 s of silence while "about 2,192,080 miles away" was made. Only numbers whose
     end has arrived are rewritten (text streams in fragments: "2,192" may go on). In British English
     espeak-ng says "thousand and eighty": there the last two groups stay together when the last is
-    under a hundred, and the whole number when they cannot.
+    under a hundred, and the whole number when they cannot. Money is written the way it is said, its
+    currency after the amount: "$1,250,000.50" becomes "1 million 250 thousand dollars 50 cents".
     """
+    text = _GROUPED_MONEY.sub(lambda match: _money_in_groups(match, british) or match.group(0), text)
+    return _GROUPED_NUMBER.sub(lambda match: _in_groups(match.group(1), british), text)
 
-    def groups(match: re.Match[str]) -> str:
-        values = [int(group) for group in match.group(1).split(",")]
-        if len(values) > len(_SCALES):
-            return match.group(0)
-        words = [f"{value} {_SCALES[len(values) - 1 - index]}".strip() for index, value in enumerate(values) if value]
-        if british and 0 < values[-1] < 100:
-            if values[-2] == 0:
-                return match.group(0)
-            words[-2:] = [f"{values[-2]},{values[-1]:03d}"]
-        return " ".join(words) or "0"
 
-    return _GROUPED_NUMBER.sub(groups, text)
+def _in_groups(number: str, british: bool) -> str:
+    """``number`` ("2,192,080") in its groups and scale words, or as it is when that would change how it is said."""
+    values = [int(group) for group in number.split(",")]
+    if len(values) > len(_SCALES):
+        return number
+    words = [f"{value} {_SCALES[len(values) - 1 - index]}".strip() for index, value in enumerate(values) if value]
+    if british and 0 < values[-1] < 100:
+        if values[-2] == 0:
+            return number
+        words[-2:] = [f"{values[-2]},{values[-1]:03d}"]
+    return " ".join(words) or "0"
+
+
+def _money_in_groups(match: re.Match[str], british: bool) -> str | None:
+    """The amount in groups with its currency after it; None while a scale word may follow ("$1,500 mil")."""
+    after = _NEXT_WORD.match(match.string, match.end())
+    assert after is not None  # (it matches nothing, too)
+    word, ended = after.groups()
+    if any(scale.startswith(word) for scale in _MONEY_SCALES) and (word in _MONEY_SCALES or not ended):
+        return None
+    symbol, whole, cents = match.groups()
+    _one, many, cent, cents_word = _CURRENCY[symbol]
+    spoken = f"{_in_groups(whole, british)} {many}"
+    if cents and (value := int(cents.ljust(2, "0"))):
+        spoken += f" {value} {cent if value == 1 else cents_word}"
+    return spoken
 
 
 def _sentence(text: str) -> str:
