@@ -77,7 +77,18 @@ NUMBERS = [
     "The deepest point of the ocean is about 36,070 feet below the surface.",
     "A light year is about 5,878,625,000,000 miles long.",
 ]
-CASES = {"short reply": SHORT, "typical reply": TYPICAL, "number reply": NUMBERS}
+# The same with amounts of money (none of them seen by any tuning).
+MONEY = [
+    "The average home in the city now sells for about $1,285,000.",
+    "Your electricity bill this year came to $2,436.75 in total.",
+    "The painting sold at auction for £12,750,000 last spring.",
+    "A new electric car costs around $48,990 before any tax credits.",
+    "The bridge was rebuilt for €317,400,000 over five years.",
+    "Last month you spent $1,907.42 on groceries and dining out.",
+    "The lottery jackpot has grown to $640,000,000 this week.",
+    "Tuition at that college is about $58,230 a year right now.",
+]
+CASES = {"short reply": SHORT, "typical reply": TYPICAL, "number reply": NUMBERS, "money reply": MONEY}
 LLM_PACE = 0.08  # s between two-word fragments: an LLM writing beside the TTS on two cores
 VOICE = "jf_alpha"
 
@@ -136,7 +147,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument(
-        "--cases", default="short,typical,number", help="which cases to run (number: streamed only, at an LLM's pace)"
+        "--cases",
+        default="short,typical,number,money",
+        help="which cases to run (number, money: streamed only, at an LLM's pace)",
     )
     parser.add_argument(
         "--load", type=int, default=0,
@@ -164,8 +177,9 @@ def main() -> None:
         load += [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
         for case in cases:
             print(f"Measuring: {case} ...", file=sys.stderr)
-            if case == "number reply":
-                results[case] = {"chatty streaming, LLM pace": asyncio.run(server_runs(uri, NUMBERS, True, LLM_PACE))}
+            if case in ("number reply", "money reply"):
+                paced = asyncio.run(server_runs(uri, CASES[case], True, LLM_PACE))
+                results[case] = {"chatty streaming, LLM pace": paced}
                 continue
             texts = CASES[case]
             results[case] = {
@@ -190,7 +204,8 @@ def main() -> None:
 
     print()
     print(
-        f"TTS: Kokoro-82M v1.0 (bundled int8 export), voice {VOICE}, {args.threads} threads, 10 texts per case, "
+        f"TTS: Kokoro-82M v1.0 (bundled int8 export), voice {VOICE}, {args.threads} threads, "
+        f"{', '.join(f'{len(CASES[case])} texts ({case})' for case in cases)}, "
         f"{args.load} busy processes beside it"
     )
     header = f"{'case':<14} {'path':<36} {'first audio ms':>15} {'p95':>7} {'RTF':>6} {'p95':>6} {'vs baseline':>12}"
@@ -208,7 +223,7 @@ def main() -> None:
             )
     for case, paths in results.items():
         for path, figures in paths.items():
-            if "waits_s" in figures and case == "number reply":
+            if "waits_s" in figures and case in ("number reply", "money reply"):
                 late = sorted(w for w in figures["waits_s"] if w >= 0.1)
                 print(
                     f"\n{case}, {path}: the listener waited inside {len(late)} of {len(figures['waits_s'])} replies"
