@@ -51,8 +51,9 @@ _ABBREVIATION = re.compile(
 _SAINT_OR_STREET = re.compile(r"\bSt\.(?=\s+([A-Z])?)")
 # A number with thousands separators, complete (what follows is neither a digit nor a separator), not money.
 _GROUPED_NUMBER = re.compile(r"(?<![\d,.$€£])(?<![$€£]\s)(\d{1,3}(?:,\d{3})+)(?=[^\d,]|,\D)")
-# An amount of money with thousands separators, complete with its cents if any ("$1,250.5" may go on).
-_GROUPED_MONEY = re.compile(r"(?<![\w$€£])([$€£])\s?(\d{1,3}(?:,\d{3})+)(?:\.(\d{1,2}))?(?=[^\d,.]|[,.]\D)")
+# An amount of money with thousands separators, complete with its cents if any ("$1,250.5" may go on), not
+# "$1,500k" or "$1,000s" (spelled later as they are).
+_GROUPED_MONEY = re.compile(r"(?<![\w$€£])([$€£])\s?(\d{1,3}(?:,\d{3})+)(?:\.(\d{1,2}))?(?=[^\w,.]|[,.]\D)")
 _NEXT_WORD = re.compile(r"\s*([a-z]*)(\W?)")
 _MONEY_SCALES = ("million", "billion", "thousand", "k")  # "$1,500 million": spelled later, as the number it says
 _SCALES = ("", "thousand", "million", "billion", "trillion")
