@@ -322,9 +322,10 @@ async def test_a_client_that_stops_reading_pauses_its_synthesis(tts_server):
     data = json.dumps({"text": " ".join(SENTENCES * 100)}).encode()  # about fifteen minutes of speech
     writer.write(json.dumps({"type": "synthesize", "data_length": len(data)}).encode() + b"\n" + data)
     await writer.drain()
-    # The buffers on the way (the kernel's send buffer grows to 4 MB, about 90 s of audio) fill at the
-    # speed of synthesis, which a busy machine slows; so wait until the server goes quiet, for at most
-    # 90 s, far less than synthesizing everything takes.
+    # The buffers on the way (the server's queue of 400 audio events, about 17 s of audio, and the kernel's
+    # send buffer, which the server caps at 256 KB) fill at the speed of synthesis, which a busy machine
+    # slows; so wait until the server goes quiet, for at most 90 s, far less than synthesizing everything
+    # takes.
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 90
     busy: list[float] = []
