@@ -54,7 +54,7 @@ _GROUPED_NUMBER = re.compile(r"(?<![\d,.$€£])(?<![$€£]\s)(\d{1,3}(?:,\d{3}
 # An amount of money with thousands separators, complete with its cents if any ("$1,250.5" may go on), not
 # "$1,500k" or "$1,000s" (spelled later as they are).
 _GROUPED_MONEY = re.compile(r"(?<![\w$€£])([$€£])\s?(\d{1,3}(?:,\d{3})+)(?:\.(\d{1,2}))?(?=[^\w,.]|[,.]\D)")
-_NEXT_WORD = re.compile(r"\s*([a-z]*)(\W?)")
+_NEXT_WORD = re.compile(r"\s*([a-zA-Z]*)(\W?)")
 _MONEY_SCALES = ("million", "billion", "thousand", "k")  # "$1,500 million": spelled later, as the number it says
 _SCALES = ("", "thousand", "million", "billion", "trillion")
 
@@ -124,7 +124,7 @@ def _money_in_groups(match: re.Match[str], british: bool) -> str | None:
     """The amount in groups with its currency after it; None while a scale word may follow ("$1,500 mil")."""
     after = _NEXT_WORD.match(match.string, match.end())
     assert after is not None  # (it matches nothing, too)
-    word, ended = after.groups()
+    word, ended = after.group(1).lower(), after.group(2)
     if any(scale.startswith(word) for scale in _MONEY_SCALES) and (word in _MONEY_SCALES or not ended):
         return None
     symbol, whole, cents = match.groups()

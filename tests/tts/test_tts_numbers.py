@@ -39,6 +39,7 @@ NUMBERS = [
         ("$1,250.", "$1,250.", "$1,250."),  # may go on (cents)
         ("$1,500 mil", "$1,500 mil", "$1,500 mil"),  # may go on ("million")
         ("$1,500 million.", "$1,500 million.", "$1,500 million."),  # money with a scale word is spelled later
+        ("$1,500 Million.", "$1,500 Million.", "$1,500 Million."),
         ("$2,000 ", "$2,000 ", "$2,000 "),  # may go on
         ("$1,000s of", "$1,000s of", "$1,000s of"),  # not an amount of money followed by a word
         ("in 1969 and 2024,", "in 1969 and 2024,", "in 1969 and 2024,"),  # years have no separators
