@@ -27,7 +27,8 @@ _RULE = re.compile(r"^\s*(?:[-*_]\s*){3,}$", re.MULTILINE)
 _TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t]*:?-{2,}:?[ \t]*(?:\|[ \t]*:?-{2,}:?[ \t]*)*\|?[ \t]*$", re.MULTILINE)
 _EMPHASIS = re.compile(r"(\*{1,3}|_{1,3}|~~)(?=\S)(.+?)(?<=\S)\1")
 
-_MONEY = re.compile(r"([$€£])\s?(\d{1,3}(?:,\d{3})*|\d+)(?:\.(\d{1,2}))?(\s?(?:million|billion|thousand|k)\b)?")
+_MONEY_SCALES = ("million", "billion", "thousand", "k")  # "$2 million", "$5k"
+_MONEY = re.compile(r"([$€£])\s?(\d{1,3}(?:,\d{3})*|\d+)(?:\.(\d{1,2}))?(\s?(?:" + "|".join(_MONEY_SCALES) + r")\b)?")
 _CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "€": ("euro", "euros", "cent", "cents"),
              "£": ("pound", "pounds", "penny", "pence")}  # fmt: skip
 _TIME = re.compile(r"\b([01]?\d|2[0-3]):([0-5]\d)(?:\s*([ap])\.?\s?m\b(?:\.(?=\s+(?-i:[a-z])))?)?", re.IGNORECASE)
@@ -55,24 +56,28 @@ _GROUPED_NUMBER = re.compile(r"(?<![\d,.$€£])(?<![$€£]\s)(\d{1,3}(?:,\d{3}
 # "$1,500k" or "$1,000s" (spelled later as they are).
 _GROUPED_MONEY = re.compile(r"(?<![\w$€£])([$€£])\s?(\d{1,3}(?:,\d{3})+)(?:\.(\d{1,2}))?(?=[^\w,.]|[,.]\D)")
 _NEXT_WORD = re.compile(r"\s*([a-zA-Z]*)(\W?)")
-_MONEY_SCALES = ("million", "billion", "thousand", "k")  # "$1,500 million": spelled later, as the number it says
 _SCALES = ("", "thousand", "million", "billion", "trillion")
 
 
 def _money(match: re.Match[str]) -> str:
     symbol, whole, cents, scale = match.groups()
-    one, many, cent, cents_word = _CURRENCY[symbol]
+    one, many, _cent, _cents_word = _CURRENCY[symbol]
     amount = whole.replace(",", "")
     if scale:
         scale = scale.strip()
         scale = "thousand" if scale == "k" else scale
         number = f"{amount}.{cents}" if cents else amount
         return f"{number} {scale} {many}"
-    spoken = f"{amount} {one if amount == '1' else many}"
-    if cents and int(cents.ljust(2, "0")):
-        value = int(cents.ljust(2, "0"))
-        spoken += f" {value} {cent if value == 1 else cents_word}"
-    return spoken
+    return f"{amount} {one if amount == '1' else many}{_cents(symbol, cents)}"
+
+
+def _cents(symbol: str, cents: str | None) -> str:
+    """The cents of ``symbol``'s currency, after the amount (".5": " 50 cents"); nothing for none or ".00"."""
+    value = int(cents.ljust(2, "0")) if cents else 0
+    if not value:
+        return ""
+    _one, _many, cent, cents_word = _CURRENCY[symbol]
+    return f" {value} {cent if value == 1 else cents_word}"
 
 
 def _time(match: re.Match[str]) -> str:
@@ -126,13 +131,9 @@ def _money_in_groups(match: re.Match[str], british: bool) -> str | None:
     assert after is not None  # (it matches nothing, too)
     word, ended = after.group(1).lower(), after.group(2)
     if any(scale.startswith(word) for scale in _MONEY_SCALES) and (word in _MONEY_SCALES or not ended):
-        return None
+        return None  # "$1,500 million": spelled later, as the number it says
     symbol, whole, cents = match.groups()
-    _one, many, cent, cents_word = _CURRENCY[symbol]
-    spoken = f"{_in_groups(whole, british)} {many}"
-    if cents and (value := int(cents.ljust(2, "0"))):
-        spoken += f" {value} {cent if value == 1 else cents_word}"
-    return spoken
+    return f"{_in_groups(whole, british)} {_CURRENCY[symbol][1]}{_cents(symbol, cents)}"
 
 
 def _sentence(text: str) -> str:
