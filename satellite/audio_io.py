@@ -269,6 +269,14 @@ class _PortAudioStream:
             _SESSION.refreshes += 1
             _LOGGER.info("Asking the other audio device to open again, so that PortAudio lists the devices anew")
 
+    def abandon(self) -> None:
+        """Leave the stream open for good, at exit, when its sound server has frozen: closing it would wait
+        for that server, and so would its garbage collection (libpulse then aborts the process); a parked
+        thread keeps it until the process ends."""
+        held = (self.stream, self._audio)
+        self.stream = self._audio = None
+        threading.Thread(target=_keep, args=(held,), name="abandoned-audio", daemon=True).start()
+
     def release(self) -> None:
         """Close the stream and PortAudio; never while another thread is inside the stream."""
         with _PORTAUDIO_LOCK:
@@ -281,6 +289,11 @@ class _PortAudioStream:
                 self._audio.terminate()
                 self._audio = None
                 _SESSION.users -= 1
+
+
+def _keep(_held: object) -> None:
+    """A parked thread's body: holds ``_held`` until the process ends."""
+    threading.Event().wait()
 
 
 class RealTimePacer:
@@ -313,7 +326,14 @@ MIC_QUEUE_SECONDS = 2.0  # audio waiting for the satellite before the oldest is 
 MIC_STALL_SECONDS = 5.0  # no audio for this long: the microphone has stalled (logged, then waited for)
 DROP_LOG_SECONDS = 30.0  # at most one line this often about dropped microphone audio
 MIC_JOIN_SECONDS = 1.0  # how long closing waits for the reader thread to leave the device
+MIC_QUIET_AT_CLOSE = 0.25  # a microphone without audio for this long is frozen: closing would hang
 RELAXED_READS = 5  # device reads (20 ms each) handed over together while the microphone is relaxed
+POLL_SLACK = 0.002  # seconds waited past the moment the microphone should hold the audio wanted
+# PortAudio's error codes that a device's read-available count can return, as its read would say them
+_PORTAUDIO_ERRORS = {
+    -9999: "Unanticipated host error", -9987: "Wait timed out", -9986: "Internal PortAudio error",
+    -9985: "Device unavailable", -9983: "Stream is stopped",
+}  # fmt: skip
 
 
 class PyAudioMicrophone(Microphone):
@@ -330,6 +350,7 @@ class PyAudioMicrophone(Microphone):
         self.description = f"PortAudio input {self._device.device}"
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
+        self._read_at: float | None = None  # when the reader last had audio from the device
 
     def _stop_reader(self) -> bool:
         """Stop the reader thread; False if it is still inside the device (a stalled ``read``)."""
@@ -343,8 +364,12 @@ class PyAudioMicrophone(Microphone):
         return True
 
     def _read(self, stream, deliver) -> None:
-        """The reader thread: reads to ``deliver`` (on the event loop), each with when it was read, until
-        stopped or the device fails; while the microphone is relaxed, several reads at a time."""
+        """The reader thread: reads to ``deliver`` (on the event loop), each with when it was captured, until
+        stopped or the device fails; while the microphone is relaxed, several reads at a time.
+
+        It reads only what the device already holds and otherwise waits on the stop flag: a blocking read
+        on a frozen sound server never returns, and then neither a stop nor the speaker's request to let
+        go of PortAudio (:attr:`_PortAudioStream.stale`) would be heard."""
         pacer = RealTimePacer()
         chunk = FRAME_SAMPLES * 2
         warned = False
@@ -354,11 +379,19 @@ class PyAudioMicrophone(Microphone):
                 deliver(DevicesListedAnew("the speaker needs PortAudio to list the devices anew"))
                 return
             try:
+                available = stream.get_read_available()
+                if available < 0:  # PortAudio's error code: the device or its sound server went away
+                    raise OSError(available, _PORTAUDIO_ERRORS.get(available, "PortAudio error"))
+                if available < chunk:
+                    self._stop.wait((chunk - available) / MIC_RATE + POLL_SLACK)
+                    continue
                 data = stream.read(chunk, exception_on_overflow=False)
             except OSError as err:
                 deliver(err)
                 return
-            batch.append((data, time.monotonic()))
+            self._read_at = time.monotonic()
+            # The read's last sample was captured before what is still waiting in the device.
+            batch.append((data, self._read_at - (available - chunk) / MIC_RATE))
             if not self.relaxed or len(batch) >= RELAXED_READS:
                 deliver(batch)
                 batch = []
@@ -398,6 +431,7 @@ class PyAudioMicrophone(Microphone):
             with contextlib.suppress(RuntimeError):  # the event loop is closed
                 loop.call_soon_threadsafe(put, data)
 
+        self._read_at = time.monotonic()
         self._reader = threading.Thread(target=self._read, args=(self._device.stream, deliver), name="mic", daemon=True)
         self._reader.start()
         framer = _Framer(MIC_FORMAT)
@@ -452,6 +486,11 @@ class PyAudioMicrophone(Microphone):
         if not await asyncio.to_thread(self._stop_reader):
             # Closing the stream under a thread that is inside it crashes; the process is ending anyway.
             _LOGGER.warning("The microphone is stuck in a read (%.0f s); leaving it open", MIC_JOIN_SECONDS)
+            return
+        if self._read_at is not None and time.monotonic() - self._read_at > MIC_QUIET_AT_CLOSE:
+            # Stopping a stream whose sound server has frozen waits for that server; the process is ending.
+            _LOGGER.warning("The microphone has delivered nothing for %.2f s; leaving it open", MIC_QUIET_AT_CLOSE)
+            self._device.abandon()
             return
         self._device.release()
 

@@ -23,9 +23,16 @@ SPEAKER_RATE = 24000
 
 
 class PulseAudioDevices:
-    """A private PulseAudio daemon; ``env`` is the environment a process needs to see its devices."""
+    """A private PulseAudio daemon; ``env`` is the environment a process needs to see its devices.
 
-    def __init__(self, folder: Path) -> None:
+    ``shared_memory=False`` makes its clients send audio over the socket instead: libpulse 16.1
+    deadlocks a client whose server drops it while a read holds a shared block (its mainloop thread
+    waits in ``pa_memimport_free`` for the reader, the reader for the mainloop's lock), and a server
+    frozen for seconds drops its clients when it resumes. That deadlock is the library's, and no
+    reopening in the satellite can undo it.
+    """
+
+    def __init__(self, folder: Path, shared_memory: bool = True) -> None:
         self.folder = folder
         run = folder / "run"
         run.mkdir(parents=True, mode=0o700, exist_ok=True)
@@ -39,6 +46,9 @@ class PulseAudioDevices:
             "XDG_CONFIG_HOME": str(folder / "xdg"),
             "PULSE_SERVER": f"unix:{self.socket}",
         }
+        if not shared_memory:
+            (folder / "client.conf").write_text("enable-shm = no\n")
+            self.env["PULSE_CLIENTCONFIG"] = str(folder / "client.conf")
         self._asoundrc = folder / "xdg" / "alsa" / "asoundrc"
         self._asoundrc.write_text(
             f'pcm.chatty_mic {{ type pulse device "{MIC_FEED}.monitor" '
