@@ -234,6 +234,7 @@ class _PortAudioStream:
         self.stream: Any = None
         self._refreshes = 0  # the session's refresh count when this stream was opened
         self._opened = False  # once: a failure to open again asks the other stream to let go
+        self.opened_at = 0.0  # when the stream was last opened (``time.monotonic()``)
 
     @property
     def stale(self) -> bool:
@@ -260,6 +261,7 @@ class _PortAudioStream:
                 self._failed()
                 raise
             self._opened = True
+            self.opened_at = time.monotonic()
 
     def _failed(self) -> None:
         """After a failed open: let go, and if this device worked before, ask the other stream to let go
@@ -303,12 +305,14 @@ class RealTimePacer:
     speed, which would flood the satellite. :meth:`delay` counts the audio moved and says how long to
     wait once it is more than ``slack`` seconds ahead of the wall clock. It measures over windows of
     ``window`` seconds, so the slow drift between a real device's clock and the system's never adds up.
+    The first window starts at ``since`` if given: a microphone holds what it captured from its opening
+    on, and what it holds is taken at once rather than paced into a lag behind the speaker.
     """
 
-    def __init__(self, slack: float = 0.5, window: float = 60.0) -> None:
+    def __init__(self, slack: float = 0.5, window: float = 60.0, since: float | None = None) -> None:
         self._slack = slack
         self._window = window
-        self._start: float | None = None
+        self._start: float | None = since
         self._seconds = 0.0
 
     def delay(self, seconds: float) -> float:
@@ -325,6 +329,7 @@ REOPEN_MAX = 30.0  # ... up to this (the microphone and the speaker alike)
 MIC_QUEUE_SECONDS = 2.0  # audio waiting for the satellite before the oldest is dropped
 MIC_STALL_SECONDS = 5.0  # no audio for this long: the microphone has stalled (logged, then waited for)
 DROP_LOG_SECONDS = 30.0  # at most one line this often about dropped microphone audio
+MIC_BACKLOG_SECONDS = 0.5  # audio read this soon after the reader starts may be what the device held before
 MIC_JOIN_SECONDS = 1.0  # how long closing waits for the reader thread to leave the device
 MIC_QUIET_AT_CLOSE = 0.25  # a microphone without audio for this long is frozen: closing would hang
 RELAXED_READS = 5  # device reads (20 ms each) handed over together while the microphone is relaxed
@@ -370,7 +375,7 @@ class PyAudioMicrophone(Microphone):
         It reads only what the device already holds and otherwise waits on the stop flag: a blocking read
         on a frozen sound server never returns, and then neither a stop nor the speaker's request to let
         go of PortAudio (:attr:`_PortAudioStream.stale`) would be heard."""
-        pacer = RealTimePacer()
+        pacer = RealTimePacer(since=self._device.opened_at)
         chunk = FRAME_SAMPLES * 2
         warned = False
         batch: list[tuple[bytes, float]] = []
@@ -417,13 +422,15 @@ class PyAudioMicrophone(Microphone):
         ready = asyncio.Event()
         dropped = 0
         dropped_logged_at = -DROP_LOG_SECONDS
+        # The device may hold seconds captured before the satellite listened: dropping that is no news.
+        backlog_until = time.monotonic() + MIC_BACKLOG_SECONDS
 
         def put(reads: list[tuple[bytes, float]] | Exception) -> None:  # on the event loop
             nonlocal dropped
             for read in reads if isinstance(reads, list) else [reads]:
                 if len(chunks) >= most:
                     chunks.popleft()
-                    dropped += 1
+                    dropped += isinstance(read, tuple) and read[1] > backlog_until
                 chunks.append(read)
             ready.set()
 

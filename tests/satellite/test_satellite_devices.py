@@ -18,6 +18,7 @@ import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 from helpers import CLIPS_DIR
@@ -312,6 +313,51 @@ def test_a_speaker_whose_sound_server_comes_back_beside_a_microphone_that_never_
     assert "The microphone PortAudio input clockless_mic delivered no audio" not in satellite.log()
     code, _ = satellite.stop()
     assert code == 0, satellite.log()[-3000:]
+
+
+# The microphone opened, then a wait (the satellite loads its models between the two), then read: prints
+# when a loud sound first arrives, on the clock every process shares, and any warning it logged.
+MIC_OPENED_BEFORE_READING = """
+import asyncio, logging, sys, time
+import numpy as np
+from satellite.audio_io import PyAudioMicrophone
+logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(levelname)s %(message)s")
+mic = PyAudioMicrophone("chatty_mic")
+time.sleep(float(sys.argv[1]))
+async def main():
+    print("reading", flush=True)
+    async for frames in mic.chunks():
+        for frame in frames:
+            if np.abs(np.frombuffer(frame.pcm, np.int16)).max() > 10000:
+                print("loud", time.monotonic(), frame.captured_at, flush=True)
+                await mic.close()
+                return
+asyncio.run(main())
+"""
+
+
+def test_what_the_microphone_held_before_the_first_read_is_not_a_lag(devices, tmp_path):
+    """The sound server keeps what the microphone captured from its opening on; the satellite opens it
+    seconds before it reads (loading its models). Paced as if it came from a device without a clock,
+    that backlog stayed a lag: everything, the wake word and the end of speech, was heard about two
+    seconds late for the satellite's first minute."""
+    tone = np.sin(2 * np.pi * 1000 * np.arange(4800) / 16000) * 20000
+    beep = write_wav(tmp_path / "beep.wav", tone.astype(np.int16).tobytes())
+    process = subprocess.Popen(
+        [sys.executable, "-c", MIC_OPENED_BEFORE_READING, "2.5"], env=devices.env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stdout.readline() == "reading\n"
+    time.sleep(1.0)
+    played_at = time.monotonic()
+    devices.play_into_microphone(beep).wait(30)
+    out, _ = process.communicate(timeout=60)
+    lines = out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("loud "), out  # no "faster than real time" either
+    arrived_at, captured_at = (float(value) for value in lines[0].split()[1:])
+    assert arrived_at - played_at < 1.0, out  # 2 s before (the backlog less half a second of slack)
+    assert played_at - 0.1 < captured_at <= arrived_at, (played_at, out)
 
 
 def test_a_sound_server_that_freezes_or_goes_away_and_comes_back(tmp_path_factory, tmp_path):
