@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Coroutine
 from typing import Any
 
 from wyoming_chatty_llm.client import AgentError, stop_answers
 
-from .services import Services, ServiceUnavailable
+from .services import BackgroundLookup, Services, ServiceUnavailable
 
 _LOGGER = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 3.0  # s for the whole request, the server's look-up and connection included
-LOOK_AGAIN = 30.0  # s between look-ups of a server that was not found
 
 
 class AnswerStopper:
@@ -34,20 +32,20 @@ class AnswerStopper:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._tasks: set[asyncio.Task[None]] = set()
-        self._looked_at = -LOOK_AGAIN
+        self._lookup = BackgroundLookup(
+            services, "llm", "a barge-in waits for Home Assistant to finish writing the answer", logging.INFO
+        )
 
     def look_up(self) -> None:
         """Find the server now, so that the first barge-in does not wait for zeroconf."""
-        self._looked_at = time.monotonic()
-        self._start(self._find())
+        self._lookup.start()
 
     def can_stop(self) -> bool:
         """Is the LLM server known, so that an answer can be stopped at once? (If not, it is looked up again
         in the background, now and then.)"""
         if self._services.known("llm"):
             return True
-        if time.monotonic() - self._looked_at >= LOOK_AGAIN:
-            self.look_up()
+        self._lookup.start()
         return False
 
     def stop(self, question: str, *, forget: bool = False) -> None:
@@ -57,18 +55,12 @@ class AnswerStopper:
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, self._lookup.close(), return_exceptions=True)
 
     def _start(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work, name="stop an answer")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _find(self) -> None:
-        try:
-            await self._services.find("llm")
-        except ServiceUnavailable as err:
-            _LOGGER.info("%s; a barge-in waits for Home Assistant to finish writing the answer", err)
 
     async def _stop(self, question: str, forget: bool) -> None:
         try:

@@ -9,18 +9,14 @@ without waiting.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 
 from wyoming.client import AsyncClient
 
 from .command_words import CommandWords
-from .services import Services, ServiceUnavailable
+from .services import BackgroundLookup, Services
 
 _LOGGER = logging.getLogger(__name__)
-
-LOOK_AGAIN = 30.0  # seconds between lookups of a server that could not be found or reached
 
 
 class PauseWords:
@@ -30,32 +26,22 @@ class PauseWords:
         self._services = services
         self._pause = pause
         self._language = language
-        self._uri: str | None = None
-        self._looked_at = -LOOK_AGAIN
-        self._lookup: asyncio.Task[None] | None = None
+        self._lookup = BackgroundLookup(services, "stt", "pauses end by silence until it is found")
+        self._used: str | None = None  # the server's address the last command's words came from
 
     def look_up(self) -> None:
         """Find the server in the background (again, if the last try is long enough ago)."""
-        if self._lookup is not None and not self._lookup.done():
-            return
-        if time.monotonic() - self._looked_at < LOOK_AGAIN:
-            return
-        self._looked_at = time.monotonic()
-        self._lookup = asyncio.create_task(self._find(), name="find the STT server")
-
-    async def _find(self) -> None:
-        try:
-            self._uri = await self._services.find("stt")
-            _LOGGER.info("Judging pauses with the words from the STT server %s", self._uri)
-        except ServiceUnavailable as err:
-            _LOGGER.warning("%s; pauses end by silence until it is found", err)
+        self._lookup.start()
 
     def open(self) -> CommandWords | None:
         """A live transcription for the command starting now (None: no server known yet)."""
-        uri = self._uri
+        uri = self._services.address("stt")
         if uri is None:
             self.look_up()
             return None
+        if uri != self._used:
+            self._used = uri
+            _LOGGER.info("Judging pauses with the words from the STT server %s", uri)
         return CommandWords(lambda: self._connect(uri), self._language, self._pause)
 
     async def _connect(self, uri: str) -> AsyncClient:
@@ -63,13 +49,11 @@ class PauseWords:
         try:
             await client.connect()
         except OSError:
-            if self._uri == uri:
-                self._uri = None  # it may have moved: look it up again
+            if self._services.address("stt") == uri:
+                self._services.forget("stt")  # it may have moved: look it up again
                 self.look_up()
             raise
         return client
 
     async def close(self) -> None:
-        if self._lookup is not None:
-            self._lookup.cancel()
-            await asyncio.wait({self._lookup}, timeout=1.0)
+        await self._lookup.close()

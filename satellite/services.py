@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from wyoming.client import AsyncClient
 
@@ -18,6 +19,7 @@ _LOGGER = logging.getLogger(__name__)
 
 KINDS = ("stt", "llm", "tts")
 RETRY_DELAYS = (0.1, 0.3, 0.6, 1.0)  # about 2 s of trying before a turn gives up on a server
+LOOK_AGAIN = 30.0  # s between background look-ups of a server that was not found or reached
 
 
 class ServiceUnavailable(Exception):
@@ -65,7 +67,15 @@ class Services:
 
     def known(self, kind: str) -> bool:
         """Is the server's address known (given, or found earlier) without looking it up?"""
-        return kind in self._fixed or kind in self._found
+        return self.address(kind) is not None
+
+    def address(self, kind: str) -> str | None:
+        """The server's URI if it is known without looking it up."""
+        return self._fixed.get(kind) or self._found.get(kind)
+
+    def forget(self, kind: str) -> None:
+        """A server found by zeroconf did not answer: look it up again next time (it may have moved)."""
+        self._found.pop(kind, None)
 
     async def find_all(self) -> dict[str, str]:
         """Look up every server at once (at start-up, so the first turn does not wait)."""
@@ -87,5 +97,38 @@ class Services:
                 last_error = err
             except OSError as err:
                 last_error = err
-                self._found.pop(kind, None)  # look it up again next time
+                self.forget(kind)
         raise ServiceUnavailable(kind, str(last_error))
+
+
+class BackgroundLookup:
+    """Looks one server up in the background, at most once per :data:`LOOK_AGAIN`, so that no turn waits
+    for zeroconf; a failure is logged with ``without``, what the satellite does until the server is found."""
+
+    def __init__(self, services: Services, kind: str, without: str, level: int = logging.WARNING) -> None:
+        self._services = services
+        self._kind = kind
+        self._without = without
+        self._level = level
+        self._looked_at = -LOOK_AGAIN
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Look the server up, unless a look-up is under way or the last one was too recent."""
+        if self._task is not None and not self._task.done():
+            return
+        if time.monotonic() - self._looked_at < LOOK_AGAIN:
+            return
+        self._looked_at = time.monotonic()
+        self._task = asyncio.create_task(self._find(), name=f"find the {self._kind.upper()} server")
+
+    async def _find(self) -> None:
+        try:
+            await self._services.find(self._kind)
+        except ServiceUnavailable as err:
+            _LOGGER.log(self._level, "%s; %s", err, self._without)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=1.0)
