@@ -234,7 +234,6 @@ class _PortAudioStream:
         self.stream: Any = None
         self._refreshes = 0  # the session's refresh count when this stream was opened
         self._opened = False  # once: a failure to open again asks the other stream to let go
-        self.opened_at = 0.0  # when the stream was last opened (``time.monotonic()``)
 
     @property
     def stale(self) -> bool:
@@ -261,7 +260,6 @@ class _PortAudioStream:
                 self._failed()
                 raise
             self._opened = True
-            self.opened_at = time.monotonic()
 
     def _failed(self) -> None:
         """After a failed open: let go, and if this device worked before, ask the other stream to let go
@@ -305,14 +303,12 @@ class RealTimePacer:
     speed, which would flood the satellite. :meth:`delay` counts the audio moved and says how long to
     wait once it is more than ``slack`` seconds ahead of the wall clock. It measures over windows of
     ``window`` seconds, so the slow drift between a real device's clock and the system's never adds up.
-    The first window starts at ``since`` if given: a microphone holds what it captured from its opening
-    on, and what it holds is taken at once rather than paced into a lag behind the speaker.
     """
 
-    def __init__(self, slack: float = 0.5, window: float = 60.0, since: float | None = None) -> None:
+    def __init__(self, slack: float = 0.5, window: float = 60.0) -> None:
         self._slack = slack
         self._window = window
-        self._start: float | None = since
+        self._start: float | None = None
         self._seconds = 0.0
 
     def delay(self, seconds: float) -> float:
@@ -329,11 +325,11 @@ REOPEN_MAX = 30.0  # ... up to this (the microphone and the speaker alike)
 MIC_QUEUE_SECONDS = 2.0  # audio waiting for the satellite before the oldest is dropped
 MIC_STALL_SECONDS = 5.0  # no audio for this long: the microphone has stalled (logged, then waited for)
 DROP_LOG_SECONDS = 30.0  # at most one line this often about dropped microphone audio
-MIC_BACKLOG_SECONDS = 0.5  # audio read this soon after the reader starts may be what the device held before
 MIC_JOIN_SECONDS = 1.0  # how long closing waits for the reader thread to leave the device
 MIC_QUIET_AT_CLOSE = 0.25  # a microphone without audio for this long is frozen: closing would hang
 RELAXED_READS = 5  # device reads (20 ms each) handed over together while the microphone is relaxed
-POLL_SLACK = 0.002  # seconds waited past the moment the microphone should hold the audio wanted
+POLL_AT_LEAST = 0.005  # s between two asks of how much audio the microphone holds
+_PA_INPUT_OVERFLOWED = -9981  # PortAudio's code for a read-available count after audio was lost
 # PortAudio's error codes that a device's read-available count can return, as its read would say them
 _PORTAUDIO_ERRORS = {
     -9999: "Unanticipated host error", -9987: "Wait timed out", -9986: "Internal PortAudio error",
@@ -346,12 +342,15 @@ class PyAudioMicrophone(Microphone):
 
     A thread reads the device. It never runs ahead of real time (see :class:`RealTimePacer`), and
     the device is closed only after that thread has left it: closing a PortAudio stream while
-    another thread is inside ``read`` crashes libpulse.
+    another thread is inside ``read`` crashes libpulse. The device is opened to check it, and let go
+    until it is read: a sound server keeps what an open microphone captures, and the seconds the
+    satellite takes to load its models, read at real time, would be a lag behind the speaker.
     """
 
     def __init__(self, device: str | None) -> None:
         self._device = _PortAudioStream(device, "input", MIC_RATE, FRAME_SAMPLES * 2)
         self._device.open()
+        self._device.release()
         self.description = f"PortAudio input {self._device.device}"
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
@@ -369,13 +368,13 @@ class PyAudioMicrophone(Microphone):
         return True
 
     def _read(self, stream, deliver) -> None:
-        """The reader thread: reads to ``deliver`` (on the event loop), each with when it was captured, until
+        """The reader thread: reads to ``deliver`` (on the event loop), each with when it was read, until
         stopped or the device fails; while the microphone is relaxed, several reads at a time.
 
         It reads only what the device already holds and otherwise waits on the stop flag: a blocking read
         on a frozen sound server never returns, and then neither a stop nor the speaker's request to let
         go of PortAudio (:attr:`_PortAudioStream.stale`) would be heard."""
-        pacer = RealTimePacer(since=self._device.opened_at)
+        pacer = RealTimePacer()
         chunk = FRAME_SAMPLES * 2
         warned = False
         batch: list[tuple[bytes, float]] = []
@@ -385,18 +384,19 @@ class PyAudioMicrophone(Microphone):
                 return
             try:
                 available = stream.get_read_available()
+                if available == _PA_INPUT_OVERFLOWED:  # audio was lost (a read would have gone on): go on
+                    continue
                 if available < 0:  # PortAudio's error code: the device or its sound server went away
                     raise OSError(available, _PORTAUDIO_ERRORS.get(available, "PortAudio error"))
                 if available < chunk:
-                    self._stop.wait((chunk - available) / MIC_RATE + POLL_SLACK)
+                    self._stop.wait(max((chunk - available) / MIC_RATE, POLL_AT_LEAST))
                     continue
                 data = stream.read(chunk, exception_on_overflow=False)
             except OSError as err:
                 deliver(err)
                 return
             self._read_at = time.monotonic()
-            # The read's last sample was captured before what is still waiting in the device.
-            batch.append((data, self._read_at - (available - chunk) / MIC_RATE))
+            batch.append((data, self._read_at))
             if not self.relaxed or len(batch) >= RELAXED_READS:
                 deliver(batch)
                 batch = []
@@ -422,15 +422,13 @@ class PyAudioMicrophone(Microphone):
         ready = asyncio.Event()
         dropped = 0
         dropped_logged_at = -DROP_LOG_SECONDS
-        # The device may hold seconds captured before the satellite listened: dropping that is no news.
-        backlog_until = time.monotonic() + MIC_BACKLOG_SECONDS
 
         def put(reads: list[tuple[bytes, float]] | Exception) -> None:  # on the event loop
             nonlocal dropped
             for read in reads if isinstance(reads, list) else [reads]:
                 if len(chunks) >= most:
                     chunks.popleft()
-                    dropped += isinstance(read, tuple) and read[1] > backlog_until
+                    dropped += 1
                 chunks.append(read)
             ready.set()
 
@@ -494,7 +492,8 @@ class PyAudioMicrophone(Microphone):
             # Closing the stream under a thread that is inside it crashes; the process is ending anyway.
             _LOGGER.warning("The microphone is stuck in a read (%.0f s); leaving it open", MIC_JOIN_SECONDS)
             return
-        if self._read_at is not None and time.monotonic() - self._read_at > MIC_QUIET_AT_CLOSE:
+        quiet = self._read_at is not None and time.monotonic() - self._read_at > MIC_QUIET_AT_CLOSE
+        if quiet and self._device.stream is not None:
             # Stopping a stream whose sound server has frozen waits for that server; the process is ending.
             _LOGGER.warning("The microphone has delivered nothing for %.2f s; leaving it open", MIC_QUIET_AT_CLOSE)
             self._device.abandon()

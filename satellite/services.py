@@ -103,12 +103,12 @@ class Services:
 
 class BackgroundLookup:
     """Looks one server up in the background, at most once per :data:`LOOK_AGAIN`, so that no turn waits
-    for zeroconf; a failure is logged with ``without``, what the satellite does until the server is found."""
+    for zeroconf; a failure is logged with ``fallback``, what the satellite does until the server is found."""
 
-    def __init__(self, services: Services, kind: str, without: str, level: int = logging.WARNING) -> None:
+    def __init__(self, services: Services, kind: str, fallback: str, level: int = logging.WARNING) -> None:
         self._services = services
         self._kind = kind
-        self._without = without
+        self._fallback = fallback
         self._level = level
         self._looked_at = -LOOK_AGAIN
         self._task: asyncio.Task[None] | None = None
@@ -126,9 +126,10 @@ class BackgroundLookup:
         try:
             await self._services.find(self._kind)
         except ServiceUnavailable as err:
-            _LOGGER.log(self._level, "%s; %s", err, self._without)
+            _LOGGER.log(self._level, "%s; %s", err, self._fallback)
 
     async def close(self) -> None:
+        """Cancel a look-up under way."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait({self._task}, timeout=1.0)
