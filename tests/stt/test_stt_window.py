@@ -12,6 +12,7 @@ import soxr
 from helpers import CLIPS_DIR
 from helpers.speech import words
 
+from wyoming_chatty_stt import transcriber
 from wyoming_chatty_stt.transcriber import DecodeOptions, window_frames
 
 SHORT_CLIPS = ["weather.wav", "kitchen.wav", "airport.wav", "music.wav", "store.wav"]
@@ -89,9 +90,10 @@ def test_noise_in_a_short_window_gives_no_words(tiny_transcriber):
     assert tiny_transcriber.transcribe(np.zeros(2 * 16000, dtype=np.float32), EN).text == ""
 
 
-def test_a_long_command_with_the_longest_prompt_keeps_every_word(tiny_transcriber):
+def test_a_long_command_with_the_longest_prompt_keeps_every_word(tiny_transcriber, monkeypatch):
     """The full window's decodes are bounded by the audio's length (a looping decode stops early);
-    the bound must leave room for every word of a long dictation, with the longest prompt there is.
+    the bound must leave room for every word of a long dictation, with the longest prompt there is:
+    the words are those of the same decode without the bound.
 
     Spoken fresh with espeak-ng, and no sentence said twice: repeated sentences make Whisper's
     compression check fail, and its random retries at higher temperatures would decide the test."""
@@ -103,5 +105,9 @@ def test_a_long_command_with_the_longest_prompt_keeps_every_word(tiny_transcribe
     prompt = DecodeOptions(language="en", beam_size=1, initial_prompt=long_prompt)  # longer than Whisper keeps
     heard = words(tiny_transcriber.transcribe(audio, prompt).text)
     assert len(heard) >= 0.9 * len(words(DICTATION)), heard
-    assert "saturday" in heard, heard  # the first window's last words: cut if its decode is bounded too tightly
     assert heard[-4:] == ["to", "bring", "the", "cake"], heard
+    # The first window's last words ("... at seven on Saturday") are cut if its decode is bounded too
+    # tightly; which words tiny.en hears there differs from one CPU to another, so the check is against
+    # the decode with room for as many tokens as Whisper can write, not against the text that was spoken.
+    monkeypatch.setattr(transcriber, "token_budget", lambda seconds: transcriber.MAX_NEW_TOKENS)
+    assert heard == words(tiny_transcriber.transcribe(audio, prompt).text)
