@@ -15,6 +15,10 @@ from wyoming.client import AsyncClient
 
 from wyoming_chatty_stt.client import LiveTranscription, UnsureWords, read_wav
 
+# Played backwards, this one gives tiny.en words it is unsure of on an AMD EPYC, where it was sure of the
+# kitchen clip's (which earlier machines were unsure of): int8 decodes differ from CPU to CPU.
+CLIP = "weather.wav"
+
 
 async def stream_live(stream: LiveTranscription, pcm: bytes, rate: int) -> None:
     step = rate // 50 * 2  # 20 ms chunks, at real time, as a satellite streams them
@@ -28,7 +32,7 @@ async def test_unsure_words_are_marked_and_the_transcript_comes_at_once(stt_serv
     """Speech played backwards (tiny.en writes something, unsure): the pause's words raise UnsureWords
     with what was heard; the final transcript is those words, sent well under a second after audio-stop.
     Speech it is sure of is not marked (the same connection, the next utterance)."""
-    pcm, rate, width, channels = read_wav(CLIPS_DIR / "kitchen.wav")
+    pcm, rate, width, channels = read_wav(CLIPS_DIR / CLIP)
     assert (rate, width, channels) == (16000, 2, 1)
     backwards = np.frombuffer(pcm, dtype="<i2")[::-1].tobytes()
     spoken = len(pcm) / (2 * rate)
@@ -51,4 +55,4 @@ async def test_unsure_words_are_marked_and_the_transcript_comes_at_once(stt_serv
         heard = await stream.words_after(spoken - 0.3, 20)
         await stream.finish(30)
         await stream.close()
-    assert heard is not None and words(heard) == words(clips["kitchen.wav"])
+    assert heard is not None and words(heard) == words(clips[CLIP])
