@@ -384,7 +384,8 @@ class PyAudioMicrophone(Microphone):
                 return
             try:
                 available = stream.get_read_available()
-                if available == _PA_INPUT_OVERFLOWED:  # audio was lost (a read would have gone on): go on
+                if available == _PA_INPUT_OVERFLOWED:  # audio was lost (a read would have gone on): go on,
+                    self._stop.wait(POLL_AT_LEAST)  # not at once: a device that stays overflowed is not spun on
                     continue
                 if available < 0:  # PortAudio's error code: the device or its sound server went away
                     raise OSError(available, _PORTAUDIO_ERRORS.get(available, "PortAudio error"))
