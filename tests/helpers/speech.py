@@ -10,9 +10,31 @@ def words(text: str) -> list[str]:
     return re.sub(r"[^\w' ]+", " ", text.lower()).split()
 
 
+_UNITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")  # fmt: skip
+_TENS = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+
+
+def _spoken(word: str) -> list[str]:
+    """A number under 100 as it is said ("21": "twenty one"); any other word as it is."""
+    if not word.isdigit() or int(word) >= 100:
+        return [word]
+    number = int(word)
+    if number < 20:
+        return [_UNITS[number]]
+    tens, units = divmod(number, 10)
+    return [_TENS[tens - 2]] + ([_UNITS[units]] if units else [])
+
+
+def spoken_words(text: str) -> list[str]:
+    """:func:`words` with small numbers written out: Whisper writes "4" for a spoken "four"."""
+    return [part for word in words(text) for part in _spoken(word)]
+
+
 def word_accuracy(expected: str, heard: str) -> float:
-    """1 - word error rate of ``heard`` against ``expected`` (may go below 0 with many insertions)."""
-    reference, hypothesis = words(expected), words(heard)
+    """1 - word error rate of ``heard`` against ``expected`` (may go below 0 with many insertions); a
+    number counts the same in digits or in words."""
+    reference, hypothesis = spoken_words(expected), spoken_words(heard)
     row = list(range(len(hypothesis) + 1))
     for i, ref in enumerate(reference, 1):
         prev, row[0] = row[0], i
