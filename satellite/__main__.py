@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -26,6 +27,7 @@ from .audio_io import (
     CommandMicrophone,
     CommandSpeaker,
     DeviceError,
+    DeviceHung,
     FileMicrophone,
     FileSpeaker,
     Microphone,
@@ -284,6 +286,13 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(args)
     try:
         asyncio.run(run(args, wake_words))
+    except DeviceHung as err:
+        # Its thread holds the sound library's lock: PortAudio's clean-up at a normal exit would wait for
+        # it for ever. A service manager (Restart=on-failure) starts the satellite again.
+        logging.shutdown()
+        sys.stderr.write(f"chatty-satellite: {err}\n")
+        sys.stderr.flush()
+        os._exit(1)
     except (DeviceError, SetupError) as err:
         sys.exit(f"chatty-satellite: {err}")
     except KeyboardInterrupt:

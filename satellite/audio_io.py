@@ -18,10 +18,10 @@ import time
 import wave
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from chatty_common.audio import PcmFormat, PcmToPcm16, UnsupportedAudio
 
@@ -32,6 +32,7 @@ FRAME_SAMPLES = 160  # 10 ms
 FRAME_BYTES = FRAME_SAMPLES * 2
 FRAME_SECONDS = FRAME_SAMPLES / MIC_RATE
 MIC_FORMAT = PcmFormat(MIC_RATE, 2, 1)
+T = TypeVar("T")
 
 
 class DeviceError(Exception):
@@ -40,6 +41,11 @@ class DeviceError(Exception):
 
 class DevicesListedAnew(DeviceError):
     """A device let go of PortAudio so that another one could be found: open it again at once."""
+
+
+class DeviceHung(DeviceError):
+    """A device's thread has been inside the sound library for so long that it will not come out: only a
+    new process can use the device (the satellite exits, for its service manager to start it again)."""
 
 
 @dataclass(frozen=True)
@@ -326,6 +332,7 @@ MIC_QUEUE_SECONDS = 2.0  # audio waiting for the satellite before the oldest is 
 MIC_STALL_SECONDS = 5.0  # no audio for this long: the microphone has stalled (logged, then waited for)
 DROP_LOG_SECONDS = 30.0  # at most one line this often about dropped microphone audio
 MIC_JOIN_SECONDS = 1.0  # how long closing waits for the reader thread to leave the device
+MIC_HUNG_SECONDS = 60.0  # the reader inside one PortAudio call this long: the sound library has hung
 MIC_QUIET_AT_CLOSE = 0.25  # a microphone without audio for this long is frozen: closing would hang
 RELAXED_READS = 5  # device reads (20 ms each) handed over together while the microphone is relaxed
 POLL_AT_LEAST = 0.005  # s between two asks of how much audio the microphone holds
@@ -355,6 +362,27 @@ class PyAudioMicrophone(Microphone):
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
         self._read_at: float | None = None  # when the reader last had audio from the device
+        self._inside_since: float | None = None  # when the reader went into the call it is in now, if any
+
+    def _inside(self, call: Callable[..., T], *args: object, **kwargs: object) -> T:
+        """A PortAudio call of the reader's, timed for :meth:`_hung_for`."""
+        self._inside_since = time.monotonic()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            self._inside_since = None
+
+    def _hung_for(self) -> float:
+        """Seconds the reader has been inside one PortAudio call (0.0 when it is not in one)."""
+        since = self._inside_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def _hung(self) -> DeviceHung:
+        return DeviceHung(
+            f"the microphone {self._device.device} has been stuck inside the sound library for "
+            f"{self._hung_for():.0f} s (its sound server hangs or dropped it): exiting, since only a new "
+            "process can use it again"
+        )
 
     def _stop_reader(self) -> bool:
         """Stop the reader thread; False if it is still inside the device (a stalled ``read``)."""
@@ -383,7 +411,7 @@ class PyAudioMicrophone(Microphone):
                 deliver(DevicesListedAnew("the speaker needs PortAudio to list the devices anew"))
                 return
             try:
-                available = stream.get_read_available()
+                available = self._inside(stream.get_read_available)
                 if available == _PA_INPUT_OVERFLOWED:  # audio was lost (a read would have gone on): go on,
                     self._stop.wait(POLL_AT_LEAST)  # not at once: a device that stays overflowed is not spun on
                     continue
@@ -392,7 +420,7 @@ class PyAudioMicrophone(Microphone):
                 if available < chunk:
                     self._stop.wait(max((chunk - available) / MIC_RATE, POLL_AT_LEAST))
                     continue
-                data = stream.read(chunk, exception_on_overflow=False)
+                data = self._inside(stream.read, chunk, exception_on_overflow=False)
             except OSError as err:
                 deliver(err)
                 return
@@ -414,6 +442,8 @@ class PyAudioMicrophone(Microphone):
 
     async def chunks(self) -> AsyncIterator[list[Frame]]:
         if not self._stop_reader():
+            if self._hung_for() >= MIC_HUNG_SECONDS:
+                raise self._hung()
             raise DeviceError("the microphone's reader is stuck in the device")
         if self._device.stream is None:
             self._device.open()
@@ -448,6 +478,9 @@ class PyAudioMicrophone(Microphone):
             nonlocal stalled
             while True:
                 await asyncio.sleep(1.0)
+                if self._hung_for() >= MIC_HUNG_SECONDS:
+                    put(self._hung())
+                    return
                 if not stalled and time.monotonic() - last_at >= MIC_STALL_SECONDS:
                     stalled = True
                     _LOGGER.warning(
@@ -475,6 +508,8 @@ class PyAudioMicrophone(Microphone):
                 batch: list[Frame] = []
                 while chunks:  # all that has come: one batch while relaxed, one read otherwise
                     data = chunks.popleft()
+                    if isinstance(data, DeviceHung):
+                        raise data  # the device is not let go: closing it under the reader would crash
                     if isinstance(data, Exception):
                         self._stop_reader()
                         self._device.release()

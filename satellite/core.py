@@ -11,7 +11,16 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from .audio_io import REOPEN_FIRST, REOPEN_MAX, DeviceError, DevicesListedAnew, FileMicrophone, Frame, Microphone
+from .audio_io import (
+    REOPEN_FIRST,
+    REOPEN_MAX,
+    DeviceError,
+    DeviceHung,
+    DevicesListedAnew,
+    FileMicrophone,
+    Frame,
+    Microphone,
+)
 from .capture import Heard
 from .player import Player
 from .speech import VoiceActivity
@@ -137,6 +146,8 @@ class Listener:
                 return
             except DevicesListedAnew as err:
                 _LOGGER.info("The microphone opens again: %s", err)
+            except DeviceHung:
+                raise  # nothing in this process can open it again
             except DeviceError as err:
                 if not worked:
                     raise

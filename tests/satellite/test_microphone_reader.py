@@ -9,27 +9,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
+import threading
 import time
 from typing import ClassVar
 
 import pytest
 
 from satellite import audio_io
-from satellite.audio_io import FRAME_SAMPLES, DeviceError, DevicesListedAnew, PyAudioMicrophone
+from satellite.audio_io import FRAME_SAMPLES, DeviceError, DeviceHung, DevicesListedAnew, PyAudioMicrophone
+from satellite.core import Listener
 from satellite.services import BackgroundLookup, Services
+from satellite.speech import VoiceActivity
 
 READ = FRAME_SAMPLES * 2  # frames in one device read
 
 
 class ScriptedStream:
-    """What pyaudio's input stream reports: the counts given, then nothing (a frozen sound server)."""
+    """What pyaudio's input stream reports: the counts given, then nothing (a frozen sound server), or
+    with ``hang`` set, no answer until it is cleared (libpulse deadlocked under the call)."""
 
-    def __init__(self, counts: list[int]) -> None:
+    def __init__(self, counts: list[int], hang: threading.Event) -> None:
         self.counts = counts
+        self.hang = hang
         self.reads = 0
 
     def get_read_available(self) -> int:
-        return self.counts.pop(0) if self.counts else 0
+        if self.counts:
+            return self.counts.pop(0)
+        while self.hang.is_set():
+            time.sleep(0.01)
+        return 0
 
     def read(self, frames: int, exception_on_overflow: bool = True) -> bytes:
         self.reads += 1
@@ -40,6 +52,7 @@ class ScriptedDevice:
     """Stands in for the PortAudio device: opens a :class:`ScriptedStream` of ``COUNTS``."""
 
     COUNTS: ClassVar[list[int]] = []
+    HANG = threading.Event()
     made: ClassVar[list[ScriptedDevice]] = []
 
     def __init__(self, device: str | None, kind: str, rate: int, frames_per_buffer: int) -> None:
@@ -50,7 +63,7 @@ class ScriptedDevice:
         ScriptedDevice.made.append(self)
 
     def open(self) -> None:
-        self.stream = ScriptedStream(list(self.COUNTS))
+        self.stream = ScriptedStream(list(self.COUNTS), self.HANG)
 
     def release(self) -> None:
         self.stream = None
@@ -66,13 +79,15 @@ def scripted(monkeypatch):
     """A microphone on a scripted device; ``scripted(counts)`` makes it."""
     monkeypatch.setattr(audio_io, "_PortAudioStream", ScriptedDevice)
     ScriptedDevice.made = []
+    ScriptedDevice.HANG.clear()
 
     def make(counts: list[int]) -> tuple[PyAudioMicrophone, ScriptedDevice]:
         ScriptedDevice.COUNTS = counts
         mic = PyAudioMicrophone("scripted")
         return mic, ScriptedDevice.made[-1]
 
-    return make
+    yield make
+    ScriptedDevice.HANG.clear()  # lets a hung reader thread out
 
 
 async def test_a_device_that_reports_an_error_code_stops_with_its_error(scripted):
@@ -119,6 +134,39 @@ async def test_a_microphone_that_went_quiet_is_left_open_at_the_end(scripted, ca
     await mic.close()
     assert device.abandoned == 1 and device.released == 1  # only the check at the start was closed
     assert "The microphone has delivered nothing for 0.25 s; leaving it open" in caplog.text
+
+
+async def test_a_microphone_stuck_in_the_sound_library_ends_the_listening(scripted, monkeypatch):
+    monkeypatch.setattr(audio_io, "MIC_HUNG_SECONDS", 1.5)
+    mic, device = scripted([READ, READ])
+    ScriptedDevice.HANG.set()  # after two reads, the device's next call never comes back
+    listener = Listener(mic, None, VoiceActivity())
+    heard = 0
+    started = time.monotonic()
+    with pytest.raises(DeviceHung, match=r"stuck inside the sound library for \d+ s .*only a new process"):
+        async with asyncio.timeout(10):
+            async for _ in listener.heard(lambda: False):
+                heard += 1
+    # It worked, then hung: not opened again with back-off (the reader would stay stuck), but ended.
+    assert heard >= 2 and 1.5 <= time.monotonic() - started < 5
+    assert device.released == 1 and not device.abandoned  # not closed under the thread inside it
+
+
+def test_the_satellite_exits_at_once_when_its_microphone_hangs():
+    # The thread stuck in the sound library holds its lock: a normal exit (waiting for threads, PortAudio's
+    # clean-up) would never end. Here a thread that never ends stands for it.
+    script = """
+import threading, satellite.__main__ as main
+from satellite.audio_io import DeviceHung
+threading.Thread(target=threading.Event().wait).start()
+async def run(args, wake_words):
+    raise DeviceHung("the microphone default has been stuck inside the sound library for 60 s")
+main.run = run
+main.main(["--mode", "direct", "--mic-file", "x.wav", "--end-of-turn", "silence"])
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=os.environ)
+    assert done.returncode == 1
+    assert "chatty-satellite: the microphone default has been stuck inside the sound library" in done.stderr
 
 
 async def test_a_server_not_found_is_looked_up_once_at_a_time_and_not_again_at_once(caplog):
