@@ -332,7 +332,7 @@ MIC_QUEUE_SECONDS = 2.0  # audio waiting for the satellite before the oldest is 
 MIC_STALL_SECONDS = 5.0  # no audio for this long: the microphone has stalled (logged, then waited for)
 DROP_LOG_SECONDS = 30.0  # at most one line this often about dropped microphone audio
 MIC_JOIN_SECONDS = 1.0  # how long closing waits for the reader thread to leave the device
-MIC_HUNG_SECONDS = 60.0  # the reader inside one PortAudio call this long: the sound library has hung
+DEVICE_HUNG_SECONDS = 60.0  # a device's thread inside one call this long: the sound library has hung
 MIC_QUIET_AT_CLOSE = 0.25  # a microphone without audio for this long is frozen: closing would hang
 RELAXED_READS = 5  # device reads (20 ms each) handed over together while the microphone is relaxed
 POLL_AT_LEAST = 0.005  # s between two asks of how much audio the microphone holds
@@ -442,7 +442,7 @@ class PyAudioMicrophone(Microphone):
 
     async def chunks(self) -> AsyncIterator[list[Frame]]:
         if not self._stop_reader():
-            if self._hung_for() >= MIC_HUNG_SECONDS:
+            if self._hung_for() >= DEVICE_HUNG_SECONDS:
                 raise self._hung()
             raise DeviceError("the microphone's reader is stuck in the device")
         if self._device.stream is None:
@@ -478,7 +478,7 @@ class PyAudioMicrophone(Microphone):
             nonlocal stalled
             while True:
                 await asyncio.sleep(1.0)
-                if self._hung_for() >= MIC_HUNG_SECONDS:
+                if self._hung_for() >= DEVICE_HUNG_SECONDS:
                     put(self._hung())
                     return
                 if not stalled and time.monotonic() - last_at >= MIC_STALL_SECONDS:

@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from . import audio_io
 from .audio_io import (
     REOPEN_FIRST,
     REOPEN_MAX,
@@ -182,19 +183,34 @@ class Satellite:
         self.player.start(at=start)
         listening = asyncio.create_task(self._listen())
         stopping = asyncio.create_task(stop.wait())
+        watching = asyncio.create_task(self._watch_speaker())
         try:
             # A stop is noticed at once, also while the microphone delivers nothing (a stalled device).
-            await asyncio.wait({listening, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({listening, stopping, watching}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
+            watching.cancel()
             listening.cancel()
             # Never wait long on a cancellation: Python 3.11's wait_for can lose one (in a library).
             await asyncio.wait({listening}, timeout=1.0)
             await self.mode.close()
             # Together: each waits up to a second for its thread to leave a device that has stalled.
             await asyncio.gather(self.listener.close(), asyncio.to_thread(self.player.close))
-        if listening.done() and not listening.cancelled() and (error := listening.exception()) is not None:
-            raise error  # what ended the listening (a microphone that cannot be used)
+        for task in (watching, listening):
+            if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+                raise error  # what ended the satellite (a microphone or a speaker that cannot be used)
+
+    async def _watch_speaker(self) -> None:
+        """Raises :class:`DeviceHung` once the player's thread has been inside the speaker for good (a write
+        that never returns: the sound library has hung, and only a new process can use the speaker)."""
+        while True:
+            await asyncio.sleep(1.0)
+            if (stuck := self.player.stuck_for()) >= audio_io.DEVICE_HUNG_SECONDS:
+                raise DeviceHung(
+                    f"the speaker {self.player.speaker.description} has been stuck inside its device for "
+                    f"{stuck:.0f} s (its sound server hangs or dropped it): exiting, since only a new process "
+                    "can use it again"
+                )
 
     async def _listen(self) -> None:
         mic = self.listener.mic

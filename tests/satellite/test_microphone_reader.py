@@ -1,4 +1,5 @@
-"""The PortAudio microphone's reader against a scripted stream, and the background look-up of a server.
+"""The PortAudio microphone's reader against a scripted stream, a speaker that hangs, and the background
+look-up of a server.
 
 Fast checks of what the real devices (tests/satellite/test_satellite_devices.py: a frozen, a restarted
 sound server) show only now and then: the counts PortAudio reports while a device holds no audio, has
@@ -19,8 +20,17 @@ from typing import ClassVar
 import pytest
 
 from satellite import audio_io
-from satellite.audio_io import FRAME_SAMPLES, DeviceError, DeviceHung, DevicesListedAnew, PyAudioMicrophone
-from satellite.core import Listener
+from satellite.audio_io import (
+    FRAME_SAMPLES,
+    DeviceError,
+    DeviceHung,
+    DevicesListedAnew,
+    PyAudioMicrophone,
+    Speaker,
+)
+from satellite.capture import Heard
+from satellite.core import Listener, Mode, Satellite
+from satellite.player import Player
 from satellite.services import BackgroundLookup, Services
 from satellite.speech import VoiceActivity
 
@@ -137,7 +147,7 @@ async def test_a_microphone_that_went_quiet_is_left_open_at_the_end(scripted, ca
 
 
 async def test_a_microphone_stuck_in_the_sound_library_ends_the_listening(scripted, monkeypatch):
-    monkeypatch.setattr(audio_io, "MIC_HUNG_SECONDS", 1.5)
+    monkeypatch.setattr(audio_io, "DEVICE_HUNG_SECONDS", 1.5)
     mic, device = scripted([READ, READ])
     ScriptedDevice.HANG.set()  # after two reads, the device's next call never comes back
     listener = Listener(mic, None, VoiceActivity())
@@ -150,6 +160,59 @@ async def test_a_microphone_stuck_in_the_sound_library_ends_the_listening(script
     # It worked, then hung: not opened again with back-off (the reader would stay stuck), but ended.
     assert heard >= 2 and 1.5 <= time.monotonic() - started < 5
     assert device.released == 1 and not device.abandoned  # not closed under the thread inside it
+
+
+class StuckSpeaker(Speaker):
+    """A speaker whose writes stop coming back after the first few (libpulse deadlocked under a write)."""
+
+    rate = 16000
+    paced = True
+    description = "PortAudio output stuck"
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.release = threading.Event()
+
+    def write(self, pcm: bytes) -> None:
+        self.writes += 1
+        if self.writes > 5:
+            self.release.wait()
+        else:
+            time.sleep(len(pcm) / 2 / self.rate)
+
+
+class Deaf(Mode):
+    """A mode that does nothing with what it hears: the test is about the speaker."""
+
+    def listen(self, wake_word: str | None) -> None:
+        pass
+
+    def on_heard(self, heard: Heard) -> None:
+        pass
+
+    @property
+    def wants_speech(self) -> bool:
+        return False
+
+    @property
+    def idle(self) -> bool:
+        return True
+
+
+async def test_a_speaker_stuck_in_the_sound_library_ends_the_satellite(scripted, monkeypatch, caplog):
+    monkeypatch.setattr(audio_io, "DEVICE_HUNG_SECONDS", 1.5)
+    mic, _device = scripted([READ] * 50)
+    speaker = StuckSpeaker()
+    satellite = Satellite(Listener(mic, None, VoiceActivity()), Player(speaker), Deaf())
+    started = time.monotonic()
+    try:
+        with pytest.raises(DeviceHung, match=r"the speaker PortAudio output stuck has been stuck inside its device"):
+            async with asyncio.timeout(10):
+                await satellite.run()
+    finally:
+        speaker.release.set()
+    assert speaker.writes == 6 and 1.5 <= time.monotonic() - started < 5
+    assert "The speaker is stuck in a write" in caplog.text  # not closed under the thread inside it
 
 
 def test_the_satellite_exits_at_once_when_its_microphone_hangs():
