@@ -218,6 +218,7 @@ def main() -> None:
                         help=f"every other question is followed by {AFTERTHOUGHT!r} after this many seconds "
                         "(default: none)")  # fmt: skip
     parser.add_argument("--out", default="e2e", help="name of the results in bench/out (default: e2e)")
+    parser.add_argument("--debug-servers", action="store_true", help="servers log at debug level (bench/out/e2e-logs)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up below when killed
     if shutil.which("espeak-ng") is None:
@@ -235,10 +236,11 @@ def main() -> None:
             config["opts"]["llama_cpp"]["threads"] = args.llm_threads
         llm_config.write_text(json.dumps(config))
         ports = {"stt": free_port(), "llm": free_port(), "tts": free_port()}
+        debug = ["--debug"] if args.debug_servers else []
         servers = {
-            "stt": start("wyoming_chatty_stt", ports["stt"], logs),
-            "llm": start("wyoming_chatty_llm", ports["llm"], logs, "--config", str(llm_config)),
-            "tts": start("wyoming_chatty_tts", ports["tts"], logs),
+            "stt": start("wyoming_chatty_stt", ports["stt"], logs, *debug),
+            "llm": start("wyoming_chatty_llm", ports["llm"], logs, "--config", str(llm_config), *debug),
+            "tts": start("wyoming_chatty_tts", ports["tts"], logs, *debug),
         }
         satellite: subprocess.Popen | None = None
         try:
