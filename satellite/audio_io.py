@@ -48,6 +48,31 @@ class DeviceHung(DeviceError):
     new process can use the device (the satellite exits, for its service manager to start it again)."""
 
 
+class DeviceCalls:
+    """Times the call a device's thread is in, to tell a device that has hung from one that is slow."""
+
+    def __init__(self) -> None:
+        self._since: float | None = None  # when the thread went into the call it is in now, if any
+
+    def run(self, call: Callable[..., T], *args: object, **kwargs: object) -> T:
+        self._since = time.monotonic()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            self._since = None
+
+    def hung(self, device: str, inside: str) -> DeviceHung | None:
+        """The error to end with once one call has lasted :data:`DEVICE_HUNG_SECONDS` (None before): ``device``
+        and ``inside`` say which and where, for the message."""
+        since = self._since
+        if since is None or (lasted := time.monotonic() - since) < DEVICE_HUNG_SECONDS:
+            return None
+        return DeviceHung(
+            f"the {device} has been stuck inside {inside} for {lasted:.0f} s (its sound server hangs or dropped "
+            "it): exiting, since only a new process can use it again"
+        )
+
+
 @dataclass(frozen=True)
 class Frame:
     """10 ms of 16 kHz mono 16-bit audio and when it was captured (``time.monotonic()``)."""
@@ -362,27 +387,10 @@ class PyAudioMicrophone(Microphone):
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
         self._read_at: float | None = None  # when the reader last had audio from the device
-        self._inside_since: float | None = None  # when the reader went into the call it is in now, if any
+        self._calls = DeviceCalls()  # the reader's PortAudio calls
 
-    def _inside(self, call: Callable[..., T], *args: object, **kwargs: object) -> T:
-        """A PortAudio call of the reader's, timed for :meth:`_hung_for`."""
-        self._inside_since = time.monotonic()
-        try:
-            return call(*args, **kwargs)
-        finally:
-            self._inside_since = None
-
-    def _hung_for(self) -> float:
-        """Seconds the reader has been inside one PortAudio call (0.0 when it is not in one)."""
-        since = self._inside_since
-        return 0.0 if since is None else time.monotonic() - since
-
-    def _hung(self) -> DeviceHung:
-        return DeviceHung(
-            f"the microphone {self._device.device} has been stuck inside the sound library for "
-            f"{self._hung_for():.0f} s (its sound server hangs or dropped it): exiting, since only a new "
-            "process can use it again"
-        )
+    def _hung(self) -> DeviceHung | None:
+        return self._calls.hung(f"microphone {self._device.device}", "the sound library")
 
     def _stop_reader(self) -> bool:
         """Stop the reader thread; False if it is still inside the device (a stalled ``read``)."""
@@ -411,7 +419,7 @@ class PyAudioMicrophone(Microphone):
                 deliver(DevicesListedAnew("the speaker needs PortAudio to list the devices anew"))
                 return
             try:
-                available = self._inside(stream.get_read_available)
+                available = self._calls.run(stream.get_read_available)
                 if available == _PA_INPUT_OVERFLOWED:  # audio was lost (a read would have gone on): go on,
                     self._stop.wait(POLL_AT_LEAST)  # not at once: a device that stays overflowed is not spun on
                     continue
@@ -420,7 +428,7 @@ class PyAudioMicrophone(Microphone):
                 if available < chunk:
                     self._stop.wait(max((chunk - available) / MIC_RATE, POLL_AT_LEAST))
                     continue
-                data = self._inside(stream.read, chunk, exception_on_overflow=False)
+                data = self._calls.run(stream.read, chunk, exception_on_overflow=False)
             except OSError as err:
                 deliver(err)
                 return
@@ -442,8 +450,8 @@ class PyAudioMicrophone(Microphone):
 
     async def chunks(self) -> AsyncIterator[list[Frame]]:
         if not self._stop_reader():
-            if self._hung_for() >= DEVICE_HUNG_SECONDS:
-                raise self._hung()
+            if (hung := self._hung()) is not None:
+                raise hung
             raise DeviceError("the microphone's reader is stuck in the device")
         if self._device.stream is None:
             self._device.open()
@@ -478,8 +486,8 @@ class PyAudioMicrophone(Microphone):
             nonlocal stalled
             while True:
                 await asyncio.sleep(1.0)
-                if self._hung_for() >= DEVICE_HUNG_SECONDS:
-                    put(self._hung())
+                if (hung := self._hung()) is not None:
+                    put(hung)
                     return
                 if not stalled and time.monotonic() - last_at >= MIC_STALL_SECONDS:
                     stalled = True

@@ -11,7 +11,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from . import audio_io
 from .audio_io import (
     REOPEN_FIRST,
     REOPEN_MAX,
@@ -201,16 +200,11 @@ class Satellite:
                 raise error  # what ended the satellite (a microphone or a speaker that cannot be used)
 
     async def _watch_speaker(self) -> None:
-        """Raises :class:`DeviceHung` once the player's thread has been inside the speaker for good (a write
-        that never returns: the sound library has hung, and only a new process can use the speaker)."""
+        """Raises :class:`DeviceHung` once the speaker has hung (:meth:`Player.hung`)."""
         while True:
             await asyncio.sleep(1.0)
-            if (stuck := self.player.stuck_for()) >= audio_io.DEVICE_HUNG_SECONDS:
-                raise DeviceHung(
-                    f"the speaker {self.player.speaker.description} has been stuck inside its device for "
-                    f"{stuck:.0f} s (its sound server hangs or dropped it): exiting, since only a new process "
-                    "can use it again"
-                )
+            if (hung := self.player.hung()) is not None:
+                raise hung
 
     async def _listen(self) -> None:
         mic = self.listener.mic

@@ -17,11 +17,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 
 from chatty_common.audio import PcmFormat, PcmToPcm16
 
-from .audio_io import REOPEN_FIRST, REOPEN_MAX, DeviceError, RealTimePacer, Speaker
+from .audio_io import REOPEN_FIRST, REOPEN_MAX, DeviceCalls, DeviceError, DeviceHung, RealTimePacer, Speaker
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ class Player:
         self._thread: threading.Thread | None = None
         self._ending: list[Playback] = []
         self._sounding: Playback | None = None  # whose audio was played last, while its end has not come
-        self._inside_since: float | None = None  # when the thread went into the speaker call it is in, if any
+        self._calls = DeviceCalls()  # the thread's calls of the speaker
 
     def start(self, at: float | None = None) -> None:
         """Start the output; ``at`` (``time.monotonic()``) lines a file's timeline up with the microphone."""
@@ -155,18 +154,10 @@ class Player:
         with self._lock:
             self._items.append((playback, pcm))
 
-    def stuck_for(self) -> float:
-        """Seconds the player's thread has been inside one call of the speaker (0.0 when it is not in one)."""
-        since = self._inside_since
-        return 0.0 if since is None else time.monotonic() - since
-
-    def _in_speaker(self, call: Callable[..., None], *args: object) -> None:
-        """A call of the speaker's, timed for :meth:`stuck_for`."""
-        self._inside_since = time.monotonic()
-        try:
-            call(*args)
-        finally:
-            self._inside_since = None
+    def hung(self) -> DeviceHung | None:
+        """The error to end with once the thread has been inside the speaker for good (a write that never
+        returns: the sound library has hung, and only a new process can use the speaker); None before."""
+        return self._calls.hung(f"speaker {self.speaker.description}", "its device")
 
     def _run(self, clock: float) -> None:
         """Play until closed; a speaker that fails is opened again with back-off (where it can be)."""
@@ -184,7 +175,7 @@ class Player:
             while not self._closed.wait(backoff):
                 self.stop()  # nothing waits for sound that cannot play
                 try:
-                    self._in_speaker(self.speaker.reopen)
+                    self._calls.run(self.speaker.reopen)
                 except DeviceError as err:
                     backoff = min(backoff * 2, REOPEN_MAX)
                     _LOGGER.warning("%s; opening the speaker again in %.0f s", err, backoff)
@@ -202,7 +193,7 @@ class Player:
             if clock < now - 0.05:  # fell behind (a slow write): a file keeps its timeline with silence
                 if not self.speaker.paced:
                     gap = int((now - clock) * self.rate)
-                    self._in_speaker(self.speaker.write, bytes(gap * 2))
+                    self._calls.run(self.speaker.write, bytes(gap * 2))
                 if (sounding := self._sounding) is not None:  # (read once: a barge-in may clear it meanwhile)
                     sounding._starved += now - clock
                 clock = now
@@ -231,7 +222,7 @@ class Player:
                 assert data is not None
                 pcm = data
                 self._count_wait(playback)
-            self._in_speaker(self.speaker.write, pcm)
+            self._calls.run(self.speaker.write, pcm)
             clock = max(clock, now if self.speaker.paced else clock) + len(pcm) / 2 / self.rate
             if not self.speaker.paced:
                 delay = clock - self.lead - time.monotonic()
