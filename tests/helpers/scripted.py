@@ -130,7 +130,7 @@ def stt_script(
     *transcripts: str,
     program: str | None = None,
     candidates: bool = True,
-    late: float = 0.0,
+    late: float | tuple[float, ...] = 0.0,
     heard_again: str | None = None,
     unsure: bool = False,
 ) -> Callable[[Peer], Awaitable[None]]:
@@ -138,7 +138,8 @@ def stt_script(
 
     Asked for Chatty's candidates (``"chatty": {"candidates": true, "pause": P}``), it is live: each
     pause of P seconds after speech (non-zero audio) gets the next transcript as a ``chatty-candidate``
-    (with the seconds of audio so far; ``late`` seconds after the pause, as after a slow decode), and
+    (with the seconds of audio so far; ``late`` seconds after the pause, as after a slow decode: one
+    value for every pause, or one for each in turn, the last again when used up), and
     ``audio-stop`` right after a pause gets that same text. With ``candidates`` False it sends none (as
     a server that is not Chatty's). Given a ``program`` name, it answers ``describe`` with it. Asked to
     hear the speech again (``chatty-hear-again``), it sends ``heard_again`` (default: the last pause's
@@ -146,12 +147,13 @@ def stt_script(
     ``"sure": false`` (Whisper unsure of the words).
     """
     given = list(transcripts)
+    delays = list(late) if isinstance(late, tuple) else [late]
 
     def next_text() -> str:
         return given.pop(0) if len(given) > 1 else given[0]
 
-    async def send_later(peer: Peer, event: Event) -> None:
-        await asyncio.sleep(late)
+    async def send_later(peer: Peer, event: Event, delay: float) -> None:
+        await asyncio.sleep(delay)
         await peer.write(event)
 
     async def script(peer: Peer) -> None:
@@ -188,8 +190,9 @@ def stt_script(
                 offer = Event("chatty-candidate", {"text": candidate, "seconds": heard / 32000})
                 if unsure:
                     offer.data["sure"] = False
-                if late:
-                    sending.add(asyncio.create_task(send_later(peer, offer)))
+                delay = delays.pop(0) if len(delays) > 1 else delays[0]
+                if delay:
+                    sending.add(asyncio.create_task(send_later(peer, offer, delay)))
                 else:
                     await peer.write(offer)
         for task in sending:
