@@ -118,12 +118,22 @@ def build_parser() -> argparse.ArgumentParser:
     speech.add_argument("--unfinished-silence", type=positive_float, default=TurnTaking.unfinished_silence,
                         help="smart: the silence that ends a command judged unfinished, s "
                         f"(default: {TurnTaking.unfinished_silence})")  # fmt: skip
+    speech.add_argument("--doubtful-silence", type=positive_float, default=TurnTaking.doubtful_silence,
+                        help="smart: the silence that ends a command judged unfinished on weak evidence only "
+                        "(words that may well end a request, a sound just short of finished), s "
+                        f"(default: {TurnTaking.doubtful_silence})")  # fmt: skip
     speech.add_argument("--turn-sound-threshold", type=probability, default=TurnTaking.sound_threshold,
                         help="smart: below this probability from the acoustic model the speaker sounds unfinished "
                         f"(default: {TurnTaking.sound_threshold})")  # fmt: skip
     speech.add_argument("--turn-words-threshold", type=probability, default=TurnTaking.words_threshold,
                         help="smart, direct mode: below this probability from the language model the words do not "
                         f"end a request (default: {TurnTaking.words_threshold})")  # fmt: skip
+    speech.add_argument("--turn-doubtful-words", type=probability, default=TurnTaking.doubtful_words,
+                        help="smart: words under the words threshold but at least this probable to end a request "
+                        f"are only doubtful (default: {TurnTaking.doubtful_words})")  # fmt: skip
+    speech.add_argument("--turn-doubtful-sound", type=probability, default=TurnTaking.doubtful_sound,
+                        help="smart: a sound under the sound threshold but at least this probable to be finished "
+                        f"is only doubtful (default: {TurnTaking.doubtful_sound})")  # fmt: skip
     speech.add_argument("--turn-sure-words", type=probability, default=TurnTaking.sure_words,
                         help="smart: words less sure than this to end a request are heard a second time by the STT "
                         f"server, and must end it again (0: never) (default: {TurnTaking.sure_words})")  # fmt: skip
@@ -202,6 +212,8 @@ async def load_judge(args: argparse.Namespace) -> TurnJudge | None:
         pause=args.turn_pause, unfinished_silence=args.unfinished_silence,
         sound_threshold=args.turn_sound_threshold, words_threshold=args.turn_words_threshold,
         sure_words=args.turn_sure_words, fallback_silence=args.end_silence,
+        doubtful_silence=args.doubtful_silence, doubtful_words=args.turn_doubtful_words,
+        doubtful_sound=args.turn_doubtful_sound,
     )  # fmt: skip
 
     def load() -> TurnJudge:

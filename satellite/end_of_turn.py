@@ -18,10 +18,14 @@ heard a second time: the STT server decodes the same speech with less silence ar
 turns a sentence cut off at a pause into a whole one in a way that changes with that silence ("What
 time does the bakery ..." heard as "What time does the maker eat?", then "... the maker it?"), a
 whole sentence much less: both hearings must end a request. Otherwise the command ends after
-``unfinished_silence`` (the long silence), or at ``max_command`` at the latest. With no transcript
-to be had, the pause is not judged and ``fallback_silence`` (the plain silence rule) ends the
-command. The models run only at pauses, once the words are in (not while the STT server decodes
-them), off the event loop.
+``unfinished_silence`` (the long silence), or at ``max_command`` at the latest; but when the only
+evidence against the end is weak (words that may well end a request, at least ``doubtful_words``, or a
+sound just short of finished, at least ``doubtful_sound``, after words sure to end one), after the
+shorter ``doubtful_silence``: a whole question Whisper half-mishears, or one the language model finds
+surprising ("What is the largest planet?" 0.003), is not kept waiting the whole long silence, while a
+hesitation of up to a second still is not cut off. With no transcript to be had, the pause is not
+judged and ``fallback_silence`` (the plain silence rule) ends the command. The models run only at
+pauses, once the words are in (not while the STT server decodes them), off the event loop.
 """
 
 from __future__ import annotations
@@ -68,6 +72,9 @@ class TurnTaking:
     """The silence after which the turn is judged."""
     unfinished_silence: float = 1.5
     """The silence that ends a command judged unfinished."""
+    doubtful_silence: float = 1.3
+    """The silence that ends a command judged unfinished on weak evidence only (never longer than
+    ``unfinished_silence``)."""
     fallback_silence: float = 0.6
     """The silence that ends a command whose pause could not be judged (no transcript to be had)."""
     sound_threshold: float = 0.04
@@ -76,6 +83,11 @@ class TurnTaking:
     """The language model's probability below which the words are unfinished."""
     sure_words: float = 0.3
     """The language model's probability from which the words need no second hearing."""
+    doubtful_words: float = 0.001
+    """The language model's probability from which words that do not end a request are only doubtful."""
+    doubtful_sound: float = 0.008
+    """The acoustic model's probability from which a sound that is unfinished is only doubtful (after
+    words at least ``sure_words`` to end a request)."""
 
 
 @dataclass(frozen=True)
@@ -92,9 +104,13 @@ class Judgement:
     """The words of a second hearing, when there was one."""
     again_words: float | None = None
     """The language model's probability for them."""
+    doubtful: bool = False
+    """Not done, but on weak evidence only: the doubtful silence, not the long one, ends the command."""
 
     def as_record(self) -> dict[str, object]:
         record: dict[str, object] = {"done": self.done, "reason": self.reason}
+        if self.doubtful:
+            record["doubtful"] = True
         if self.sound is not None:
             record["sound"] = round(self.sound, 3)
         if self.words is not None:
@@ -142,13 +158,16 @@ class TurnJudge:
             return Judgement(False, None, 0.0, "the words are unfinished")
         loop = asyncio.get_running_loop()
         words = await loop.run_in_executor(self._thread, self._words.complete, text)
-        if words < self.taking.words_threshold:
-            return Judgement(False, None, words, "the words do not end a request")
+        taking = self.taking
+        if words < taking.words_threshold:
+            doubtful = words >= taking.doubtful_words
+            return Judgement(False, None, words, "the words do not end a request", doubtful=doubtful)
         audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         sound = await loop.run_in_executor(self._thread, self._sound.complete, audio)
-        if sound < self.taking.sound_threshold:
-            return Judgement(False, sound, words, "the speaker sounds unfinished")
-        if words < self.taking.sure_words and again is not None:
+        if sound < taking.sound_threshold:
+            doubtful = sound >= taking.doubtful_sound and words >= taking.sure_words
+            return Judgement(False, sound, words, "the speaker sounds unfinished", doubtful=doubtful)
+        if words < taking.sure_words and again is not None:
             return await self._second_hearing(sound, words, again)
         return Judgement(True, sound, words, "finished")
 
@@ -171,6 +190,12 @@ class TurnJudge:
         if second < self.taking.words_threshold:
             return Judgement(False, sound, words, "heard again, the words do not end a request", heard, second)
         return Judgement(True, sound, words, "finished (heard twice)", heard, second)
+
+    def silence_after(self, verdict: Judgement) -> float:
+        """The silence that ends the command after a verdict that the speaker is not done."""
+        if verdict.doubtful:
+            return min(self.taking.doubtful_silence, self.taking.unfinished_silence)
+        return self.taking.unfinished_silence
 
     def close(self) -> None:
         self._thread.shutdown(wait=False, cancel_futures=True)

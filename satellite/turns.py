@@ -178,9 +178,10 @@ class TurnController:
     ) -> None:
         """Judge a pause in the command being heard: ``pcm`` is its audio up to the pause, ``text`` the
         transcript of it (or its coming). If the speaker is done and has not gone on meanwhile, the
-        command ends now; otherwise the long silence (or more speech) ends it, as it does when the words
-        come too late to judge by. With no transcript to be had (no STT server that transcribes at
-        pauses), the pause cannot be judged: the plain silence rule ends this command.
+        command ends now; otherwise the long silence (the doubtful silence if the evidence against the end
+        is weak) or more speech ends it; the long silence when the words come too late to judge by. With
+        no transcript to be had (no STT server that transcribes at pauses), the pause cannot be judged:
+        the plain silence rule ends this command.
 
         ``after``: the models start once the words are in and this has returned (in direct mode: the
         answer prepared at the pause has its first text, so that they do not hold that back). ``again``:
@@ -188,6 +189,9 @@ class TurnController:
         judge, turn = self.judge, self.turn
         if judge is None or turn is None:
             return
+        pause = capture.pauses
+        # Until this pause is judged, the long silence ends the command (an earlier pause's verdict no longer counts).
+        capture.endpointer.end_silence = judge.taking.unfinished_silence
 
         async def judging() -> None:
             try:
@@ -220,9 +224,13 @@ class TurnController:
             heard = {"heard": words, "command_s": round(len(pcm) / (2 * MIC_RATE), 2)} if words is not None else {}
             record = {**verdict.as_record(), **heard}
             turn.extra.setdefault("pauses", []).append(record)
+            if capture is not self.capture or capture.pauses != pause:
+                return  # the speaker went on and paused again: that pause has a verdict of its own
             if words is None:
                 capture.endpointer.end_silence = judge.taking.fallback_silence
-            if verdict.done and capture is self.capture and capture.paused:
+            elif not verdict.done:
+                capture.endpointer.end_silence = judge.silence_after(verdict)
+            if verdict.done and capture.paused:
                 _LOGGER.info("End of turn: the speaker is done")
                 record["ended"] = True  # (a verdict that came after the speaker went on ends nothing)
                 self.end_capture(CommandEnd.SPOKEN, early=True)

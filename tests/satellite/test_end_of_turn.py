@@ -14,6 +14,7 @@ import importlib.util
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -230,6 +231,38 @@ async def test_the_sound_is_judged_only_when_the_words_end_a_request(judge):
     assert whole.done and whole.sound is not None, whole
 
 
+async def test_words_that_may_well_end_a_request_are_only_doubtful(judge):
+    """A whole question the language model finds an unlikely end ("What is the largest planet?": " in our
+    solar system" is likelier) does not end the command at the pause, but is only doubtful: the shorter
+    doubtful silence ends it. Cut words are not doubtful: the long silence."""
+    pcm = (np.random.default_rng(2).normal(0, 300, 16000 * 2)).astype("<i2").tobytes()
+    whole = await judge.judge(pcm, "What is the largest planet?")
+    cut = await judge.judge(pcm, "What is the boiling")
+    rule = await judge.judge(pcm, "What is the largest planet in the")
+    assert (whole.done, whole.doubtful) == (False, True), whole
+    assert judge.silence_after(whole) == TAKING.doubtful_silence < TAKING.unfinished_silence
+    assert whole.as_record()["doubtful"] is True
+    for verdict in (cut, rule):
+        assert (verdict.done, verdict.doubtful) == (False, False), verdict
+        assert judge.silence_after(verdict) == TAKING.unfinished_silence
+        assert "doubtful" not in verdict.as_record()
+
+
+async def test_a_sound_just_short_of_finished_is_doubtful_only_after_sure_words(judge, monkeypatch):
+    """The acoustic model says "unfinished", but only just: after words sure to end a request that is weak
+    evidence (doubtful); after words that end one but not surely it is not (the long silence)."""
+    monkeypatch.setattr(judge, "taking", replace(TAKING, sound_threshold=1.0, doubtful_sound=0.0))
+    pcm = (np.random.default_rng(3).normal(0, 300, 16000 * 2)).astype("<i2").tobytes()
+    sure = await judge.judge(pcm, "What is the capital of France?")
+    unsure = await judge.judge(pcm, "What time does the maker eat?")
+    assert (sure.done, sure.reason, sure.doubtful) == (False, "the speaker sounds unfinished", True), sure
+    assert (unsure.done, unsure.reason, unsure.doubtful) == (False, "the speaker sounds unfinished", False), unsure
+    assert judge.silence_after(sure) == TAKING.doubtful_silence
+    assert judge.silence_after(unsure) == TAKING.unfinished_silence
+    monkeypatch.setattr(judge, "taking", replace(TAKING, doubtful_silence=9.0))
+    assert judge.silence_after(sure) == TAKING.unfinished_silence  # never longer than the long silence
+
+
 async def test_direct_a_hesitation_is_heard_to_the_end(player, judge):
     """A pause after "the": the question goes on, and is answered whole."""
     turn, _ = await hesitating_turn(player, judge, stt_script("What is the", "What is the boiling point of water?"))
@@ -244,6 +277,58 @@ async def test_direct_a_finished_question_ends_at_the_pause(player, judge):
     ended_after, turn = await question_then_silence(player, judge, stt_script("What is the capital of France?"))
     assert ended_after < 1.0, f"the command ended {ended_after:.2f} s into the silence"
     assert turn.extra["pauses"][0]["done"] is True
+
+
+async def test_direct_doubtful_words_end_the_command_after_the_shorter_silence(player, judge, monkeypatch):
+    """A whole question judged unfinished on weak evidence only ends after the doubtful silence, not the
+    long one."""
+    monkeypatch.setattr(judge, "taking", replace(TAKING, doubtful_silence=0.9))
+    ended_after, turn = await question_then_silence(player, judge, stt_script("What is the largest planet?"))
+    assert 0.7 < ended_after < TAKING.unfinished_silence - 0.2, (
+        f"the command ended {ended_after:.2f} s into the silence"
+    )
+    assert turn.extra["pauses"][0]["doubtful"] is True
+    assert turn.transcript == "What is the largest planet?"
+
+
+async def test_direct_a_hesitation_after_doubtful_words_is_heard_to_the_end(player, judge):
+    """Doubtful words at a pause of 0.8 s ("What is the largest planet ... in our solar system?"): the
+    shorter silence still hears the speaker to the end."""
+    script = stt_script("What is the largest planet?", "What is the largest planet in our solar system?")
+    turn, _ = await hesitating_turn(player, judge, script)
+    assert turn.transcript == "What is the largest planet in our solar system?"
+    first, second = turn.extra["pauses"]
+    assert (first["done"], first.get("doubtful")) == (False, True), first
+    assert second["done"] is True, second
+
+
+async def test_direct_a_doubtful_pause_no_longer_counts_once_the_speaker_goes_on(player, judge, monkeypatch):
+    """After a doubtful pause the speaker goes on, and the next pause's words come too late to judge by:
+    the long silence ends the command, not the doubtful silence of the pause before."""
+    monkeypatch.setattr(judge, "taking", replace(TAKING, doubtful_silence=0.9))
+    script = stt_script(
+        "What is the largest planet?", "What is the largest planet in the", program="chatty-whisper", late=(0.0, 1.7)
+    )  # fmt: skip
+    turns = CollectedTurns()
+    async with (
+        ScriptedServer(script) as stt,
+        ScriptedServer(llm_script("Jupiter.")) as llm,
+        ScriptedServer(tts_script(0.3)) as tts,
+    ):
+        mode = direct_mode(player, stt, llm, tts, turns, judge)
+        await hear(mode, wake=True, speech=0.6, silence=0.8, pace=1.0)
+        assert mode.capturing, "the command ended at the doubtful pause"
+        await hear(mode, speech=0.6, pace=1.0)
+        silent_from = time.monotonic()
+        hearing = asyncio.create_task(hear(mode, silence=TAKING.unfinished_silence + 0.3, pace=1.0))
+        await until(lambda: not mode.capturing, timeout=5, what="the command to end")
+        ended_after = time.monotonic() - silent_from
+        await hearing
+        await until(lambda: mode.idle, what="the turn to end")
+        await mode.close()
+    assert ended_after > TAKING.unfinished_silence - 0.2, f"the command ended {ended_after:.2f} s into the silence"
+    [turn] = turns.turns
+    assert [p["reason"] for p in turn.extra["pauses"]] == ["the words do not end a request", "the words came too late"]
 
 
 def asked_again(stt: ScriptedServer) -> int:
@@ -474,6 +559,15 @@ async def test_ha_unsure_words_heard_alike_a_second_time_end_the_command(player,
         ended_after = await question_ends_after(player, judge, stt.uri, TAKING.unfinished_silence)
     assert ended_after < 1.0, f"audio-stop came {ended_after:.2f} s into the silence"
     assert asked_again(stt) == 1
+
+
+async def test_ha_doubtful_words_end_the_command_after_the_shorter_silence(player, judge, monkeypatch):
+    """Home Assistant mode: audio-stop after the doubtful silence for a whole question judged unfinished on
+    weak evidence only."""
+    monkeypatch.setattr(judge, "taking", replace(TAKING, doubtful_silence=0.9))
+    async with ScriptedServer(stt_script("What is the largest planet?")) as stt:
+        ended_after = await question_ends_after(player, judge, stt.uri, TAKING.unfinished_silence)
+    assert 0.7 < ended_after < TAKING.unfinished_silence - 0.2, f"audio-stop came {ended_after:.2f} s into the silence"
 
 
 async def test_ha_without_an_stt_server_the_silence_rule_ends_commands(player, judge):
