@@ -151,12 +151,15 @@ async def end_by_judge(
                 if paused_at == last_pause:  # the speaker has not gone on since
                     if text is None and verdict.reason not in (LATE_WORDS, UNSURE_WORDS):
                         end_silence = taking.fallback_silence
+                    elif not verdict.done:
+                        end_silence = judge.silence_after(verdict)
                     if verdict.done:
                         return Ending(ready, pauses)
             if heard >= rules.min_speech and silence >= end_silence - 1e-9:
                 return Ending(now, pauses)
             if heard >= rules.min_speech and last_pause < 0 and silence >= taking.pause - 1e-9:
                 last_pause = now
+                end_silence = taking.unfinished_silence  # until this pause is judged (as the satellite)
                 pcm = b"".join(clip[: index + 1])
                 judging.append((now, asyncio.create_task(judge_pause(pcm, words.second_hearing()))))
         return Ending(None, pauses)
@@ -184,6 +187,7 @@ async def run(args: argparse.Namespace) -> None:
     taking = TurnTaking(
         pause=args.turn_pause, unfinished_silence=args.unfinished_silence,
         sound_threshold=args.sound_threshold, words_threshold=args.words_threshold, sure_words=args.sure_words,
+        doubtful_silence=args.doubtful_silence, doubtful_words=args.doubtful_words, doubtful_sound=args.doubtful_sound,
     )  # fmt: skip
     judge = await asyncio.to_thread(TurnJudge, taking)
     judge.warm_up()
@@ -226,7 +230,8 @@ async def run(args: argparse.Namespace) -> None:
 def report(records: list[dict], args: argparse.Namespace) -> None:
     print(
         f"silence: {args.end_silence} s; smart: judged at {args.turn_pause} s, unfinished "
-        f"{args.unfinished_silence} s, thresholds sound {args.sound_threshold} words {args.words_threshold}, "
+        f"{args.unfinished_silence} s (doubtful {args.doubtful_silence} s: words from {args.doubtful_words}, sound "
+        f"from {args.doubtful_sound}), thresholds sound {args.sound_threshold} words {args.words_threshold}, "
         f"heard again under {args.sure_words}"
     )
     cut: dict[tuple[str, str, float], dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
@@ -261,6 +266,8 @@ def report(records: list[dict], args: argparse.Namespace) -> None:
         print(f"words too late to judge by (the long silence decided): {late} of {len(ready)} pauses")
         unsure = sum(p["reason"] == UNSURE_WORDS for record in records for p in record["smart"]["pauses"])
         print(f"words Whisper was unsure of (the long silence decided): {unsure} of {len(ready)} pauses")
+        doubtful = sum(bool(p.get("doubtful")) for record in records for p in record["smart"]["pauses"])
+        print(f"judged unfinished on weak evidence only (the doubtful silence): {doubtful} of {len(ready)} pauses")
         again = [p for record in records for p in record["smart"]["pauses"] if "again" in p]
         print(f"heard a second time: {len(again)} pauses, of which "
               f"{sum(not p['done'] for p in again)} were then judged unfinished")  # fmt: skip
@@ -272,6 +279,9 @@ def main() -> None:
     parser.add_argument("--end-silence", type=float, default=CommandRules().end_silence)
     parser.add_argument("--turn-pause", type=float, default=TurnTaking.pause)
     parser.add_argument("--unfinished-silence", type=float, default=TurnTaking.unfinished_silence)
+    parser.add_argument("--doubtful-silence", type=float, default=TurnTaking.doubtful_silence)
+    parser.add_argument("--doubtful-words", type=float, default=TurnTaking.doubtful_words)
+    parser.add_argument("--doubtful-sound", type=float, default=TurnTaking.doubtful_sound)
     parser.add_argument("--sound-threshold", type=float, default=TurnTaking.sound_threshold)
     parser.add_argument("--words-threshold", type=float, default=TurnTaking.words_threshold)
     parser.add_argument(
