@@ -198,9 +198,11 @@ async def hesitating_turn(player: Player, judge: TurnJudge, stt_words: Script) -
     return turn, stt
 
 
-async def question_then_silence(player: Player, judge: TurnJudge, stt_words: Script) -> tuple[float, Turn]:
-    """Direct mode: a question, then the long silence and a little more; seconds into the silence when
-    the command ended, and the turn."""
+async def question_then_silence(
+    player: Player, judge: TurnJudge, stt_words: Script, pause: float = 0.0
+) -> tuple[float, Turn]:
+    """Direct mode: a question (with a ``pause`` of that many seconds in it, if any), then the long silence
+    and a little more; seconds into the silence when the command ended, and the turn."""
     turns = CollectedTurns()
     async with (
         ScriptedServer(stt_words) as stt,
@@ -208,7 +210,10 @@ async def question_then_silence(player: Player, judge: TurnJudge, stt_words: Scr
         ScriptedServer(tts_script(0.3)) as tts,
     ):
         mode = direct_mode(player, stt, llm, tts, turns, judge)
-        await hear(mode, wake=True, speech=0.6, pace=1.0)
+        if pause:
+            await hear(mode, wake=True, speech=0.6, silence=pause, pace=1.0)
+            assert mode.capturing, "the command ended at the pause"
+        await hear(mode, wake=not pause, speech=0.6, pace=1.0)
         silent_from = time.monotonic()
         hearing = asyncio.create_task(hear(mode, silence=TAKING.unfinished_silence + 0.3, pace=1.0))
         await until(lambda: not mode.capturing, timeout=5, what="the command to end")
@@ -309,25 +314,8 @@ async def test_direct_a_doubtful_pause_no_longer_counts_once_the_speaker_goes_on
     script = stt_script(
         "What is the largest planet?", "What is the largest planet in the", program="chatty-whisper", late=(0.0, 1.7)
     )  # fmt: skip
-    turns = CollectedTurns()
-    async with (
-        ScriptedServer(script) as stt,
-        ScriptedServer(llm_script("Jupiter.")) as llm,
-        ScriptedServer(tts_script(0.3)) as tts,
-    ):
-        mode = direct_mode(player, stt, llm, tts, turns, judge)
-        await hear(mode, wake=True, speech=0.6, silence=0.8, pace=1.0)
-        assert mode.capturing, "the command ended at the doubtful pause"
-        await hear(mode, speech=0.6, pace=1.0)
-        silent_from = time.monotonic()
-        hearing = asyncio.create_task(hear(mode, silence=TAKING.unfinished_silence + 0.3, pace=1.0))
-        await until(lambda: not mode.capturing, timeout=5, what="the command to end")
-        ended_after = time.monotonic() - silent_from
-        await hearing
-        await until(lambda: mode.idle, what="the turn to end")
-        await mode.close()
+    ended_after, turn = await question_then_silence(player, judge, script, pause=0.8)
     assert ended_after > TAKING.unfinished_silence - 0.2, f"the command ended {ended_after:.2f} s into the silence"
-    [turn] = turns.turns
     assert [p["reason"] for p in turn.extra["pauses"]] == ["the words do not end a request", "the words came too late"]
 
 
