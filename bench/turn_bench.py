@@ -13,9 +13,10 @@ Silero VAD as the satellite runs it, in the same run:
   the pause's words did not come).
 
 For a clip with a pause inside (hesitation, list), a *cut-off* is a command that ends before the
-speech after the pause begins. For a complete question, the *end-of-turn delay* is the time from its
-last voiced 10 ms frame (by energy) to the end decision. A clip trailing off in "um" should wait
-(its delay is reported, no target). Reported per part (tune, held_out), kind, pause and voice.
+speech after the pause begins. For a clip heard to its end, the *end-of-turn delay* is the time from
+its last voiced 10 ms frame (by energy) to the end decision: how long a speaker waits once done, after
+a hesitation too. A clip trailing off in "um" should wait (its delay is reported, no target). Reported
+per part (tune, held_out), kind, pause and voice.
 
     python bench/turn_corpus.py --out bench/out/turn_corpus
     python bench/turn_bench.py --corpus bench/out/turn_corpus
@@ -209,10 +210,9 @@ async def run(args: argparse.Namespace) -> None:
                 record: dict[str, object] = {**item}
                 for rule, ending in endings.items():
                     record[rule] = {"ended_s": ending.at, "pauses": ending.pauses}
-                    if item["kind"] in ("complete", "filler"):
-                        last = (on[-1] + 1) * FRAME_SECONDS
-                        record[rule]["delay_s"] = None if ending.at is None else round(ending.at - last, 3)  # type: ignore[index]
-                    else:
+                    last = (on[-1] + 1) * FRAME_SECONDS
+                    record[rule]["delay_s"] = None if ending.at is None else round(ending.at - last, 3)  # type: ignore[index]
+                    if item["kind"] not in ("complete", "filler"):
                         gaps = [(b - a, b) for a, b in itertools.pairwise(on)]
                         resumes = max(gaps)[1] * FRAME_SECONDS  # the speech after the longest pause
                         record[rule]["cut_off"] = ending.at is not None and ending.at < resumes  # type: ignore[index]
@@ -242,7 +242,9 @@ def report(records: list[dict], args: argparse.Namespace) -> None:
             if "cut_off" in result:
                 place = "list" if record["kind"] == "list" else "hesitation"
                 cut[(record["part"], place, record["pause"])][rule].append(result["cut_off"])
-            else:
+            if result.get("cut_off"):
+                continue  # no end-of-turn delay: the command ended before the speaker did
+            if "delay_s" in result:  # (records written before hesitation clips had one have none)
                 delay = result["delay_s"]
                 value = float("inf") if delay is None else delay
                 delays[(record["part"], record["kind"], "all")][rule].append(value)
