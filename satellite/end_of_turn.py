@@ -5,7 +5,11 @@ off, and one who is done waits the whole silence. At a pause of ``pause`` second
 
 * the acoustic model (:mod:`satellite.smart_turn`) whether the speaker *sounds* finished; it is
   used as a veto: a speaker trailing off ("um", "and ...") scores near zero, but it also takes
-  many mid-sentence pauses for ends, so it never decides alone;
+  many mid-sentence pauses for ends, so it never decides alone. It hears the command's last phrase
+  (the speech since its last silence of 0.3 s or more, :data:`satellite.speech.PHRASE_BREAK`), not
+  the whole command: after a hesitation ("How far is it to the ... train station?") it took a third
+  of the true ends heard whole for unfinished, and hardly any heard as a phrase; a trailing "um" is
+  still unfinished either way;
 * the words up to the pause (Chatty's STT server's transcript of the command streamed to it): a
   rule on the last word ("the", "of", "um" cannot end a request) and a small language model's
   probability that the request ends there (:mod:`satellite.turn_text`).
@@ -142,14 +146,15 @@ class TurnJudge:
         self._sound.complete(np.zeros(16000, dtype=np.float32))
         self._words.complete("what time is it")
 
-    async def judge(self, pcm: bytes, text: str | None, again: HearAgain | None = None) -> Judgement:
+    async def judge(self, pcm: bytes, text: str | None, again: HearAgain | None = None, phrase: int = 0) -> Judgement:
         """The verdict at a pause: ``pcm`` the command's audio so far (16 kHz, 16-bit mono), ``text`` its
-        transcript (None: none to be had), ``again`` a second hearing of it (None: the first decides)."""
-        verdict = await self._verdict(pcm, text, again)
+        transcript (None: none to be had), ``again`` a second hearing of it (None: the first decides),
+        ``phrase`` where in ``pcm`` its last phrase begins (bytes): the sound is judged on that phrase."""
+        verdict = await self._verdict(pcm[phrase:] if 0 < phrase < len(pcm) else pcm, text, again)
         _LOGGER.debug("End of turn at a pause: %s (%s)", verdict.reason, verdict.as_record())
         return verdict
 
-    async def _verdict(self, pcm: bytes, text: str | None, again: HearAgain | None) -> Judgement:
+    async def _verdict(self, phrase: bytes, text: str | None, again: HearAgain | None) -> Judgement:
         # The models start once the words are in, not at the pause: until then the STT server is
         # decoding those words, and on a small machine everything else (the answer too) waits for them.
         if text is None:
@@ -162,7 +167,7 @@ class TurnJudge:
         if words < taking.words_threshold:
             doubtful = words >= taking.doubtful_words
             return Judgement(False, None, words, "the words do not end a request", doubtful=doubtful)
-        audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        audio = np.frombuffer(phrase, dtype="<i2").astype(np.float32) / 32768.0
         sound = await loop.run_in_executor(self._thread, self._sound.complete, audio)
         if sound < taking.sound_threshold:
             doubtful = sound >= taking.doubtful_sound and words >= taking.sure_words

@@ -1,5 +1,6 @@
 """The acoustic end-of-turn model: Smart Turn v3.2 (Pipecat, BSD-2), an ONNX file shipped in the
-``pipecat-ai`` wheel, run on the last 8 s of a command to say whether its speaker sounds finished.
+``pipecat-ai`` wheel, run on the last phrase of a command (at most 8 s) to say whether its speaker sounds
+finished.
 
 The model reads Whisper-style log-mel features (80 bins, 10 ms hop) of 8 s of 16 kHz audio,
 zero-padded at the start, and answers one probability that the turn is complete. It is cheap

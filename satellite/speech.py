@@ -10,9 +10,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .audio_io import FRAME_SECONDS, Frame
+from .audio_io import FRAME_BYTES, FRAME_SECONDS, Frame
 
 SILERO_CHUNK_BYTES = 1024  # 512 samples
+PHRASE_BREAK = 0.3
+"""Seconds of silence inside a command after which the speech that follows is a phrase of its own: the
+acoustic end-of-turn model hears only the last phrase (:attr:`Endpointer.phrase_start`)."""
+PHRASE_LEAD = 0.2  # seconds before a phrase's first voiced frame that go with it (Silero says "speech" ~0.1 s late)
 
 
 class VoiceActivity:
@@ -88,11 +92,21 @@ class Endpointer:
         self.started = False
         self.last_voice_at: float | None = None
         """When the last voiced frame was captured (``time.monotonic()``)."""
+        self.phrase_start = 0.0
+        """Seconds into the command where its last phrase begins: the speech after the last silence of
+        :data:`PHRASE_BREAK` or more, less :data:`PHRASE_LEAD` (0: the command is one phrase so far)."""
+
+    @property
+    def phrase_offset(self) -> int:
+        """Where the last phrase begins in the command's audio (bytes of 16-bit frames from its first)."""
+        return round(self.phrase_start / FRAME_SECONDS) * FRAME_BYTES
 
     def feed(self, frame: Frame, probability: float) -> CommandEnd | None:
         rules = self.rules
         self.elapsed += FRAME_SECONDS
         if probability >= rules.threshold:
+            if self.speech > 0.0 and self.silence >= PHRASE_BREAK - 1e-9:
+                self.phrase_start = max(0.0, self.elapsed - FRAME_SECONDS - PHRASE_LEAD)
             self.speech += FRAME_SECONDS
             self.silence = 0.0
             self.last_voice_at = frame.captured_at

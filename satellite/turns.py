@@ -189,7 +189,7 @@ class TurnController:
         judge, turn = self.judge, self.turn
         if judge is None or turn is None:
             return
-        pause = capture.pauses
+        pause, phrase = capture.pauses, capture.endpointer.phrase_offset
         # Until this pause is judged, the long silence ends the command (an earlier pause's verdict no longer counts).
         capture.endpointer.end_silence = judge.taking.unfinished_silence
 
@@ -216,12 +216,14 @@ class TurnController:
             if after is not None:
                 await after()
             try:
-                verdict = await judge.judge(pcm, words, again)
+                verdict = await judge.judge(pcm, words, again, phrase)
             except Exception:
                 _LOGGER.exception("Could not judge the pause; waiting for the long silence")
                 return
             # What the pause was judged on, in the turn log: a command cut at a pause shows its words there.
             heard = {"heard": words, "command_s": round(len(pcm) / (2 * MIC_RATE), 2)} if words is not None else {}
+            if phrase and verdict.sound is not None:
+                heard["phrase_s"] = round(phrase / (2 * MIC_RATE), 2)  # where the phrase whose sound was judged began
             record = {**verdict.as_record(), **heard}
             turn.extra.setdefault("pauses", []).append(record)
             if capture is not self.capture or capture.pauses != pause:

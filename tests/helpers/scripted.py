@@ -24,9 +24,10 @@ from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop
 from wyoming.info import AsrProgram, Attribution, Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStopped
 
-from satellite.audio_io import FRAME_BYTES, Frame, Speaker
+from satellite.audio_io import FRAME_BYTES, FRAME_SECONDS, Frame, Speaker
 from satellite.capture import Heard
 from satellite.core import Mode
+from satellite.speech import VoiceActivity
 from satellite.turn_log import Turn, TurnLog
 
 TTS_RATE = 24000
@@ -302,6 +303,20 @@ async def hear(mode: Mode, *, wake: bool = False, speech: float = 0.0, silence: 
         mode.on_heard(Heard(Frame(heard.frame.pcm, time.monotonic()), heard.wake_word, heard.speech))
         if i % 10 == 9:
             await asyncio.sleep(0.1 * pace)
+    await asyncio.sleep(0)
+
+
+async def hear_spoken(mode: Mode, pcm: bytes, *, wake: bool = True) -> None:
+    """Feed the mode a spoken clip (16 kHz mono) at real time, after the wake word if ``wake``, each frame's
+    speech probability from Silero VAD, as the satellite hears a microphone."""
+    vad = VoiceActivity("silero")
+    if wake:
+        mode.on_heard(Heard(Frame(bytes(FRAME_BYTES), time.monotonic()), "okay_nabu", 0.0))
+    started = time.monotonic()
+    for index in range(len(pcm) // FRAME_BYTES):
+        await asyncio.sleep(max(0.0, started + index * FRAME_SECONDS - time.monotonic()))
+        frame = pcm[index * FRAME_BYTES : (index + 1) * FRAME_BYTES]
+        mode.on_heard(Heard(Frame(frame, time.monotonic()), None, vad.process(frame)))
     await asyncio.sleep(0)
 
 

@@ -124,6 +124,22 @@ def test_end_of_speech_is_found_after_the_trailing_silence():
     assert at - endpointer.last_voice_at == pytest.approx(0.6, abs=0.05)
 
 
+def test_the_last_phrase_begins_after_a_hesitation_not_between_words():
+    """The acoustic end-of-turn model hears a command's last phrase: the speech after its last silence of
+    0.3 s or more ("How far away is the closest ... petrol station?": from just before "petrol"); a question
+    said in one go is one phrase."""
+    hesitation = pcm16k(DATA / "satellite" / "hesitation_petrol.wav")
+    loud = np.flatnonzero(np.abs(np.frombuffer(hesitation, dtype="<i2")) > 1000) / 16000
+    resumed = loud[np.argmax(np.diff(loud)) + 1]  # the first loud sample after the longest quiet gap
+    end, endpointer, _ = follow(hesitation, CommandRules(end_silence=1.2))
+    assert end is CommandEnd.SPOKEN
+    assert resumed - 0.25 < endpointer.phrase_start < resumed - 0.02
+    assert endpointer.phrase_offset == round(endpointer.phrase_start * 16000) * 2
+    fluent = pcm16k(DATA / "clips" / "weather.wav")
+    _, endpointer, _ = follow(fluent + bytes(32000 * 3), CommandRules(end_silence=0.6))
+    assert endpointer.phrase_start == 0.0
+
+
 def test_micro_vad_finds_the_end_too_but_holds_on_longer():
     question = pcm16k(DATA / "clips" / "weather.wav")
     _, spoken_until = speech_span(question)
