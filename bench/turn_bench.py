@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from helpers.servers import ServerProcess  # noqa: E402
 from wyoming.client import AsyncClient  # noqa: E402
 
-from satellite.audio_io import FRAME_BYTES, FRAME_SECONDS  # noqa: E402
+from satellite.audio_io import FRAME_BYTES, FRAME_SECONDS, Frame  # noqa: E402
 from satellite.command_words import CommandWords  # noqa: E402
 from satellite.end_of_turn import (  # noqa: E402
     LATE_WORDS,
@@ -56,7 +56,7 @@ from satellite.end_of_turn import (  # noqa: E402
     TurnJudge,
     TurnTaking,
 )
-from satellite.speech import CommandRules, VoiceActivity  # noqa: E402
+from satellite.speech import CommandRules, Endpointer, VoiceActivity  # noqa: E402
 from wyoming_chatty_stt.client import LateWords, UnsureWords  # noqa: E402
 
 VOICED_RMS = 300  # 16-bit RMS of a 10 ms frame that counts as voiced (espeak-ng's silences are digital zero)
@@ -118,7 +118,7 @@ async def end_by_judge(
     last_pause = -1.0  # clip time of the pause under way (-1: the speaker is speaking)
     pauses: list[dict[str, object]] = []
 
-    async def judge_pause(pcm: bytes, again: HearAgain) -> tuple[Judgement, str | None, float]:
+    async def judge_pause(pcm: bytes, again: HearAgain, phrase: int) -> tuple[Judgement, str | None, float]:
         began = time.monotonic()
         try:
             text = await words.at_pause()
@@ -129,13 +129,15 @@ async def end_by_judge(
         except Exception:  # the satellite's rule: no words, the plain silence decides
             text = None
         transcribed = time.monotonic() - began
-        return await judge.judge(pcm, text, again), text, transcribed
+        return await judge.judge(pcm, text, again, phrase), text, transcribed
 
+    phrases = Endpointer(rules)  # where the last phrase begins, as the satellite finds it (its endings unused)
     started = time.monotonic()
     try:
         for index, probability in enumerate(speech):
             await asyncio.sleep(max(0.0, started + index * FRAME_SECONDS - time.monotonic()))
             words.feed(clip[index])
+            phrases.feed(Frame(clip[index], 0.0), probability)
             now = (index + 1) * FRAME_SECONDS
             if probability >= rules.threshold:
                 heard += FRAME_SECONDS
@@ -162,7 +164,8 @@ async def end_by_judge(
                 last_pause = now
                 end_silence = taking.unfinished_silence  # until this pause is judged (as the satellite)
                 pcm = b"".join(clip[: index + 1])
-                judging.append((now, asyncio.create_task(judge_pause(pcm, words.second_hearing()))))
+                judged = judge_pause(pcm, words.second_hearing(), phrases.phrase_offset)
+                judging.append((now, asyncio.create_task(judged)))
         return Ending(None, pauses)
     finally:
         for _, task in judging:
@@ -253,11 +256,11 @@ def report(records: list[dict], args: argparse.Namespace) -> None:
     for (part, kind, pause), by_rule in sorted(cut.items()):
         cells = "".join(f"{sum(by_rule[r]):>11} of {len(by_rule[r]):<4}" for r in RULES)
         print(f"{part:<10}{kind:<12}{pause:>8.1f}{cells}")
-    print(f"\nend-of-turn delay, median ms (never ended)\n{'part':<10}{'kind':<10}{'voice':<16}"
+    print(f"\nend-of-turn delay, median ms (never ended)\n{'part':<10}{'kind':<12}{'voice':<16}"
           + "".join(f"{rule:>16}" for rule in RULES))  # fmt: skip
     for (part, kind, voice), waits in sorted(delays.items()):
         cells = "".join(f"{median_ms(waits[r]):>11} ({sum(v == float('inf') for v in waits[r])})" for r in RULES)
-        print(f"{part:<10}{kind:<10}{voice:<16}{cells}")
+        print(f"{part:<10}{kind:<12}{voice:<16}{cells}")
     ready = [p["ready_s"] for record in records for p in record["smart"]["pauses"]]
     if ready:
         words = [p["transcript_s"] for record in records for p in record["smart"]["pauses"]]
