@@ -598,9 +598,10 @@ async def test_ha_a_spoken_hesitation_ends_at_the_pause_after_it(player, judge, 
     # all of the question but the part of the hesitation Home Assistant is not given (0.4 s of its 0.8 s)
     assert chunks / 100 > spoken_for - 0.5, f"the command was cut off: {judged}"
     assert judged[0]["done"] is False, judged  # at the hesitation: the words go on
+    # ended by the verdict at the pause (on a quiet machine 0.8 s after the last word), not by a silence
     assert judged[-1]["done"] is True and judged[-1].get("ended"), judged
     assert judged[-1]["phrase_s"] > 2.0 and judged[-1]["sound"] >= TurnTaking.sound_threshold, judged
-    assert ended_after < 1.2, f"audio-stop came {ended_after:.2f} s after the last word"  # doubtful: 1.3 s
+    assert ended_after < TAKING.unfinished_silence, f"audio-stop came {ended_after:.2f} s after the last word"
 
 
 async def test_ha_unsure_words_heard_alike_a_second_time_end_the_command(player, judge):
