@@ -106,7 +106,7 @@ async def connect(uri: str) -> AsyncClient:
 
 
 async def end_by_judge(
-    clip: list[bytes], speech: list[float], rules: CommandRules, judge: TurnJudge, stt_uri: str
+    clip: list[bytes], speech: list[float], rules: CommandRules, judge: TurnJudge, stt_uri: str, whole: bool = False
 ) -> Ending:
     """The smart rule, live: the clip streams at real time; each pause is judged while it goes on; the
     command ends at a "done" that is ready before the speaker went on."""
@@ -164,7 +164,7 @@ async def end_by_judge(
                 last_pause = now
                 end_silence = taking.unfinished_silence  # until this pause is judged (as the satellite)
                 pcm = b"".join(clip[: index + 1])
-                judged = judge_pause(pcm, words.second_hearing(), phrases.phrase_offset)
+                judged = judge_pause(pcm, words.second_hearing(), 0 if whole else phrases.phrase_offset)
                 judging.append((now, asyncio.create_task(judged)))
         return Ending(None, pauses)
     finally:
@@ -186,6 +186,8 @@ async def run(args: argparse.Namespace) -> None:
         manifest = [item for item in manifest if item["part"] == args.part]
     if args.voice:
         manifest = [item for item in manifest if item["voice"] in args.voice]
+    if args.kind:
+        manifest = [item for item in manifest if item["kind"] in args.kind]
     if args.limit:
         manifest = manifest[: args.limit]
     taking = TurnTaking(
@@ -208,7 +210,7 @@ async def run(args: argparse.Namespace) -> None:
                 on = [i for i, frame in enumerate(clip) if voiced(frame)]
                 endings = {
                     "silence": end_by_silence(speech, silence_rules),
-                    "smart": await end_by_judge(clip, speech, smart_rules, judge, stt.uri),
+                    "smart": await end_by_judge(clip, speech, smart_rules, judge, stt.uri, args.whole_command),
                 }
                 record: dict[str, object] = {**item}
                 for rule, ending in endings.items():
@@ -216,8 +218,9 @@ async def run(args: argparse.Namespace) -> None:
                     last = (on[-1] + 1) * FRAME_SECONDS
                     record[rule]["delay_s"] = None if ending.at is None else round(ending.at - last, 3)  # type: ignore[index]
                     if item["kind"] not in ("complete", "filler"):
-                        gaps = [(b - a, b) for a, b in itertools.pairwise(on)]
-                        resumes = max(gaps)[1] * FRAME_SECONDS  # the speech after the longest pause
+                        gaps = sorted((b - a, b) for a, b in itertools.pairwise(on))
+                        inserted = gaps[-2:] if item["kind"] == "two_hesitations" else gaps[-1:]
+                        resumes = max(b for _, b in inserted) * FRAME_SECONDS  # the speech after the last pause
                         record[rule]["cut_off"] = ending.at is not None and ending.at < resumes  # type: ignore[index]
                 records.append(record)
                 if (number + 1) % 25 == 0:
@@ -235,7 +238,7 @@ def report(records: list[dict], args: argparse.Namespace) -> None:
         f"silence: {args.end_silence} s; smart: judged at {args.turn_pause} s, unfinished "
         f"{args.unfinished_silence} s (doubtful {args.doubtful_silence} s: words from {args.doubtful_words}, sound "
         f"from {args.doubtful_sound}), thresholds sound {args.sound_threshold} words {args.words_threshold}, "
-        f"heard again under {args.sure_words}"
+        f"heard again under {args.sure_words}" + ("; Smart Turn hears the whole command" if args.whole_command else "")
     )
     cut: dict[tuple[str, str, float], dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     delays: dict[tuple[str, str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -243,8 +246,7 @@ def report(records: list[dict], args: argparse.Namespace) -> None:
         for rule in RULES:
             result = record[rule]
             if "cut_off" in result:
-                place = "list" if record["kind"] == "list" else "hesitation"
-                cut[(record["part"], place, record["pause"])][rule].append(result["cut_off"])
+                cut[(record["part"], record["kind"], record["pause"])][rule].append(result["cut_off"])
             if result.get("cut_off"):
                 continue  # no end-of-turn delay: the command ended before the speaker did
             if "delay_s" in result:  # (records written before hesitation clips had one have none)
@@ -252,15 +254,15 @@ def report(records: list[dict], args: argparse.Namespace) -> None:
                 value = float("inf") if delay is None else delay
                 delays[(record["part"], record["kind"], "all")][rule].append(value)
                 delays[(record["part"], record["kind"], record["voice"])][rule].append(value)
-    print(f"\n{'part':<10}{'kind':<12}{'pause s':>8}" + "".join(f"{rule + ' cut':>18}" for rule in RULES))
+    print(f"\n{'part':<10}{'kind':<16}{'pause s':>8}" + "".join(f"{rule + ' cut':>18}" for rule in RULES))
     for (part, kind, pause), by_rule in sorted(cut.items()):
         cells = "".join(f"{sum(by_rule[r]):>11} of {len(by_rule[r]):<4}" for r in RULES)
-        print(f"{part:<10}{kind:<12}{pause:>8.1f}{cells}")
-    print(f"\nend-of-turn delay, median ms (never ended)\n{'part':<10}{'kind':<12}{'voice':<16}"
+        print(f"{part:<10}{kind:<16}{pause:>8.1f}{cells}")
+    print(f"\nend-of-turn delay, median ms (never ended)\n{'part':<10}{'kind':<16}{'voice':<16}"
           + "".join(f"{rule:>16}" for rule in RULES))  # fmt: skip
     for (part, kind, voice), waits in sorted(delays.items()):
         cells = "".join(f"{median_ms(waits[r]):>11} ({sum(v == float('inf') for v in waits[r])})" for r in RULES)
-        print(f"{part:<10}{kind:<12}{voice:<16}{cells}")
+        print(f"{part:<10}{kind:<16}{voice:<16}{cells}")
     ready = [p["ready_s"] for record in records for p in record["smart"]["pauses"]]
     if ready:
         words = [p["transcript_s"] for record in records for p in record["smart"]["pauses"]]
@@ -297,6 +299,12 @@ def main() -> None:
     )
     parser.add_argument("--part", choices=("all", "tune", "held_out"), default="all")
     parser.add_argument("--voice", action="append", help="only the clips in this espeak-ng voice (repeatable)")
+    parser.add_argument("--kind", action="append", help="only the clips of this kind (repeatable)")
+    parser.add_argument(
+        "--whole-command",
+        action="store_true",
+        help="the acoustic model hears the whole command, not its last phrase (the rule before c380e9a)",
+    )
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips (a quick look)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "turn_bench.json")
     parser.add_argument("--report-only", action="store_true", help="print the report of --out again")

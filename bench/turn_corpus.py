@@ -8,7 +8,10 @@ the sentence's prosody (a hesitating speaker does not end the first half as a st
   after a function word ("the", "of", "to": the words alone show it is not over) and after a content
   word ("What time does the bakery ... close": only the prosody, or nothing, shows it);
 - ``filler``: the question, then a trailing "um" and a pause (is it over? usually not);
-- ``list``: items with a pause before the last ("milk, eggs, and ... bread").
+- ``list``: items with a pause before the last ("milk, eggs, and ... bread");
+- ``two_hesitations``: the question with a pause of 0.8 s at both of its places ("What is the ...
+  boiling ... point of water?"): at the second pause the acoustic model hears only the phrase
+  since the first.
 
 Questions and voices are split: the ``tune`` part may be looked at while choosing thresholds, the
 ``held_out`` part (other sentences, other voices) only to report on. None of these sentences is in
@@ -107,6 +110,11 @@ def main() -> None:
                         ssml = f'{head} <break time="{int(pause * 1000)}ms"/> {tail}'
                         clip(f"{part}-{tag}-q{number}-w{after}-pause{int(pause * 1000)}", ssml, voice, part, text,
                              "hesitation", pause, head)  # fmt: skip
+                first, second = sorted(places)
+                pieces = (words[: first + 1], words[first + 1 : second + 1], words[second + 1 :])
+                ssml = ' <break time="800ms"/> '.join(" ".join(piece) for piece in pieces)
+                clip(f"{part}-{tag}-q{number}-two", ssml, voice, part, text, "two_hesitations", 0.8,
+                     " ".join(words[: second + 1]))  # fmt: skip
                 ssml = f'{text.rstrip("?.")}, um <break time="800ms"/>'
                 clip(f"{part}-{tag}-q{number}-filler", ssml, voice, part, text, "filler", 0.8, text)
             for number, (head, tail) in enumerate(LISTS[part]):
