@@ -30,6 +30,8 @@ _LOGGER = logging.getLogger(__name__)
 _WORD = re.compile(r"[\w']+")
 
 FORGET_WITHIN = 120.0  # s: how far back a question's answer is forgotten when its listener asks
+ASK_WITHIN = 0.2  # s a watch on a question waits for it to be asked (it is asked about when it is watched)
+BEGUN_RECENTLY = 2.0  # s an answer's first text counts for a watch on its question that comes after it
 
 
 def as_said(question: str) -> str:
@@ -96,6 +98,8 @@ class Agent:
         self._preparing: set[asyncio.Task[None]] = set()
         self._writing: list[_Writing] = []
         self._forgotten: deque[tuple[str, float]] = deque(maxlen=16)  # question as said, when
+        self._begun: deque[tuple[str, float]] = deque(maxlen=16)  # question as said, when its answer's first text came
+        self._news = asyncio.Event()  # set, and replaced, when an answer is asked, writes its first text, or ends
 
     def stop_writing(self, question: str) -> int:
         """Stop the answers being written to ``question`` (case and punctuation aside).
@@ -110,6 +114,42 @@ class Agent:
         for writing in stopping:
             writing.stop.set()
         return len(stopping)
+
+    async def first_text(self, question: str, within: float) -> tuple[bool, bool]:
+        """Wait until an answer to ``question`` (any connection's; case and punctuation aside) has written its
+        first text, for at most ``within`` s; returns whether it has, and whether the question was asked at all
+        (it is given :data:`ASK_WITHIN` s to be).
+
+        A satellite in Home Assistant mode asks for this at a pause: Home Assistant puts the pause's words to
+        this server as a speculative question at that moment, and the satellite's end-of-turn models, run at
+        once, would take the two cores from the answer's first words (at the LLM's lower priority they came
+        about 0.2 s later); their verdict is needed only when the answer's first audio is ready.
+        """
+        said = as_said(question)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        asked_by = loop.time() + min(ASK_WITHIN, within)
+        asked = False
+        while True:
+            now = time.monotonic()
+            if any(begun == said and now - at <= BEGUN_RECENTLY for begun, at in self._begun):
+                return True, True
+            writing = any(answer.question == said for answer in self._writing)
+            if asked and not writing:
+                return False, True  # it ended without any text
+            asked = asked or writing
+            until = deadline if asked else asked_by
+            if loop.time() >= until:
+                return False, asked
+            news = self._news
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(until):
+                    await news.wait()
+
+    def _tell(self) -> None:
+        """Wake the watches on questions (:meth:`first_text`): an answer was asked, began or ended."""
+        self._news.set()
+        self._news = asyncio.Event()
 
     def forget(self, question: str) -> bool:
         """Forget the answer to ``question`` (case and punctuation aside): the last one remembered in the last
@@ -206,6 +246,7 @@ class Agent:
         looping = LoopWatch()
         writing = _Writing(question)
         self._writing.append(writing)
+        self._tell()
         try:
             question = question.strip()
             if not question:
@@ -220,6 +261,8 @@ class Agent:
                 while (piece := await writing.next_piece(stream)) is not None:
                     if ttf is None:
                         ttf = time.perf_counter() - started
+                        self._begun.append((writing.question, time.monotonic()))
+                        self._tell()
                     if looping.feed(piece):  # leaving the stream stops the backend writing
                         _LOGGER.warning(
                             "The answer for conversation %s went round in a loop: stopped it after %d characters",
@@ -259,6 +302,7 @@ class Agent:
             return TurnResult(failure.value, failure, ttf, time.perf_counter() - started, len(pieces))
         finally:
             self._writing.remove(writing)
+            self._tell()
             self._record(conversation_id, outcome, ttf, time.perf_counter() - started, pieces, speculative=not remember)
 
     async def _next_piece(self, stream: AsyncIterator[str], deadline: float) -> str | None:

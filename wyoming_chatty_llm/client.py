@@ -24,7 +24,7 @@ from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop, Not
 
 from chatty_common.protocol import chatty_flag
 
-from .handler import COMMIT, STOP, STOPPED
+from .handler import BEGUN, COMMIT, FIRST_TEXT, STOP, STOPPED
 
 
 class AgentError(Exception):
@@ -143,6 +143,18 @@ async def stop_answers(client: AsyncClient, question: str, *, forget: bool = Fal
     while (event := await client.read_event()) is not None:
         if event.type == STOPPED:
             return int(event.data.get("stopped", 0))
+        if Error.is_type(event.type):
+            raise AgentError(Error.from_event(event).text)
+    raise AgentError("the server closed the connection before it replied")
+
+
+async def first_text(client: AsyncClient, question: str, within: float) -> tuple[bool, bool]:
+    """Wait (at most ``within`` s) until an answer to ``question`` has its first text; returns whether it has, and
+    whether the question was asked at all (the server gives it a moment to be)."""
+    await client.write_event(Event(FIRST_TEXT, {"question": question, "within": within}))
+    while (event := await client.read_event()) is not None:
+        if event.type == BEGUN:
+            return bool(event.data.get("begun")), bool(event.data.get("asked"))
         if Error.is_type(event.type):
             raise AgentError(Error.from_event(event).text)
     raise AgentError("the server closed the connection before it replied")

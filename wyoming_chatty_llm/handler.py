@@ -12,6 +12,11 @@ sends it, so that Home Assistant's run of that answer ends. The ``handled`` (or
 Chatty's Home Assistant integration then stops speaking it too. With
 ``"forget": true`` the answer to that question is also forgotten (a satellite
 that ended a command early, whose speaker went on: the question was half of theirs).
+``chatty-first-text`` (``{"question": ..., "within": seconds}``) is answered with ``chatty-begun``
+(``{"begun": bool, "asked": bool}``) once an answer to that question (any connection's) has written its
+first text, or when ``within`` has passed, or when the question is not asked at about that moment: a
+satellite in Home Assistant mode judges a pause only then, so that its models do not hold back the first
+words of the answer Home Assistant asked for at that pause.
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ COMMIT = "chatty-commit"  # keep the connection's speculative answer in the conv
 STOP = "chatty-stop"  # {"question": ..., "forget": bool}: stop writing the answers to this question (any
 # connection's), and forget them
 STOPPED = "chatty-stopped"  # the reply to STOP: {"stopped": answers stopped, "forgotten": remembered ones dropped}
+FIRST_TEXT = "chatty-first-text"  # {"question": ..., "within": s}: reply BEGUN when an answer to it has its first text
+BEGUN = "chatty-begun"  # the reply to FIRST_TEXT: {"begun": bool, "asked": bool (the question was asked at all)}
+MAX_WITHIN = 5.0  # s a FIRST_TEXT may wait
 
 
 class _Speculation:
@@ -62,6 +70,7 @@ class LlmEventHandler(LimitedEventHandler):
         self._turn_lock = asyncio.Lock()
         self._turns: set[asyncio.Task[None]] = set()
         self._speculation: _Speculation | None = None
+        self._watches: set[asyncio.Task[None]] = set()
 
     async def handle_event(self, event: Event) -> bool:
         if Describe.is_type(event.type):
@@ -101,9 +110,25 @@ class LlmEventHandler(LimitedEventHandler):
             forgotten = int(self._agent.forget(question)) if forget else 0
             _LOGGER.debug("Asked to stop the answers to %r: %d stopped, %d forgotten", question, stopped, forgotten)
             self.send(Event(STOPPED, {"stopped": stopped, "forgotten": forgotten}))
+        elif event.type == FIRST_TEXT:
+            question, within = event.data.get("question"), event.data.get("within")
+            if not isinstance(question, str) or not question.strip():
+                raise RequestError(f"{FIRST_TEXT} needs a 'question' string")
+            if isinstance(within, bool) or not isinstance(within, (int, float)) or not 0 < within <= MAX_WITHIN:
+                raise RequestError(f"{FIRST_TEXT} needs 'within': seconds, more than 0 and at most {MAX_WITHIN:g}")
+            if len(self._watches) >= MAX_WAITING_TURNS:
+                raise RequestError(f"more than {MAX_WAITING_TURNS} watches are waiting on this connection", "busy")
+            task = asyncio.create_task(self._first_text(question, float(within)), name="watch for an answer")
+            self._watches.add(task)
+            task.add_done_callback(self._watches.discard)
         elif Intent.is_type(event.type):
             raise RequestError("this conversation agent answers transcript events, not intent", "unsupported")
         return True
+
+    async def _first_text(self, question: str, within: float) -> None:
+        begun, asked = await self._agent.first_text(question, within)
+        _LOGGER.debug("Watched for the first text of an answer to %r: begun %s, asked %s", question, begun, asked)
+        self.send(Event(BEGUN, {"begun": begun, "asked": asked}))
 
     def _commit(self) -> None:
         speculation = self._speculation
@@ -156,8 +181,9 @@ class LlmEventHandler(LimitedEventHandler):
             release_free_memory_soon()
 
     async def disconnect(self) -> None:
-        for task in list(self._turns):
+        tasks = [*self._turns, *self._watches]
+        for task in tasks:
             task.cancel()
-        for task in list(self._turns):
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -14,7 +14,7 @@ from wyoming.event import Event
 from wyoming.handle import HandledChunk
 
 from chatty_common.health_check import describe
-from wyoming_chatty_llm.client import AnswerStream, ask, stop_answers
+from wyoming_chatty_llm.client import AnswerStream, ask, first_text, stop_answers
 
 
 def _metrics(llm_dir) -> list[dict]:
@@ -173,6 +173,26 @@ async def test_an_answer_its_listener_stopped_ends_with_what_it_has(llm_server, 
     assert error.type == "error" and "chatty-stop needs a 'question' string" in error.data["text"]
     capital = await ask(llm_server.uri, "What is the capital of France?", conversation)
     assert capital.handled and not capital.stopped
+
+
+async def test_a_watch_on_a_question_hears_when_its_speculative_answer_begins(llm_server):
+    """A satellite in Home Assistant mode watches the words of a pause (its own connection) while Home
+    Assistant asks them as a speculative question (another one): told once the answer has its first text."""
+    question = f"What is the capital of France? ({uuid.uuid4().hex[:6]})"  # asked by no other test
+    async with AsyncClient.from_uri(llm_server.uri) as watcher, AsyncClient.from_uri(llm_server.uri) as asker:
+        watching = asyncio.create_task(first_text(watcher, question.upper(), 5.0))
+        await asyncio.sleep(0.05)
+        stream = AnswerStream(asker)
+        await stream.ask(question, f"watch-{uuid.uuid4().hex[:6]}", speculative=True)
+        first = await anext(stream.pieces(timeout=30))
+        assert await asyncio.wait_for(watching, 10) == (True, True)
+        assert first.strip()
+        # Words nobody asks (another agent answers them): given up on long before the wait asked for.
+        started = asyncio.get_running_loop().time()
+        assert await first_text(watcher, "Who painted the Mona Lisa?", 5.0) == (False, False)
+        assert asyncio.get_running_loop().time() - started < 2.0
+    [error] = await _exchange(llm_server.uri, Event("chatty-first-text", {"question": "hi", "within": 60}))
+    assert error.type == "error" and "chatty-first-text needs 'within'" in error.data["text"]
 
 
 async def test_empty_and_oversized_questions_get_a_spoken_refusal(llm_server):
