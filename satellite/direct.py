@@ -37,7 +37,7 @@ from .sounds import Sounds
 from .speech import CommandEnd, CommandRules
 from .turn_log import Outcome, Turn, TurnLog
 from .turn_text import unfinished
-from .turns import TurnController
+from .turns import JUDGE_AFTER_AT_MOST, TurnController
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -250,11 +250,8 @@ class DirectMode(Mode):
         self.conversation_id = conversation_id
 
 
-JUDGE_AFTER_AT_MOST = 0.5  # seconds the judging of a pause waits for its prepared answer's first text
-
-
-async def answer_begun(preparing: asyncio.Task[Answer | None]) -> None:
-    """Return once the answer prepared at a pause has its first text, no answer is coming, or
+async def answer_begun(preparing: asyncio.Task[Answer | None], _words: str | None) -> None:
+    """Return once the answer prepared at a pause (to its words) has its first text, no answer is coming, or
     :data:`JUDGE_AFTER_AT_MOST` has passed (a slow LLM must not delay the verdict much)."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(JUDGE_AFTER_AT_MOST):

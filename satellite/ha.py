@@ -37,6 +37,7 @@ from wyoming.wake import Detection
 from chatty_common.audio import PcmFormat
 from chatty_common.server import Listening
 
+from .answer_begun import AnswerBegun
 from .answer_stop import AnswerStopper
 from .audio_io import FRAME_SECONDS, MIC_FORMAT
 from .capture import CommandCapture, Heard
@@ -125,6 +126,10 @@ class HaMode(Mode):
         if self._pause_words is not None:
             self.turns.open_words = self._pause_words.open
         self._stopper = AnswerStopper(services) if services else None
+        # A pause is judged once the answer Home Assistant asked Chatty's LLM server for at it has begun.
+        self._answer_begun = AnswerBegun(services) if services and judge else None
+        if self._answer_begun is not None:
+            self.turns.before_judging = self._answer_begun.wait
         self._question: str | None = None
         """The transcript of Home Assistant's last run: what its answer answers."""
         self._half_question = False
@@ -155,6 +160,8 @@ class HaMode(Mode):
             await self._pause_words.close()
         if self._stopper is not None:
             await self._stopper.close()
+        if self._answer_begun is not None:
+            await self._answer_begun.close()
         await self._listening.stop()
 
     @property

@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
+JUDGE_AFTER_AT_MOST = 0.5  # seconds the judging of a pause waits for the first text of the answer begun at it
+
+BeforeJudging = Callable[[str | None], Awaitable[None]]
+"""Returns when a pause may be judged, given its words (once the answer begun at the pause has its first text)."""
+
 
 def _nothing(*_args: Any) -> None:
     return None
@@ -94,6 +99,9 @@ class TurnController:
         self.mode_judges_pauses = mode_judges_pauses
         """The mode judges its pauses with their transcript (:meth:`judge_pause`); otherwise each pause is
         judged here, with the words of the command streamed to ``open_words()``."""
+        self.before_judging: BeforeJudging | None = None
+        """Home Assistant mode's wait before a pause it judges here (Chatty's LLM server has the first text of
+        the answer Home Assistant asked for at the pause)."""
         self._judging: set[asyncio.Task[None]] = set()
         self.turn: Turn | None = None
         """The turn under way, from its start until it is logged."""
@@ -165,7 +173,7 @@ class TurnController:
             words, again = (
                 (self._words.at_pause(), self._words.second_hearing()) if self._words is not None else (None, None)
             )
-            self.judge_pause(capture, bytes(capture.pcm), words, again=again)
+            self.judge_pause(capture, bytes(capture.pcm), words, after=self.before_judging, again=again)
         return True
 
     def judge_pause(
@@ -173,7 +181,7 @@ class TurnController:
         capture: CommandCapture,
         pcm: bytes,
         text: str | Awaitable[str | None] | None,
-        after: Callable[[], Awaitable[None]] | None = None,
+        after: BeforeJudging | None = None,
         again: HearAgain | None = None,
     ) -> None:
         """Judge a pause in the command being heard: ``pcm`` is its audio up to the pause, ``text`` the
@@ -183,8 +191,8 @@ class TurnController:
         no transcript to be had (no STT server that transcribes at pauses), the pause cannot be judged:
         the plain silence rule ends this command.
 
-        ``after``: the models start once the words are in and this has returned (in direct mode: the
-        answer prepared at the pause has its first text, so that they do not hold that back). ``again``:
+        ``after``: the models start once the words are in and this has returned, given them (the answer
+        begun at the pause has its first text, so that they do not hold that back). ``again``:
         a second hearing of the words, asked for when they end a request but not surely."""
         judge, turn = self.judge, self.turn
         if judge is None or turn is None:
@@ -214,7 +222,7 @@ class TurnController:
                 _LOGGER.warning("No words to judge the pause by (%s): the silence decides", err or type(err).__name__)
                 words = None
             if after is not None:
-                await after()
+                await after(words)
             try:
                 verdict = await judge.judge(pcm, words, again, phrase)
             except Exception:

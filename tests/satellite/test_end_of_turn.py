@@ -34,6 +34,7 @@ from helpers.scripted import (
 )
 from helpers.servers import free_port
 from wyoming.client import AsyncClient
+from wyoming.event import Event
 from wyoming.satellite import RunSatellite
 
 from satellite import smart_turn
@@ -503,14 +504,17 @@ async def test_direct_speech_after_the_long_silence_does_not_take_the_answer_bac
     assert committed(llm) == [True]
 
 
-async def ha_mode(player: Player, judge: TurnJudge, stt_uri: str) -> tuple[HaMode, AsyncClient]:
-    """The satellite in Home Assistant mode (judging pauses with the STT server at ``stt_uri``), and a
-    connection playing Home Assistant's side."""
+async def ha_mode(
+    player: Player, judge: TurnJudge, stt_uri: str, llm_uri: str | None = None
+) -> tuple[HaMode, AsyncClient]:
+    """The satellite in Home Assistant mode (judging pauses with the STT server at ``stt_uri``; Chatty's LLM
+    server at ``llm_uri``, if given), and a connection playing Home Assistant's side."""
     uri = f"tcp://127.0.0.1:{free_port()}"
     info = build_info("hall", None, [parse_wake_word("okay_nabu")], player.rate)
+    servers = {"stt": stt_uri} | ({"llm": llm_uri} if llm_uri else {})
     mode = HaMode(
         uri=uri, zeroconf_name=None, zeroconf_host=None, info=info, player=player, sounds=Sounds(player.rate),
-        rules=RULES, turn_log=CollectedTurns(), judge=judge, services=Services({"stt": stt_uri}, {}),
+        rules=RULES, turn_log=CollectedTurns(), judge=judge, services=Services(servers, {}),
     )  # fmt: skip
     await mode.start()
     client = AsyncClient.from_uri(uri)
@@ -646,3 +650,65 @@ async def test_ha_an_stt_server_that_is_not_chattys_is_not_waited_for(player, ju
                                          candidates=False)) as stt:  # fmt: skip
         ended_after = await question_ends_after(player, judge, stt.uri, TAKING.unfinished_silence)
     assert TAKING.fallback_silence - 0.2 < ended_after < TAKING.fallback_silence + 0.35, ended_after
+
+
+def first_text_script(after: float, asked: bool, told: list[float]) -> Script:
+    """Chatty's LLM server as a satellite in Home Assistant mode sees it: each watch on a pause's words
+    (``chatty-first-text``) is answered ``after`` seconds later, begun (Home Assistant asked the words and
+    the answer has its first text) or, with ``asked`` false, never asked; ``told`` gets when."""
+
+    async def script(peer: Peer) -> None:
+        await peer.read("chatty-first-text")
+        await asyncio.sleep(after)
+        told.append(time.monotonic())
+        await peer.write(Event("chatty-begun", {"begun": asked, "asked": asked}))
+
+    return script
+
+
+async def test_ha_the_pause_is_judged_once_the_answer_begun_at_it_has_its_first_text(player, judge, monkeypatch):
+    """Home Assistant asks Chatty's LLM server the words of the pause at that moment: the judging models
+    start once that answer has its first text (they would hold it back on two cores), and the question
+    still ends at the pause."""
+    starts = judging_starts(judge, monkeypatch)
+    told: list[float] = []
+    async with (
+        ScriptedServer(stt_script("What is the capital of France?")) as stt,
+        ScriptedServer(first_text_script(0.3, True, told)) as llm,
+    ):
+        mode, client = await ha_mode(player, judge, stt.uri, llm.uri)
+        try:
+            await hear(mode, wake=True, speech=0.6, pace=1.0)
+            ended_after, _ = await audio_stop_after(mode, client, TAKING.unfinished_silence)
+        finally:
+            await client.disconnect()
+            await mode.close()
+    [watch] = [event for peer in llm.peers for event in peer.received if event.type == "chatty-first-text"]
+    assert watch.data == {"question": "What is the capital of France?", "within": JUDGE_AFTER_AT_MOST}
+    [started], [begun] = starts, told
+    assert started >= begun, "the pause was judged before the answer had begun"
+    assert ended_after < TAKING.unfinished_silence - 0.3, f"audio-stop came {ended_after:.2f} s into the silence"
+
+
+async def test_ha_pauses_are_judged_at_once_when_chattys_llm_server_is_not_asked(player, judge, monkeypatch):
+    """Home Assistant's agent is not Chatty's: the LLM server says nobody asked it the words. The next pause
+    is judged at once, not after the server's reply."""
+    starts = judging_starts(judge, monkeypatch)
+    told: list[float] = []
+    async with (
+        ScriptedServer(stt_script("What is the", "What is the boiling point of water?")) as stt,
+        ScriptedServer(first_text_script(0.3, False, told)) as llm,
+    ):
+        mode, client = await ha_mode(player, judge, stt.uri, llm.uri)
+        try:
+            await hear(mode, wake=True, speech=0.6, silence=0.8, pace=1.0)
+            await hear(mode, speech=0.6, pace=1.0)
+            ended_after, _ = await audio_stop_after(mode, client, TAKING.unfinished_silence)
+            await until(lambda: len(told) == 2, what="the second watch's reply")
+        finally:
+            await client.disconnect()
+            await mode.close()
+    assert len(starts) == 2 and len(told) == 2
+    assert starts[0] >= told[0], "the first pause did not wait: the server was not yet known not to answer"
+    assert starts[1] < told[1], "the second pause waited for a server that does not answer the pauses' words"
+    assert ended_after < TAKING.unfinished_silence - 0.3, f"audio-stop came {ended_after:.2f} s into the silence"
