@@ -21,6 +21,7 @@ from typing import Any
 from wyoming_chatty_llm.client import AgentError, first_text
 
 from .services import Services, ServiceUnavailable
+from .turn_text import unfinished
 from .turns import JUDGE_AFTER_AT_MOST
 
 _LOGGER = logging.getLogger(__name__)
@@ -38,8 +39,9 @@ class AnswerBegun:
 
     async def wait(self, words: str | None) -> None:
         """Return once an answer to ``words`` has its first text, or soon if none is coming; at once when the
-        last pause's words were not put to the server (or there are no words, or no server known)."""
-        if not words or not self._services.known("llm"):
+        last pause's words were not put to the server, when the words plainly go on ("what is the": judged
+        by a rule, not by the models), or when there are no words or no server known."""
+        if not words or unfinished(words) or not self._services.known("llm"):
             return
         if self._answered_here:
             await self._watch(words)

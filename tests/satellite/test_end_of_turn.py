@@ -669,24 +669,26 @@ def first_text_script(after: float, asked: bool, told: list[float]) -> Script:
 async def test_ha_the_pause_is_judged_once_the_answer_begun_at_it_has_its_first_text(player, judge, monkeypatch):
     """Home Assistant asks Chatty's LLM server the words of the pause at that moment: the judging models
     start once that answer has its first text (they would hold it back on two cores), and the question
-    still ends at the pause."""
+    still ends at the pause. Words that plainly go on ("What is the", judged by a rule) are not waited on."""
     starts = judging_starts(judge, monkeypatch)
     told: list[float] = []
     async with (
-        ScriptedServer(stt_script("What is the capital of France?")) as stt,
+        ScriptedServer(stt_script("What is the", "What is the capital of France?")) as stt,
         ScriptedServer(first_text_script(0.3, True, told)) as llm,
     ):
         mode, client = await ha_mode(player, judge, stt.uri, llm.uri)
         try:
-            await hear(mode, wake=True, speech=0.6, pace=1.0)
+            await hear(mode, wake=True, speech=0.6, silence=0.8, pace=1.0)
+            await hear(mode, speech=0.6, pace=1.0)
             ended_after, _ = await audio_stop_after(mode, client, TAKING.unfinished_silence)
         finally:
             await client.disconnect()
             await mode.close()
     [watch] = [event for peer in llm.peers for event in peer.received if event.type == "chatty-first-text"]
     assert watch.data == {"question": "What is the capital of France?", "within": JUDGE_AFTER_AT_MOST}
-    [started], [begun] = starts, told
-    assert started >= begun, "the pause was judged before the answer had begun"
+    [begun] = told
+    assert len(starts) == 2 and starts[0] < begun, starts
+    assert starts[1] >= begun, "the pause was judged before the answer had begun"
     assert ended_after < TAKING.unfinished_silence - 0.3, f"audio-stop came {ended_after:.2f} s into the silence"
 
 
@@ -696,7 +698,8 @@ async def test_ha_pauses_are_judged_at_once_when_chattys_llm_server_is_not_asked
     starts = judging_starts(judge, monkeypatch)
     told: list[float] = []
     async with (
-        ScriptedServer(stt_script("What is the", "What is the boiling point of water?")) as stt,
+        # (words the language model takes for a request cut off; "What is the" would be judged by a rule, at once)
+        ScriptedServer(stt_script("What is the population", "What is the population of Canada?")) as stt,
         ScriptedServer(first_text_script(0.3, False, told)) as llm,
     ):
         mode, client = await ha_mode(player, judge, stt.uri, llm.uri)
