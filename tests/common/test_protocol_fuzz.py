@@ -31,7 +31,7 @@ MEMORY_GROWTH_MB = 60  # what a server may grow by over all the examples
 KNOWN_TYPES = [
     "describe", "transcribe", "audio-start", "audio-chunk", "audio-stop", "synthesize", "synthesize-start",
     "synthesize-chunk", "synthesize-stop", "transcript", "pause-satellite", "ping", "detect",
-    "detection", "played", "timer-started", "error",
+    "detection", "played", "timer-started", "error", "chatty-commit", "chatty-stop", "chatty-first-text",
 ]  # fmt: skip
 
 json_values = st.recursive(
@@ -96,7 +96,8 @@ def _frame_of(draw: st.DrawFn, kind: str) -> bytes:
     events = draw(st.lists(st.sampled_from(KNOWN_TYPES[1:]), min_size=1, max_size=6))
     out = b""
     for event in events:
-        data = draw(st.dictionaries(st.sampled_from(["rate", "width", "channels", "text", "name", "language"]),
+        data = draw(st.dictionaries(st.sampled_from(["rate", "width", "channels", "text", "name", "language",
+                                                     "question", "within", "forget"]),
                                     json_values, max_size=3))  # fmt: skip
         payload = draw(st.binary(max_size=64)) if event == "audio-chunk" else b""
         header = {"type": event, "data": data}
