@@ -666,24 +666,37 @@ def first_text_script(after: float, asked: bool, told: list[float]) -> Script:
     return script
 
 
-async def test_ha_the_pause_is_judged_once_the_answer_begun_at_it_has_its_first_text(player, judge, monkeypatch):
-    """Home Assistant asks Chatty's LLM server the words of the pause at that moment: the judging models
-    start once that answer has its first text (they would hold it back on two cores), and the question
-    still ends at the pause. Words that plainly go on ("What is the", judged by a rule) are not waited on."""
+async def watched_hesitation(
+    player: Player, judge: TurnJudge, monkeypatch: pytest.MonkeyPatch, words: tuple[str, str], asked: bool
+) -> tuple[list[float], list[float], float, ScriptedServer]:
+    """Home Assistant mode with Chatty's LLM server: a question with a hesitation (``words`` at its two
+    pauses), the server answering each watch 0.3 s later (begun, or with ``asked`` false, never asked).
+    Returns when each judging started, when each watch was answered, seconds into the final silence of
+    audio-stop, and the LLM server."""
     starts = judging_starts(judge, monkeypatch)
     told: list[float] = []
     async with (
-        ScriptedServer(stt_script("What is the", "What is the capital of France?")) as stt,
-        ScriptedServer(first_text_script(0.3, True, told)) as llm,
+        ScriptedServer(stt_script(*words)) as stt,
+        ScriptedServer(first_text_script(0.3, asked, told)) as llm,
     ):
         mode, client = await ha_mode(player, judge, stt.uri, llm.uri)
         try:
             await hear(mode, wake=True, speech=0.6, silence=0.8, pace=1.0)
             await hear(mode, speech=0.6, pace=1.0)
             ended_after, _ = await audio_stop_after(mode, client, TAKING.unfinished_silence)
+            await until(lambda: len(told) == (1 if asked else 2), what="the watches' replies")
         finally:
             await client.disconnect()
             await mode.close()
+    return starts, told, ended_after, llm
+
+
+async def test_ha_the_pause_is_judged_once_the_answer_begun_at_it_has_its_first_text(player, judge, monkeypatch):
+    """Home Assistant asks Chatty's LLM server the words of the pause at that moment: the judging models
+    start once that answer has its first text (they would hold it back on two cores), and the question
+    still ends at the pause. Words that plainly go on ("What is the", judged by a rule) are not waited on."""
+    words = ("What is the", "What is the capital of France?")
+    starts, told, ended_after, llm = await watched_hesitation(player, judge, monkeypatch, words, asked=True)
     [watch] = [event for peer in llm.peers for event in peer.received if event.type == "chatty-first-text"]
     assert watch.data == {"question": "What is the capital of France?", "within": JUDGE_AFTER_AT_MOST}
     [begun] = told
@@ -695,22 +708,9 @@ async def test_ha_the_pause_is_judged_once_the_answer_begun_at_it_has_its_first_
 async def test_ha_pauses_are_judged_at_once_when_chattys_llm_server_is_not_asked(player, judge, monkeypatch):
     """Home Assistant's agent is not Chatty's: the LLM server says nobody asked it the words. The next pause
     is judged at once, not after the server's reply."""
-    starts = judging_starts(judge, monkeypatch)
-    told: list[float] = []
-    async with (
-        # (words the language model takes for a request cut off; "What is the" would be judged by a rule, at once)
-        ScriptedServer(stt_script("What is the population", "What is the population of Canada?")) as stt,
-        ScriptedServer(first_text_script(0.3, False, told)) as llm,
-    ):
-        mode, client = await ha_mode(player, judge, stt.uri, llm.uri)
-        try:
-            await hear(mode, wake=True, speech=0.6, silence=0.8, pace=1.0)
-            await hear(mode, speech=0.6, pace=1.0)
-            ended_after, _ = await audio_stop_after(mode, client, TAKING.unfinished_silence)
-            await until(lambda: len(told) == 2, what="the second watch's reply")
-        finally:
-            await client.disconnect()
-            await mode.close()
+    # (words the language model takes for a request cut off; "What is the" would be judged by a rule, at once)
+    words = ("What is the population", "What is the population of Canada?")
+    starts, told, ended_after, _llm = await watched_hesitation(player, judge, monkeypatch, words, asked=False)
     assert len(starts) == 2 and len(told) == 2
     assert starts[0] >= told[0], "the first pause did not wait: the server was not yet known not to answer"
     assert starts[1] < told[1], "the second pause waited for a server that does not answer the pauses' words"
