@@ -172,7 +172,8 @@ async def ha_modes(args, ports: dict[str, int], mic: Path, logs: Path, work: Pat
             port = free_port()
             print(f"{mode}: {len(QUESTIONS) * args.rounds} turns ...", file=sys.stderr)
             stt_uri = f"tcp://127.0.0.1:{ports['stt']}"  # the satellite judges pauses with it
-            llm_uri = f"tcp://127.0.0.1:{ports['llm']}"  # it stops an answer nobody will hear (barge-in, going on)
+            llm_uri = f"tcp://127.0.0.1:{ports['llm']}"  # it judges a pause once its answer has begun, and stops
+            # an answer nobody will hear (barge-in, going on)
             ha_args = ["--mode", "ha", "--uri", f"tcp://127.0.0.1:{port}", "--stt-uri", stt_uri, "--llm-uri", llm_uri]
             process, metrics = run_satellite(ha_args, mic, logs, mode)
             try:
