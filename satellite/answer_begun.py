@@ -35,30 +35,30 @@ class AnswerBegun:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._answered_here = True  # Chatty's LLM server answered the last pause's words (assumed at first)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[bool]] = set()
 
-    async def wait(self, words: str | None) -> None:
-        """Return once an answer to ``words`` has its first text, or soon if none is coming; at once when the
-        last pause's words were not put to the server, when the words plainly go on ("what is the": judged
-        by a rule, not by the models), or when there are no words or no server known."""
+    async def wait(self, words: str | None) -> bool | None:
+        """Return once an answer to ``words`` has its first text (True), or soon if none is coming (False); at
+        once (None) when the last pause's words were not put to the server, when the words plainly go on ("what
+        is the": judged by a rule, not by the models), or when there are no words or no server known."""
         if not words or unfinished(words) or not self._services.known("llm"):
-            return
+            return None
         if self._answered_here:
-            await self._watch(words)
-        else:
-            self._start(self._watch(words))
+            return await self._watch(words)
+        self._start(self._watch(words))
+        return None
 
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+    def _start(self, work: Coroutine[Any, Any, bool]) -> None:
         task = asyncio.create_task(work, name="watch for an answer's first text")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _watch(self, words: str) -> None:
+    async def _watch(self, words: str) -> bool:
         try:
             async with asyncio.timeout(JUDGE_AFTER_AT_MOST + CONNECT_AT_MOST):
                 client = await self._services.connect("llm")
@@ -77,3 +77,4 @@ class AnswerBegun:
             )
             self._answered_here = asked
         _LOGGER.debug("The answer to %r %s", words, "has begun" if begun else "has not begun")
+        return begun

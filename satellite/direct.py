@@ -250,12 +250,15 @@ class DirectMode(Mode):
         self.conversation_id = conversation_id
 
 
-async def answer_begun(preparing: asyncio.Task[Answer | None], _words: str | None) -> None:
-    """Return once the answer prepared at a pause (to its words) has its first text, no answer is coming, or
-    :data:`JUDGE_AFTER_AT_MOST` has passed (a slow LLM must not delay the verdict much)."""
-    with contextlib.suppress(TimeoutError):
+async def answer_begun(preparing: asyncio.Task[Answer | None], _words: str | None) -> bool | None:
+    """Return once the answer prepared at a pause (to its words) has its first text (True), no answer is coming
+    (None), or :data:`JUDGE_AFTER_AT_MOST` has passed (False: a slow LLM must not delay the verdict much)."""
+    try:
         async with asyncio.timeout(JUDGE_AFTER_AT_MOST):
             await asyncio.wait({preparing})
             if preparing.cancelled() or preparing.exception() is not None or (answer := preparing.result()) is None:
-                return
+                return None
             await answer.begun.wait()
+            return True
+    except TimeoutError:
+        return False

@@ -39,8 +39,9 @@ _LOGGER = logging.getLogger(__name__)
 
 JUDGE_AFTER_AT_MOST = 0.5  # seconds the judging of a pause waits for the first text of the answer begun at it
 
-BeforeJudging = Callable[[str | None], Awaitable[None]]
-"""Returns when a pause may be judged, given its words (once the answer begun at the pause has its first text)."""
+BeforeJudging = Callable[[str | None], Awaitable[bool | None]]
+"""Returns when a pause may be judged, given its words (once the answer begun at the pause has its first text):
+whether that answer had begun (None: there was none to wait for)."""
 
 
 def _nothing(*_args: Any) -> None:
@@ -221,8 +222,7 @@ class TurnController:
             except Exception as err:
                 _LOGGER.warning("No words to judge the pause by (%s): the silence decides", err or type(err).__name__)
                 words = None
-            if after is not None:
-                await after(words)
+            begun = await after(words) if after is not None else None
             try:
                 verdict = await judge.judge(pcm, words, again, phrase)
             except Exception:
@@ -232,6 +232,8 @@ class TurnController:
             heard = {"heard": words, "command_s": round(len(pcm) / (2 * MIC_RATE), 2)} if words is not None else {}
             if phrase and verdict.sound is not None:
                 heard["phrase_s"] = round(phrase / (2 * MIC_RATE), 2)  # where the phrase whose sound was judged began
+            if begun is not None:
+                heard["answer_begun"] = begun  # judged once the answer begun at the pause had its first text
             record = {**verdict.as_record(), **heard}
             turn.extra.setdefault("pauses", []).append(record)
             if capture is not self.capture or capture.pauses != pause:

@@ -422,6 +422,7 @@ async def test_direct_the_pause_is_judged_once_the_answer_has_begun(player, judg
     assert turn.extra["pauses"][0]["done"] is True
     assert turn.llm_first_at is not None and turn.transcript_at is not None
     [started] = starts
+    assert turn.extra["pauses"][0]["answer_begun"] is (llm_delay < JUDGE_AFTER_AT_MOST)  # in the turn's record
     if llm_delay < JUDGE_AFTER_AT_MOST:
         assert started >= turn.llm_first_at, "the pause was judged before the answer had begun"
     else:
@@ -668,11 +669,11 @@ def first_text_script(after: float, asked: bool, told: list[float]) -> Script:
 
 async def watched_hesitation(
     player: Player, judge: TurnJudge, monkeypatch: pytest.MonkeyPatch, words: tuple[str, str], asked: bool
-) -> tuple[list[float], list[float], float, ScriptedServer]:
+) -> tuple[list[float], list[float], float, ScriptedServer, list[dict]]:
     """Home Assistant mode with Chatty's LLM server: a question with a hesitation (``words`` at its two
     pauses), the server answering each watch 0.3 s later (begun, or with ``asked`` false, never asked).
     Returns when each judging started, when each watch was answered, seconds into the final silence of
-    audio-stop, and the LLM server."""
+    audio-stop, the LLM server, and the turn's records of its pauses."""
     starts = judging_starts(judge, monkeypatch)
     told: list[float] = []
     async with (
@@ -685,10 +686,13 @@ async def watched_hesitation(
             await hear(mode, speech=0.6, pace=1.0)
             ended_after, _ = await audio_stop_after(mode, client, TAKING.unfinished_silence)
             await until(lambda: len(told) == (1 if asked else 2), what="the watches' replies")
+            assert mode.turns.turn is not None
+            pauses = mode.turns.turn.extra.setdefault("pauses", [])
+            await until(lambda: len(pauses) == 2, what="both pauses judged")
         finally:
             await client.disconnect()
             await mode.close()
-    return starts, told, ended_after, llm
+    return starts, told, ended_after, llm, pauses
 
 
 async def test_ha_the_pause_is_judged_once_the_answer_begun_at_it_has_its_first_text(player, judge, monkeypatch):
@@ -696,7 +700,8 @@ async def test_ha_the_pause_is_judged_once_the_answer_begun_at_it_has_its_first_
     start once that answer has its first text (they would hold it back on two cores), and the question
     still ends at the pause. Words that plainly go on ("What is the", judged by a rule) are not waited on."""
     words = ("What is the", "What is the capital of France?")
-    starts, told, ended_after, llm = await watched_hesitation(player, judge, monkeypatch, words, asked=True)
+    starts, told, ended_after, llm, pauses = await watched_hesitation(player, judge, monkeypatch, words, asked=True)
+    assert "answer_begun" not in pauses[0] and pauses[1]["answer_begun"] is True, pauses
     [watch] = [event for peer in llm.peers for event in peer.received if event.type == "chatty-first-text"]
     assert watch.data == {"question": "What is the capital of France?", "within": JUDGE_AFTER_AT_MOST}
     [begun] = told
@@ -710,7 +715,8 @@ async def test_ha_pauses_are_judged_at_once_when_chattys_llm_server_is_not_asked
     is judged at once, not after the server's reply."""
     # (words the language model takes for a request cut off; "What is the" would be judged by a rule, at once)
     words = ("What is the population", "What is the population of Canada?")
-    starts, told, ended_after, _llm = await watched_hesitation(player, judge, monkeypatch, words, asked=False)
+    starts, told, ended_after, _llm, pauses = await watched_hesitation(player, judge, monkeypatch, words, asked=False)
+    assert pauses[0]["answer_begun"] is False and "answer_begun" not in pauses[1], pauses
     assert len(starts) == 2 and len(told) == 2
     assert starts[0] >= told[0], "the first pause did not wait: the server was not yet known not to answer"
     assert starts[1] < told[1], "the second pause waited for a server that does not answer the pauses' words"
