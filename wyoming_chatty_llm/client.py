@@ -139,22 +139,23 @@ async def stop_answers(client: AsyncClient, question: str, *, forget: bool = Fal
 
     With ``forget`` they are not remembered, and the last answer to it remembered in the last two minutes is dropped.
     """
-    await client.write_event(Event(STOP, {"question": question, "forget": forget}))
-    while (event := await client.read_event()) is not None:
-        if event.type == STOPPED:
-            return int(event.data.get("stopped", 0))
-        if Error.is_type(event.type):
-            raise AgentError(Error.from_event(event).text)
-    raise AgentError("the server closed the connection before it replied")
+    reply = await _request(client, Event(STOP, {"question": question, "forget": forget}), STOPPED)
+    return int(reply.data.get("stopped", 0))
 
 
 async def first_text(client: AsyncClient, question: str, within: float) -> tuple[bool, bool]:
     """Wait (at most ``within`` s) until an answer to ``question`` has its first text; returns whether it has, and
     whether the question was asked at all (the server gives it a moment to be)."""
-    await client.write_event(Event(FIRST_TEXT, {"question": question, "within": within}))
+    reply = await _request(client, Event(FIRST_TEXT, {"question": question, "within": within}), BEGUN)
+    return bool(reply.data.get("begun")), bool(reply.data.get("asked"))
+
+
+async def _request(client: AsyncClient, request: Event, reply_type: str) -> Event:
+    """Send ``request`` and return the server's reply of ``reply_type`` (other events are skipped)."""
+    await client.write_event(request)
     while (event := await client.read_event()) is not None:
-        if event.type == BEGUN:
-            return bool(event.data.get("begun")), bool(event.data.get("asked"))
+        if event.type == reply_type:
+            return event
         if Error.is_type(event.type):
             raise AgentError(Error.from_event(event).text)
     raise AgentError("the server closed the connection before it replied")
