@@ -241,12 +241,23 @@ async def test_a_client_that_leaves_stops_its_synthesis(tts_server):
 
 
 async def test_two_clients_at_once(tts_server, stt_server, tmp_path):
+    """Each of two clients served at once hears its own sentence, whole and nothing of the other's.
+
+    On two cores the server cuts both texts into short pieces to keep each listener fed ("The weather
+    in" | "Paris today" | ...), where and how often depending on the moment's speed; a Japanese voice
+    then loses a word of a sentence now and then, so the bar is the two sentences' together.
+    """
     first, second = await asyncio.gather(
         speak(tts_server.uri, SENTENCES[0]),
         speak(tts_server.uri, [w + " " for w in SENTENCES[1].split()], streaming=True),
     )
-    assert word_accuracy(SENTENCES[0], await heard(stt_server, first, tmp_path)) >= 0.7
-    assert word_accuracy(SENTENCES[1], await heard(stt_server, second, tmp_path)) >= 0.7
+    assert first.types[-1] == "audio-stop" and second.types[-1] == "synthesize-stopped"
+    transcripts = [await heard(stt_server, first, tmp_path), await heard(stt_server, second, tmp_path)]
+    accuracies = [word_accuracy(sentence, text) for sentence, text in zip(SENTENCES[:2], transcripts, strict=True)]
+    assert np.mean(accuracies) >= 0.75 and min(accuracies) >= 0.5, (accuracies, transcripts)
+    for own, other, text in ((0, 1, transcripts[0]), (1, 0, transcripts[1])):
+        theirs = set(words(SENTENCES[other])) - set(words(SENTENCES[own]))
+        assert not theirs & set(words(text)), (text, SENTENCES[other])
 
 
 async def test_streaming_voice_and_compatibility_synthesize(tts_server):
