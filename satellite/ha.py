@@ -106,7 +106,7 @@ class HaMode(Mode):
         self.player = player
         self.sounds = sounds
         self.link = HaLink(info, self._on_event, self._on_disconnect)
-        self.gate = PipelineGate(self.link.send)
+        self.gate = PipelineGate(self.link.send, self._run_went_quiet)
         """A command's events go through it: held while Home Assistant's last run may still be going."""
         self.timers = Timers(player, sounds)
         self.running = False
@@ -288,6 +288,12 @@ class HaMode(Mode):
             self.turns.give_up(Outcome.HA_ERROR, text)
         else:
             self.timers.on_event(event)
+
+    def _run_went_quiet(self) -> None:
+        """Home Assistant's run is taken to be over without a word: a turn still waiting for its answer ends."""
+        turns = self.turns
+        if turns.turn is not None and not turns.capturing and not turns.working and self._incoming is None:
+            turns.finish(Outcome.NO_ANSWER)
 
     def _on_disconnect(self) -> None:
         self.gate.reset()

@@ -9,12 +9,18 @@ speech-to-text, and the run waits for audio until the satellite disconnects. The
 speech has begun: ``synthesize`` (its text-to-speech stage, after the whole answer is written) and the
 answer's ``audio-start`` (2025.4 sends it at the stage's end), or an ``error``. Until then, a new
 command's events are kept, and sent (with all the audio heard meanwhile) a moment after it is over.
+
+A run whose answer has no words (Home Assistant's own "never mind" intent) ends without a word to the
+satellite: no speech, no ``error``, and ``RUN_END`` is not sent. So a run that has sent nothing for
+:data:`QUIET_RUN_OVER` seconds is taken to be over: the turn waiting for its answer ends, and a command
+started after that goes at once, instead of being held back as if the run were still going.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from wyoming.audio import AudioStart
@@ -25,18 +31,31 @@ from wyoming.tts import Synthesize
 _LOGGER = logging.getLogger(__name__)
 
 AFTER_RUN_END = 0.3  # s after the run is seen to be over before a held command goes (its end is processed)
-HOLD_AT_MOST = 20.0  # s a command is held for a run that never says it is over (an answer without speech)
+# s after a run's last event (or the satellite's last audio to it) when it is taken to be over: Home Assistant
+# says nothing at the end of a run without speech. Long, because an agent (an LLM reading many entities on a
+# CPU) may think that long before it writes a word, and a command sent while the run goes on is lost.
+QUIET_RUN_OVER = 20.0
+# What Home Assistant sends a satellite during a run (``components/wyoming/assist_satellite.py``).
+RUN_EVENTS = frozenset(
+    {"transcript", "voice-started", "voice-stopped", "synthesize", "audio-start", "audio-chunk", "audio-stop", "error"}
+)
 
 
 class PipelineGate:
-    """Sends a command's events to Home Assistant (``send``), holding them while its last run may be going."""
+    """Sends a command's events to Home Assistant (``send``), holding them while its last run may be going.
 
-    def __init__(self, send: Callable[[Event], None]) -> None:
+    ``went_quiet`` is called when a run is taken to be over because it has sent nothing for a while.
+    """
+
+    def __init__(self, send: Callable[[Event], None], went_quiet: Callable[[], None] | None = None) -> None:
         self._send = send
+        self._went_quiet = went_quiet
         self._running = False
         self._speaking = self._audio = False  # seen of the run Home Assistant runs: synthesize, audio-start
         self._held: list[Event] | None = None
         self._release: asyncio.TimerHandle | None = None
+        self._last_sign = 0.0  # when the run last showed it is going (monotonic)
+        self._quiet: asyncio.TimerHandle | None = None
 
     @property
     def holding(self) -> bool:
@@ -49,7 +68,6 @@ class PipelineGate:
         if self._running:
             _LOGGER.info("Home Assistant is still finishing the last answer: the command waits for it")
             self._held = list(events)
-            self._schedule(HOLD_AT_MOST)
         else:
             self._begin(events)
 
@@ -59,11 +77,13 @@ class PipelineGate:
             self._held.append(event)
         else:
             self._send(event)
+            self._last_sign = time.monotonic()
 
     def on_event(self, event: Event) -> None:
         """An event from Home Assistant: does it show that the last run is over?"""
-        if not self._running:
+        if not self._running or event.type not in RUN_EVENTS:
             return
+        self._last_sign = time.monotonic()
         if Synthesize.is_type(event.type):
             self._speaking = True
         elif AudioStart.is_type(event.type):
@@ -76,15 +96,40 @@ class PipelineGate:
         self._running = False
         self._held = None
         self._cancel_release()
+        self._stop_watching()
 
     def _begin(self, events: list[Event]) -> None:
         for event in events:
             self._send(event)
         self._running = True
         self._speaking = self._audio = False
+        self._last_sign = time.monotonic()
+        self._stop_watching()
+        self._quiet = asyncio.get_running_loop().call_later(QUIET_RUN_OVER, self._check_quiet)
+
+    def _check_quiet(self) -> None:
+        """Has the run said nothing for :data:`QUIET_RUN_OVER` seconds? Then it is over."""
+        left = self._last_sign + QUIET_RUN_OVER - time.monotonic()
+        if left > 0:
+            self._quiet = asyncio.get_running_loop().call_later(left, self._check_quiet)
+            return
+        self._quiet = None
+        _LOGGER.info(
+            "Home Assistant's run has sent nothing for %.0f s: taken to be over (an answer without speech)",
+            QUIET_RUN_OVER,
+        )
+        self._over()
+        if self._went_quiet is not None and self._held is None:
+            self._went_quiet()
+
+    def _stop_watching(self) -> None:
+        if self._quiet is not None:
+            self._quiet.cancel()
+            self._quiet = None
 
     def _over(self) -> None:
         self._running = False
+        self._stop_watching()
         if self._held is not None:
             self._schedule(AFTER_RUN_END)
 
@@ -98,7 +143,7 @@ class PipelineGate:
             self._release = None
 
     def _flush(self) -> None:
-        """The last run is over (or took too long to say so): the held command goes, and goes on live."""
+        """The last run is over: the held command goes, and goes on live."""
         self._release = None
         held, self._held = self._held, None
         if held is None:

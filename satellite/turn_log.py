@@ -37,6 +37,7 @@ class Outcome(StrEnum):
     NO_FOLLOW_UP = "no follow-up"  # nobody answered the answer's question (not logged: not a turn)
     NOT_UNDERSTOOD = "not understood"  # an empty transcript
     NOT_HANDLED = "not handled"  # the agent could not answer (its sentence is spoken)
+    NO_ANSWER = "no answer"  # Home Assistant's run ended without speech (an answer with no words: "never mind")
     STT_UNAVAILABLE = "stt unavailable"
     LLM_UNAVAILABLE = "llm unavailable"
     TTS_UNAVAILABLE = "tts unavailable"

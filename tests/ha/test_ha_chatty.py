@@ -639,3 +639,37 @@ async def test_a_speaker_who_goes_on_after_the_end_of_the_command_is_heard_whole
         assert len(turn["went_on"]) == 1 and "The speaker went on after the end of the command" in log, (turn, log)
         assert "people" not in words(runs[-2] or "") and words(runs[-1] or "") == words(turn["transcript"]), runs
         assert f"Asked the LLM server to stop writing the answer to {runs[-2]!r} and forget it" in log, log
+
+
+async def test_a_command_after_a_run_without_speech_is_not_held_back(ha, chatty, stt_server, tmp_path):
+    """ "Never mind." is Home Assistant's own intent (prefer handling commands locally is on), and its answer
+    has no words: the run ends without speech, and without a word to the satellite. Its turn ends once the
+    run has been quiet a while ("no answer"), and the next command goes to Home Assistant at once: it is not
+    held back as if that run were still going (it was, for 20 s, and the turn waited until the next wake
+    word)."""
+    if ha.version != NEWEST:
+        pytest.skip(f"runs on the newest Home Assistant ({NEWEST}) only, to keep the suite short")
+    await ha.rest("POST", "/api/services/light/turn_on", {"entity_id": "light.kitchen_light"})
+    await ha.wait_for_state("light.kitchen_light", "on")
+    clip = lambda name: bytes(32000) + home_assistant.read_wav(SATELLITE_CLIPS / name)[0]  # noqa: E731
+    mic = LiveMic(tmp_path)
+    satellite = home_assistant.HaSatellite(tmp_path, mic, "--stt-uri", stt_server.uri)
+    try:
+        await satellite.join(ha)
+        mic.say(clip("nabu_nevermind.wav"))
+        await satellite.wait_for_turns(1, timeout=90)
+        mic.say(clip("nabu_kitchen.wav"))
+        turns = await satellite.wait_for_turns(2, timeout=60)
+        await ha.wait_for_state("light.kitchen_light", "off", timeout=30)
+    finally:
+        satellite.stop()
+        mic.close()
+    log = satellite.log_path.read_text()
+    nevermind, kitchen = turns
+    assert words(nevermind["transcript"]) == ["never", "mind"], turns
+    assert nevermind["outcome"] == "no answer" and not nevermind["answer"], turns
+    runs = {run.transcript: run for run in await ha.pipeline_runs(chatty["pipeline_id"])}
+    assert runs[nevermind["transcript"]].data("intent-end")["processed_locally"] is True  # Home Assistant's own
+    assert kitchen["outcome"] == "answered" and kitchen["answer"], turns
+    assert "taken to be over (an answer without speech)" in log, log
+    assert "the command waits for it" not in log, log

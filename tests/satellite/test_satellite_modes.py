@@ -41,6 +41,7 @@ from wyoming.timer import TimerFinished, TimerStarted
 from wyoming.tts import Synthesize
 
 from chatty_common.audio import PcmFormat
+from satellite import ha_pipeline
 from satellite.answer_stop import AnswerStopper
 from satellite.audio_io import FRAME_BYTES, Frame
 from satellite.capture import Heard
@@ -322,6 +323,31 @@ async def test_ha_barge_in_drops_the_rest_of_the_answer(ha, speaker):
     await answer_heard(mode, client, "The end.", 0.3)  # the new turn's answer plays
     assert turns.outcomes == ["interrupted", "answered"]
     assert "waits_s" in turns.turns[0].record()  # also of an answer cut off
+
+
+async def test_ha_a_run_that_goes_quiet_without_speech_is_over(ha, monkeypatch):
+    """Home Assistant says nothing at the end of a run without speech (its "never mind"): once the run has
+    sent nothing for a while, its turn ends ("no answer") and the next command goes at once. A command
+    started while that run may still be going is held, and goes when the run goes quiet."""
+    monkeypatch.setattr(ha_pipeline, "QUIET_RUN_OVER", 0.6)
+    mode, client, turns = ha
+    await hear(mode, wake=True, speech=0.6, silence=0.8)
+    await events_until(client, "audio-stop")
+    await client.write_event(Transcript(text="Never mind.").event())
+    await until(lambda: mode.idle, what="the turn to end", timeout=5)
+    assert turns.outcomes == ["no answer"] and turns.turns[0].transcript == "Never mind."
+    await hear(mode, wake=True, speech=0.6, silence=0.8)  # sent at once: nothing held
+    assert (await events_until(client, "audio-stop"))[:3] == ["detection", "run-pipeline", "audio-start"]
+    await client.write_event(Transcript(text="Never mind.").event())
+    await hear(mode, wake=True)  # while the last run may still be going: held
+    assert mode.gate.holding
+    held_at = time.monotonic()
+    assert (await events_until(client, "run-pipeline"))[-2:] == ["detection", "run-pipeline"]
+    assert time.monotonic() - held_at > 0.3, "the command was not held"
+    await hear(mode, speech=0.6, silence=0.8)
+    await events_until(client, "audio-stop")
+    await answer_heard(mode, client, "The end.", 0.3)
+    assert turns.outcomes == ["no answer", "interrupted", "answered"]
 
 
 async def test_ha_answer_fully_arrived_then_cut_off_is_logged(ha, speaker):
