@@ -17,13 +17,14 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from wyoming_chatty_llm.client import AgentError, stop_answers
+from wyoming_chatty_llm.client import AgentError, first_text, stop_answers
 
 from .services import BackgroundLookup, Services, ServiceUnavailable
 
 _LOGGER = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 3.0  # s for the whole request, the server's look-up and connection included
+WRITING_WITHIN = 0.05  # s the server is given to say whether it writes an answer (it knows at once)
 
 
 class AnswerStopper:
@@ -51,6 +52,23 @@ class AnswerStopper:
     def stop(self, question: str, *, forget: bool = False) -> None:
         """Stop the answers being written to ``question``; with ``forget``, the LLM server forgets them."""
         self._start(self._stop(question, forget))
+
+    async def still_writing(self, question: str) -> bool:
+        """Is the LLM server writing an answer to ``question`` now (or did one just begin)? False when no server
+        is known or it cannot be reached."""
+        if not self._services.known("llm"):
+            return False
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT):
+                client = await self._services.connect("llm")
+                try:
+                    _begun, writing = await first_text(client, question, WRITING_WITHIN)
+                finally:
+                    await client.disconnect()
+        except (ServiceUnavailable, OSError, TimeoutError, AgentError) as err:
+            _LOGGER.debug("No word from the LLM server on the answer to %r: %s", question, err or type(err).__name__)
+            return False
+        return writing
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -106,7 +106,7 @@ class HaMode(Mode):
         self.player = player
         self.sounds = sounds
         self.link = HaLink(info, self._on_event, self._on_disconnect)
-        self.gate = PipelineGate(self.link.send, self._run_went_quiet)
+        self.gate = PipelineGate(self.link.send, self._run_went_quiet, self._answer_still_written)
         """A command's events go through it: held while Home Assistant's last run may still be going."""
         self.timers = Timers(player, sounds)
         self.running = False
@@ -288,6 +288,11 @@ class HaMode(Mode):
             self.turns.give_up(Outcome.HA_ERROR, text)
         else:
             self.timers.on_event(event)
+
+    async def _answer_still_written(self) -> bool:
+        """Does Chatty's LLM server still write the answer to the last run's question?"""
+        question, stopper = self._question, self._stopper
+        return bool(question and stopper is not None and await stopper.still_writing(question))
 
     def _run_went_quiet(self) -> None:
         """Home Assistant's run is taken to be over without a word: a turn still waiting for its answer ends."""

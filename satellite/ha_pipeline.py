@@ -12,8 +12,10 @@ command's events are kept, and sent (with all the audio heard meanwhile) a momen
 
 A run whose answer has no words (Home Assistant's own "never mind" intent) ends without a word to the
 satellite: no speech, no ``error``, and ``RUN_END`` is not sent. So a run that has sent nothing for
-:data:`QUIET_RUN_OVER` seconds is taken to be over: the turn waiting for its answer ends, and a command
-started after that goes at once, instead of being held back as if the run were still going.
+:data:`QUIET_RUN_OVER` seconds is taken to be over (unless its agent, Chatty's, says it is still writing the
+answer: Home Assistant 2025.4 sends nothing until the whole answer is written): the turn waiting for its
+answer ends, and a command started after that goes at once, instead of being held back as if the run were
+still going.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from wyoming.audio import AudioStart
 from wyoming.error import Error
@@ -44,12 +46,20 @@ RUN_EVENTS = frozenset(
 class PipelineGate:
     """Sends a command's events to Home Assistant (``send``), holding them while its last run may be going.
 
-    ``went_quiet`` is called when a run is taken to be over because it has sent nothing for a while.
+    ``went_quiet`` is called when a run is taken to be over because it has sent nothing for a while;
+    ``still_going`` is asked first whether the run's answer is still being written (then it is not over).
     """
 
-    def __init__(self, send: Callable[[Event], None], went_quiet: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        send: Callable[[Event], None],
+        went_quiet: Callable[[], None] | None = None,
+        still_going: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
         self._send = send
         self._went_quiet = went_quiet
+        self._still_going = still_going
+        self._asking: asyncio.Task[None] | None = None
         self._running = False
         self._speaking = self._audio = False  # seen of the run Home Assistant runs: synthesize, audio-start
         self._held: list[Event] | None = None
@@ -114,6 +124,24 @@ class PipelineGate:
             self._quiet = asyncio.get_running_loop().call_later(left, self._check_quiet)
             return
         self._quiet = None
+        if self._still_going is None:
+            self._quiet_over()
+        else:
+            self._asking = asyncio.create_task(self._ask_still_going(self._still_going), name="is the run going")
+
+    async def _ask_still_going(self, still_going: Callable[[], Awaitable[bool]]) -> None:
+        going = await still_going()
+        self._asking = None
+        if not self._running:
+            return
+        if going:
+            _LOGGER.debug("Home Assistant's run is quiet, but its answer is still being written")
+            self._last_sign = time.monotonic()
+            self._quiet = asyncio.get_running_loop().call_later(QUIET_RUN_OVER, self._check_quiet)
+        else:
+            self._quiet_over()
+
+    def _quiet_over(self) -> None:
         _LOGGER.info(
             "Home Assistant's run has sent nothing for %.0f s: taken to be over (an answer without speech)",
             QUIET_RUN_OVER,
@@ -126,6 +154,9 @@ class PipelineGate:
         if self._quiet is not None:
             self._quiet.cancel()
             self._quiet = None
+        if self._asking is not None:
+            self._asking.cancel()
+            self._asking = None
 
     def _over(self) -> None:
         self._running = False

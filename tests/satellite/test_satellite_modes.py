@@ -546,6 +546,33 @@ async def test_ha_a_barge_in_before_home_assistant_said_the_question_stops_its_a
             assert turns.turns[1].answer == "The end."
 
 
+async def test_ha_a_quiet_run_whose_answer_chatty_still_writes_is_not_over(player, monkeypatch):
+    """Home Assistant 2025.4 sends nothing until the whole answer is written: a run quiet for a while whose
+    answer Chatty's LLM server says it is still writing goes on (its turn waits), and is over once the
+    server no longer writes one."""
+    monkeypatch.setattr(ha_pipeline, "QUIET_RUN_OVER", 0.5)
+    replies = [True, False]
+    asked: list[dict] = []
+
+    async def writes_for_a_while(peer: Peer) -> None:
+        request = await peer.read("chatty-first-text")
+        asked.append(request.data)
+        writing = replies.pop(0)
+        await peer.write(Event("chatty-begun", {"begun": False, "asked": writing}))
+
+    async with ScriptedServer(writes_for_a_while) as server:
+        services = Services({"llm": server.uri}, {})
+        async with ha_satellite(player, services) as (mode, client, turns):
+            await hear(mode, wake=True, speech=0.6, silence=0.8)
+            await events_until(client, "audio-stop")
+            await client.write_event(Transcript(text="Tell me a story.").event())
+            await until(lambda: len(asked) == 1, what="the first question to the LLM server", timeout=5)
+            assert not mode.idle  # still written: the turn waits for its answer
+            await until(lambda: mode.idle, what="the turn to end", timeout=5)
+            assert len(asked) == 2 and asked[0]["question"] == "Tell me a story.", asked
+            assert turns.outcomes == ["no answer"]
+
+
 def _frames(pattern: str) -> list[Heard]:
     """10 ms frames: "s" speech, "." silence."""
     return [
