@@ -6,7 +6,8 @@ All times are ``time.monotonic()`` readings taken on the satellite:
 - VOICE-TO-VOICE_MS: last voiced audio frame of the question → first answer audio played
 - STT_MS: end of speech → transcript
 - LLM-TTF_MS / LLM-TOTAL_MS: transcript sent to the LLM server → first piece / whole answer (direct mode)
-- TTS-TTFA_MS: first text sent to the TTS (or, through Home Assistant, the answer text arriving) → first audio
+- TTS-TTFA_MS: first text sent to the TTS (or, through Home Assistant, the answer text arriving) → first audio;
+  none through Home Assistant when the answer streamed (its text comes at the end, after its audio)
 """
 
 from __future__ import annotations
@@ -107,13 +108,14 @@ class Turn:
 
     def figures(self) -> dict[str, float | None]:
         stt = _ms(self.transcript_at, self.end_of_speech_at)
+        tts = _ms(self.tts_first_audio_at, self.tts_text_at)
         return {
             "QUESTION-TO-RESPONSE_MS": _ms(self.first_played_at, self.end_of_speech_at),
             "VOICE-TO-VOICE_MS": _ms(self.first_played_at, self.last_voice_at),
             "STT_MS": None if stt is None else max(stt, 0.0),  # 0: the transcript was there before the end
             "LLM-TTF_MS": _ms(self.llm_first_at, self.llm_sent_at),
             "LLM-TOTAL_MS": _ms(self.llm_done_at, self.llm_sent_at),
-            "TTS-TTFA_MS": _ms(self.tts_first_audio_at, self.tts_text_at),
+            "TTS-TTFA_MS": None if tts is None or tts < 0 else tts,  # (see the module's docstring)
         }
 
     def stages(self) -> dict[str, float | None]:

@@ -303,6 +303,27 @@ async def test_ha_turn_is_streamed_answered_and_logged_once(ha, speaker):
     assert turns.turns[0].record()["waits_s"] == []  # all of it came at once: the listener never waited
 
 
+async def test_ha_a_streamed_answer_has_no_tts_time_of_its_own(ha, speaker):
+    """Home Assistant streams a long answer's audio while its agent writes it, and sends the text
+    (``synthesize``) only at the end: the satellite cannot see the TTS's own time then, and says none
+    (it said a negative one)."""
+    mode, client, turns = ha
+    await hear(mode, wake=True, speech=0.6, silence=0.8)
+    await events_until(client, "audio-stop")
+    await client.write_event(Transcript(text="Tell me a story.").event())
+    await client.write_event(AudioStart(22050, 2, 1).event())
+    await client.write_event(AudioChunk(22050, 2, 1, tone(0.4, 22050)).event())
+    await asyncio.sleep(0.2)
+    await client.write_event(Synthesize(text="Once upon a time.").event())
+    await client.write_event(AudioStop().event())
+    await events_until(client, "played")
+    await until(lambda: mode.idle, what="the turn to end")
+    [turn] = turns.turns
+    record = turn.record()
+    assert turn.outcome.value == "answered" and record["QUESTION-TO-RESPONSE_MS"] is not None, record
+    assert record["TTS-TTFA_MS"] is None, record
+
+
 async def test_ha_barge_in_drops_the_rest_of_the_answer(ha, speaker):
     mode, client, turns = ha
     await hear(mode, wake=True, speech=0.6, silence=0.8)
