@@ -172,8 +172,8 @@ def stalls(played: Path) -> list[list[float]]:
     """The silences of STALL_SECONDS or more inside each answer the satellite played (s; one list per answer).
 
     Sounds closer than ANSWER_APART are one answer; an answer is at least 0.4 s of sound. The
-    satellite's and Home Assistant's short tones (under TONE_SECONDS, before or after an answer) are
-    not part of it.
+    satellite's and Home Assistant's short tones (under TONE_SECONDS) are not part of it, and one
+    between two answers keeps them apart (the next question's wake tone 2 s after an answer ends).
     """
     with wave.open(str(played)) as wav:
         rate, channels = wav.getframerate(), wav.getnchannels()
@@ -188,14 +188,18 @@ def stalls(played: Path) -> list[list[float]]:
     start = 0
     for end in [*np.flatnonzero(silences >= ANSWER_APART), loud.size - 1]:
         # islands of sound split by silences of STALL_SECONDS or more: (first block, last block)
-        cuts = [start + i for i in np.flatnonzero(silences[start:end] >= STALL_SECONDS)]
-        islands = list(zip([start, *[c + 1 for c in cuts]], [*cuts, end], strict=True))
-        while islands and (loud[islands[0][1]] - loud[islands[0][0]]) / 100 < TONE_SECONDS:
-            islands.pop(0)
-        while islands and (loud[islands[-1][1]] - loud[islands[-1][0]]) / 100 < TONE_SECONDS:
-            islands.pop()
-        if islands and (loud[islands[-1][1]] - loud[islands[0][0]]) / 100 >= 0.4:
-            answers.append([round(float(silences[a[1]]), 2) for a in islands[:-1]])
+        cuts = [start + int(i) for i in np.flatnonzero(silences[start:end] >= STALL_SECONDS)]
+        firsts, lasts = [int(start), *[c + 1 for c in cuts]], [*cuts, int(end)]
+        islands = list(zip(firsts, lasts, strict=True))
+        answer: list[tuple[int, int]] = []
+        ends: list[tuple[int, int] | None] = [*islands, None]  # (None: the end)
+        for island in ends:
+            if island is not None and (loud[island[1]] - loud[island[0]]) / 100 >= TONE_SECONDS:
+                answer.append(island)
+                continue
+            if answer and (loud[answer[-1][1]] - loud[answer[0][0]]) / 100 >= 0.4:
+                answers.append([round(float(silences[a[1]]), 2) for a in answer[:-1]])
+            answer = []
         start = end + 1
     return answers
 
