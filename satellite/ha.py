@@ -152,6 +152,7 @@ class HaMode(Mode):
             self._stopper.look_up()
 
     async def close(self) -> None:
+        self.gate.reset()  # its watch on a quiet run (a timer, maybe a question to the LLM server) ends
         self.timers.close()
         for task in self._announcing:
             task.cancel()
