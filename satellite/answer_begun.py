@@ -29,6 +29,22 @@ _LOGGER = logging.getLogger(__name__)
 CONNECT_AT_MOST = 0.2  # s to connect to the LLM server and hear its reply, on top of the wait itself
 
 
+async def ask_first_text(services: Services, question: str, within: float, timeout: float) -> tuple[bool, bool]:
+    """Ask Chatty's LLM server (``chatty-first-text``) whether an answer to ``question`` has its first text
+    (waiting at most ``within``), and whether it was asked at all (or is being written); (False, False) when
+    the server cannot be reached within ``timeout``."""
+    try:
+        async with asyncio.timeout(timeout):
+            client = await services.connect("llm")
+            try:
+                return await first_text(client, question, within)
+            finally:
+                await client.disconnect()
+    except (ServiceUnavailable, OSError, TimeoutError, AgentError) as err:
+        _LOGGER.debug("No word from the LLM server on the answer to %r: %s", question, err or type(err).__name__)
+        return False, False
+
+
 class AnswerBegun:
     """Waits, at a pause, for the first text of the answer to its words on Chatty's LLM server."""
 
@@ -59,16 +75,9 @@ class AnswerBegun:
         task.add_done_callback(self._tasks.discard)
 
     async def _watch(self, words: str) -> bool:
-        try:
-            async with asyncio.timeout(JUDGE_AFTER_AT_MOST + CONNECT_AT_MOST):
-                client = await self._services.connect("llm")
-                try:
-                    begun, asked = await first_text(client, words, JUDGE_AFTER_AT_MOST)
-                finally:
-                    await client.disconnect()
-        except (ServiceUnavailable, OSError, TimeoutError, AgentError) as err:
-            _LOGGER.debug("No word from the LLM server on the answer to %r: %s", words, err or type(err).__name__)
-            begun, asked = False, False
+        begun, asked = await ask_first_text(
+            self._services, words, JUDGE_AFTER_AT_MOST, JUDGE_AFTER_AT_MOST + CONNECT_AT_MOST
+        )
         if asked != self._answered_here:
             _LOGGER.info(
                 "Chatty's LLM server %s the questions of pauses: they are judged %s",

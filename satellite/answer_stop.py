@@ -17,8 +17,9 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from wyoming_chatty_llm.client import AgentError, first_text, stop_answers
+from wyoming_chatty_llm.client import AgentError, stop_answers
 
+from .answer_begun import ask_first_text
 from .services import BackgroundLookup, Services, ServiceUnavailable
 
 _LOGGER = logging.getLogger(__name__)
@@ -58,16 +59,7 @@ class AnswerStopper:
         is known or it cannot be reached."""
         if not self._services.known("llm"):
             return False
-        try:
-            async with asyncio.timeout(STOP_TIMEOUT):
-                client = await self._services.connect("llm")
-                try:
-                    _begun, writing = await first_text(client, question, WRITING_WITHIN)
-                finally:
-                    await client.disconnect()
-        except (ServiceUnavailable, OSError, TimeoutError, AgentError) as err:
-            _LOGGER.debug("No word from the LLM server on the answer to %r: %s", question, err or type(err).__name__)
-            return False
+        _begun, writing = await ask_first_text(self._services, question, WRITING_WITHIN, STOP_TIMEOUT)
         return writing
 
     async def close(self) -> None:
