@@ -51,7 +51,12 @@ class AnswerStopper:
         return False
 
     def stop(self, question: str, *, forget: bool = False) -> None:
-        """Stop the answers being written to ``question``; with ``forget``, the LLM server forgets them."""
+        """Stop the answers being written to ``question``; with ``forget``, the LLM server forgets them. Nothing
+        when no LLM server is known (Home Assistant's agent is another): waiting for zeroconf would only end in
+        a time-out."""
+        if not self.can_stop():
+            _LOGGER.debug("No LLM server is known: the answer to %r is not stopped", question)
+            return
         self._start(self._stop(question, forget))
 
     async def still_writing(self, question: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -617,3 +618,15 @@ async def test_ha_an_early_end_is_final_unless_the_answer_it_started_can_be_stop
     command would wait for that run's answer to be written): only with Chatty's LLM server known."""
     assert not AnswerStopper(Services({}, {})).can_stop()  # no address and no zeroconf name: nothing to stop with
     assert AnswerStopper(Services({"llm": "tcp://127.0.0.1:9"}, {})).can_stop()
+
+
+async def test_ha_a_barge_in_without_an_llm_server_known_asks_nobody_to_stop(caplog):
+    """With another agent than Chatty's (no LLM server known), a barge-in does not wait for a look-up that can
+    only time out, nor log that it could not stop the answer."""
+    stopper = AnswerStopper(Services({}, {}))
+    with caplog.at_level(logging.DEBUG, logger="satellite.answer_stop"):
+        stopper.stop("What is the weather?")
+        await asyncio.sleep(0.1)
+    assert "not stopped" in caplog.text
+    assert "Could not ask" not in caplog.text
+    await stopper.close()
