@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 from stt_bench import free_port, percentile  # noqa: E402
+from turn_corpus import KokoroSpeaker  # noqa: E402
 
 from chatty_common.audio import write_wav  # noqa: E402
 
@@ -66,32 +67,46 @@ TONE_SECONDS = 0.25  # s: a sound this short before or after an answer is a tone
 FIGURES = ("QUESTION-TO-RESPONSE_MS", "VOICE-TO-VOICE_MS", "STT_MS", "LLM-TTF_MS", "LLM-TOTAL_MS", "TTS-TTFA_MS")
 
 
-def speech(text: str, work: Path, voice: str = "en-us", ssml: bool = False) -> bytes:
-    """16 kHz mono 16-bit speech from espeak-ng in one of its voices (resampled with soxr)."""
-    import numpy as np
+KOKORO = "kokoro:"  # a voice of Chatty's own TTS model ("kokoro:jm_kumo"), as the question's voice
+_kokoro: dict[Path, KokoroSpeaker] = {}
+
+
+def speech(text: str, work: Path, voice: str = "en-us", pauses: dict[int, float] | None = None) -> bytes:
+    """16 kHz mono 16-bit speech of ``text`` from espeak-ng in one of its voices (resampled with soxr), or from
+    Kokoro (``kokoro:VOICE``), with a pause of ``pauses[i]`` seconds after its word ``i``."""
     import soxr
 
+    if voice.startswith(KOKORO):
+        if work not in _kokoro:
+            from chatty_common.cli import default_data_dir
+
+            _kokoro[work] = KokoroSpeaker(default_data_dir("tts"), work)
+        audio = _kokoro[work].speak(text, pauses or {}, voice=voice.removeprefix(KOKORO))
+        return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    words = text.split()
+    for word, seconds in sorted((pauses or {}).items(), reverse=True):
+        words.insert(word + 1, f'<break time="{int(seconds * 1000)}ms"/>')
     raw = work / "say.wav"
-    subprocess.run(["espeak-ng", *(["-m"] if ssml else []), "-v", voice, "-s", "150", "-w", str(raw), text], check=True)
+    ssml = ["-m"] if pauses else []
+    subprocess.run(["espeak-ng", *ssml, "-v", voice, "-s", "150", "-w", str(raw), " ".join(words)], check=True)
     with wave.open(str(raw), "rb") as wav:
         samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
         rate = wav.getframerate()
     return soxr.resample(samples, rate, 16000).astype("<i2").tobytes()
 
 
-def hesitating(question: str, pause: float) -> str:
-    """The question as SSML with a pause after its third word ("What is the ... capital of France?")."""
-    words = question.split()
-    return f'{" ".join(words[:3])} <break time="{int(pause * 1000)}ms"/> {" ".join(words[3:])}'
+def hesitating(pause: float) -> dict[int, float]:
+    """A pause after the question's third word ("What is the ... capital of France?")."""
+    return {2: pause}
 
 
 AFTERTHOUGHT = "Please keep it short."
 """Said after some questions, following a pause: the question was whole, but the speaker goes on."""
 
 
-def with_afterthought(question: str, pause: float) -> str:
-    """The question as SSML followed, after a pause of ``pause`` seconds, by :data:`AFTERTHOUGHT`."""
-    return f'{question} <break time="{int(pause * 1000)}ms"/> {AFTERTHOUGHT}'
+def with_afterthought(question: str, pause: float) -> tuple[str, dict[int, float]]:
+    """The question followed, after a pause of ``pause`` seconds, by :data:`AFTERTHOUGHT` (its words, its pause)."""
+    return f"{question} {AFTERTHOUGHT}", {len(question.split()) - 1: pause}
 
 
 def microphone(work: Path, rounds: int, voices: list[str], hesitation: float = 0.0, afterthought: float = 0.0) -> Path:
@@ -103,10 +118,10 @@ def microphone(work: Path, rounds: int, voices: list[str], hesitation: float = 0
     pcm = silence(1.0)
     for number, question in enumerate(QUESTIONS * rounds):
         voice = voices[number % len(voices)]
+        pauses = hesitating(hesitation) if hesitation and number % 2 else {}
         if afterthought and number % 2:
-            question = with_afterthought(question, afterthought)
-        said = speech(hesitating(question, hesitation), work, voice, ssml=True) if hesitation and number % 2 else (
-            speech(question, work, voice, ssml=bool(afterthought)))  # fmt: skip
+            question, pauses = with_afterthought(question, afterthought)
+        said = speech(question, work, voice, pauses)
         pcm += nabu + silence(0.6) + said + silence(GAP_SECONDS)
     return write_wav(work / "turns.wav", pcm)
 
@@ -214,8 +229,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="passes over the 10 questions (default: 1)")
     parser.add_argument("--satellite-arg", action="append", default=[], help="extra satellite flag (repeatable)")
     parser.add_argument("--llm-threads", type=int, help="threads of the local LLM (default: all cores)")
-    parser.add_argument("--voices", default="en-us", help="espeak-ng voices of the questions, taking turns "
-                        "(comma-separated; default: en-us)")  # fmt: skip
+    parser.add_argument("--voices", default="en-us", help="voices of the questions, taking turns: espeak-ng's, "
+                        f"or Kokoro's as {KOKORO}NAME (comma-separated; default: en-us)")  # fmt: skip
     parser.add_argument("--hesitation", type=float, default=0.0,
                         help="every other question pauses this long after its third word (default: none)")  # fmt: skip
     parser.add_argument("--afterthought", type=float, default=0.0,
@@ -293,6 +308,26 @@ def main() -> None:
         if values:
             stages[stage] = {"median": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
             print(f"{stage:<26} {stages[stage]['median']:>6.0f} ms {stages[stage]['p95']:>6.0f} ms")
+    if len(turns) == len(QUESTIONS) * args.rounds:  # turn i is question i: its voice, its round
+        # By round too: later rounds ask the same questions again, and an answer that begins as one a minute
+        # before did (the small default LLM repeats itself) has its first piece from the TTS server's recent ones.
+        voices = args.voices.split(",")
+        groups = {f"voice {voice}": [t for i, t in enumerate(turns) if voices[i % len(voices)] == voice]
+                  for voice in voices}  # fmt: skip
+        groups |= {f"round {r + 1}": turns[r * len(QUESTIONS) : (r + 1) * len(QUESTIONS)] for r in range(args.rounds)}
+        print(f"\n{'turns':<26} {'V2V median':>10} {'p95':>7} {'end of speech':>14}  (answered)")
+        summary["groups"] = {}
+        for name, group in groups.items():
+            done = [t for t in group if t["outcome"] == "answered" and t.get("VOICE-TO-VOICE_MS") is not None]
+            if not done:
+                continue
+            v2v = [t["VOICE-TO-VOICE_MS"] for t in done]
+            ends = [t["stages_ms"]["end_of_speech"] for t in done if t.get("stages_ms", {}).get("end_of_speech")]
+            figures = {"v2v_median": percentile(v2v, 50), "v2v_p95": percentile(v2v, 95), "n": len(done),
+                       "end_of_speech_median": percentile(ends, 50) if ends else None}  # fmt: skip
+            summary["groups"][name] = figures
+            end = f"{figures['end_of_speech_median']:>11.0f} ms" if ends else f"{'-':>14}"
+            print(f"{name:<26} {figures['v2v_median']:>7.0f} ms {figures['v2v_p95']:>4.0f} ms {end}  ({len(done)})")
     if args.hesitation and len(turns) == len(QUESTIONS) * args.rounds:  # turn i is question i
         asked = [q for _ in range(args.rounds) for q in QUESTIONS]
         said = [(asked[i], t.get("transcript") or "") for i, t in enumerate(turns) if i % 2]

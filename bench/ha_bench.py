@@ -90,9 +90,10 @@ def microphone(work: Path, rounds: int, afterthought: float = 0.0) -> Path:
     pcm = silence(LEAD_SECONDS)
     for _ in range(rounds):
         for number, (voice, question) in enumerate(QUESTIONS):
+            pauses: dict[int, float] = {}
             if afterthought and number % 2:
-                question = with_afterthought(question, afterthought)
-            pcm += nabu + silence(0.6) + speech(question, work, voice, ssml=bool(afterthought)) + silence(GAP_SECONDS)
+                question, pauses = with_afterthought(question, afterthought)
+            pcm += nabu + silence(0.6) + speech(question, work, voice, pauses) + silence(GAP_SECONDS)
     return write_wav(work / "questions.wav", pcm)
 
 

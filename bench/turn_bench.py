@@ -16,7 +16,7 @@ For a clip with a pause inside (hesitation, list), a *cut-off* is a command that
 speech after the pause begins. For a clip heard to its end, the *end-of-turn delay* is the time from
 its last voiced 10 ms frame (by energy) to the end decision: how long a speaker waits once done, after
 a hesitation too. A clip trailing off in "um" should wait (its delay is reported, no target). Reported
-per part (tune, held_out), kind, pause and voice.
+per part (tune, held_out, kokoro), kind, pause and voice.
 
     python bench/turn_corpus.py --out bench/out/turn_corpus
     python bench/turn_bench.py --corpus bench/out/turn_corpus
@@ -297,8 +297,10 @@ def main() -> None:
         default=TurnTaking.sure_words,
         help="words less sure than this are heard a second time (1: always, 0: never)",
     )
-    parser.add_argument("--part", choices=("all", "tune", "held_out"), default="all")
-    parser.add_argument("--voice", action="append", help="only the clips in this espeak-ng voice (repeatable)")
+    parser.add_argument("--part", choices=("all", "tune", "held_out", "kokoro"), default="all")
+    parser.add_argument(
+        "--voice", action="append", help="only the clips in this voice (espeak-ng or Kokoro; repeatable)"
+    )
     parser.add_argument("--kind", action="append", help="only the clips of this kind (repeatable)")
     parser.add_argument(
         "--whole-command",

@@ -15,10 +15,15 @@ the sentence's prosody (a hesitating speaker does not end the first half as a st
 
 Questions and voices are split: the ``tune`` part may be looked at while choosing thresholds, the
 ``held_out`` part (other sentences, other voices) only to report on. None of these sentences is in
-tests/data. ``manifest.json`` lists every clip with its text, kind, pause, voice and part, and the
-text spoken before the pause.
+tests/data. The ``kokoro`` part is the held-out sentences again, spoken by Kokoro (Chatty's own TTS model
+and its bundled voices, none of which the tuning heard): a neural voice's prosody, nearer a person's than
+espeak-ng's. Kokoro has no ``<break>``; it speaks the whole sentence, and the pause is put in at the word
+boundary its duration predictor gives (the middle of the space between the two words), so the words
+before it keep the sentence's prosody as with espeak-ng. Also report only. ``manifest.json`` lists every
+clip with its text, kind, pause, voice and part, and the text spoken before the pause.
 
-    python bench/turn_corpus.py --out bench/out/turn_corpus   (needs Debian's espeak-ng)
+    python bench/turn_corpus.py --out bench/out/turn_corpus   (needs Debian's espeak-ng and the TTS installed;
+                                                              ``--no-kokoro`` leaves the Kokoro part out)
 """
 
 from __future__ import annotations
@@ -28,14 +33,21 @@ import json
 import subprocess
 import tempfile
 import wave
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import soxr
 
+ROOT = Path(__file__).resolve().parent.parent
+
 RATE = 16000
 PAUSES = (0.5, 0.8, 1.0, 1.2)
 VOICES = {"tune": ["en-us", "en-gb"], "held_out": ["en-us+f3", "en-gb-scotland", "en-029"]}
+KOKORO_VOICES = ["jf_nezumi", "jm_kumo", "jf_gongitsune"]  # bundled in kokoro-onnx's package; accented English
+STRESS = "ˈˌ"
+FADE = 0.008  # s of fade on each side of a pause put into Kokoro's speech (no click)
 # (question, the words after which a hesitation goes: their indexes in the question's words)
 QUESTIONS = {
     "tune": [
@@ -76,6 +88,76 @@ def speak(ssml: str, voice: str) -> np.ndarray:
     return soxr.resample(pcm, rate, RATE)
 
 
+class KokoroSpeaker:
+    """Chatty's Kokoro model (the form its TTS server chose) speaking a sentence, with pauses put in at word
+    boundaries: the model is given a second output, the frames each phoneme lasts."""
+
+    def __init__(self, data_dir: Path, folder: Path) -> None:
+        import sys
+
+        import onnx
+        from onnx import helper
+
+        sys.path.insert(0, str(ROOT))
+        from wyoming_chatty_tts.engine import SAMPLE_RATE, KokoroEngine, open_session, trim
+        from wyoming_chatty_tts.models import prepare_model
+        from wyoming_chatty_tts.voices import VoiceBank
+
+        self.voices = VoiceBank()
+        self.voices.add_bundled()
+        options = {"threads": None, "device": "cpu", "language": "en-us"}
+        chosen = prepare_model(None, data_dir / "kokoro", "auto", self.voices, voice=KOKORO_VOICES[0], **options)
+        model = onnx.load(str(chosen))
+        caps = next(node for node in model.graph.node if node.name == "chatty_caps")
+        model.graph.output.append(helper.make_tensor_value_info(caps.output[0], onnx.TensorProto.FLOAT, None))
+        path = folder / "kokoro-with-durations.onnx"
+        onnx.save(model, str(path))
+        self.engine = KokoroEngine(chosen)
+        self.session = open_session(path, 2, "cpu")
+        self.rate, self.trim = SAMPLE_RATE, trim
+        self.hop = 600  # audio samples per frame of the duration predictor
+
+    def speak(self, text: str, pauses: dict[int, float], after: float = 0.0, *, voice: str) -> np.ndarray:
+        """16 kHz mono float audio of ``text`` in ``voice``, with a pause of ``pauses[i]`` s after its word ``i``
+        and ``after`` s of silence at the end."""
+        phonemizer = self.engine.phonemizer
+        phonemes = phonemizer.phonemes(text)
+        feed = self.engine.feed(phonemizer.tokens(phonemes), self.voices.style(voice), 1.0)
+        audio, durations = self.session.run(None, feed)
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        starts = np.concatenate([[0], np.cumsum(np.asarray(durations).reshape(-1))]) * self.hop  # [0, *tokens, 0]
+        pieces, begun = [], 0
+        spaces = [i for i, symbol in enumerate(phonemes) if symbol == " "]
+        for word, seconds in sorted(pauses.items()):
+            if len(spaces) == len(text.split()) - 1:  # one space between each two words: the one after ``word``
+                token = spaces[word] + 1  # its index in the model's input (after the start token)
+                edge = (starts[token] + starts[token + 1]) / 2
+            else:  # espeak-ng joined some words ("on the": "ɔnðə"): where the words up to the pause, alone, end
+                # (stress marks left out: "in" alone is stressed, "in the" not)
+                head = phonemizer.phonemes(" ".join(text.split()[: word + 1])).rstrip(",.?!")
+                head = "".join(symbol for symbol in head if symbol not in STRESS)
+                sounds = [i for i, symbol in enumerate(phonemes) if symbol not in STRESS]
+                if not "".join(phonemes[i] for i in sounds).startswith(head):
+                    raise ValueError(f"{text!r}: no word boundary after {head!r} in {phonemes!r}")
+                following = sounds[len(head)]
+                token = following + 1
+                edge = (starts[token] + starts[token + 1]) / 2 if phonemes[following] == " " else starts[token]
+            cut = int(edge)
+            pieces += [audio[begun:cut], np.zeros(int(seconds * self.rate), dtype=np.float32)]
+            begun = cut
+        pieces.append(audio[begun:])
+        fade = int(FADE * self.rate)
+        for i, piece in enumerate(pieces):
+            if i % 2 == 0 and len(piece) > 2 * fade:
+                ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+                if i > 0:
+                    piece[:fade] *= ramp
+                if i < len(pieces) - 1:
+                    piece[-fade:] *= ramp[::-1]
+        spoken = self.trim(np.concatenate(pieces))
+        return np.concatenate([soxr.resample(spoken, self.rate, RATE), np.zeros(int(after * RATE), np.float32)])
+
+
 def write(path: Path, audio: np.ndarray) -> None:
     lead = np.zeros(int(0.3 * RATE), dtype=np.float32)
     pcm = (np.clip(np.concatenate([lead, audio]), -1, 1) * 32767).astype("<i2")
@@ -89,38 +171,56 @@ def write(path: Path, audio: np.ndarray) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench/out/turn_corpus"))
+    parser.add_argument("--no-kokoro", action="store_true", help="leave out the part spoken by Kokoro")
+    parser.add_argument("--tts-data-dir", type=Path, help="the TTS server's data folder (its chosen model form)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = []
 
-    def clip(name: str, ssml: str, voice: str, part: str, text: str, kind: str, pause: float, before: str) -> None:
-        write(args.out / f"{name}.wav", speak(ssml, voice))
+    def clip(name: str, audio: np.ndarray, voice: str, part: str, text: str, kind: str, pause: float,
+             before: str) -> None:  # fmt: skip
+        write(args.out / f"{name}.wav", audio)
         manifest.append({"file": f"{name}.wav", "text": text, "kind": kind, "pause": pause, "voice": voice,
                          "part": part, "before_pause": before})  # fmt: skip
 
-    for part, questions in QUESTIONS.items():
-        for voice in VOICES[part]:
+    def espeak(voice: str) -> Callable[[str, dict[int, float], float], np.ndarray]:
+        def say(text: str, pauses: dict[int, float], after: float = 0.0) -> np.ndarray:
+            words = text.split()
+            for word, seconds in sorted(pauses.items(), reverse=True):
+                words.insert(word + 1, f'<break time="{int(seconds * 1000)}ms"/>')
+            if after:
+                words.append(f'<break time="{int(after * 1000)}ms"/>')
+            return speak(" ".join(words), voice)
+
+        return say
+
+    speakers = [(part, voice, espeak(voice)) for part in QUESTIONS for voice in VOICES[part]]
+    with tempfile.TemporaryDirectory() as folder:
+        if not args.no_kokoro:
+            from chatty_common.cli import default_data_dir
+
+            kokoro = KokoroSpeaker(args.tts_data_dir or default_data_dir("tts"), Path(folder))
+            speakers += [("kokoro", voice, partial(kokoro.speak, voice=voice)) for voice in KOKORO_VOICES]
+        for part, voice, say in speakers:
+            sentences = "held_out" if part == "kokoro" else part
             tag = voice.replace("+", "_")
-            for number, (text, places) in enumerate(questions):
+            for number, (text, places) in enumerate(QUESTIONS[sentences]):
                 words = text.split()
-                clip(f"{part}-{tag}-q{number}-complete", text, voice, part, text, "complete", 0.0, text)
+                clip(f"{part}-{tag}-q{number}-complete", say(text, {}), voice, part, text, "complete", 0.0, text)
                 for after in places:
-                    head, tail = " ".join(words[: after + 1]), " ".join(words[after + 1 :])
+                    head = " ".join(words[: after + 1])
                     for pause in PAUSES:
-                        ssml = f'{head} <break time="{int(pause * 1000)}ms"/> {tail}'
-                        clip(f"{part}-{tag}-q{number}-w{after}-pause{int(pause * 1000)}", ssml, voice, part, text,
-                             "hesitation", pause, head)  # fmt: skip
+                        clip(f"{part}-{tag}-q{number}-w{after}-pause{int(pause * 1000)}", say(text, {after: pause}),
+                             voice, part, text, "hesitation", pause, head)  # fmt: skip
                 first, second = sorted(places)
-                pieces = (words[: first + 1], words[first + 1 : second + 1], words[second + 1 :])
-                ssml = ' <break time="800ms"/> '.join(" ".join(piece) for piece in pieces)
-                clip(f"{part}-{tag}-q{number}-two", ssml, voice, part, text, "two_hesitations", 0.8,
-                     " ".join(words[: second + 1]))  # fmt: skip
-                ssml = f'{text.rstrip("?.")}, um <break time="800ms"/>'
-                clip(f"{part}-{tag}-q{number}-filler", ssml, voice, part, text, "filler", 0.8, text)
-            for number, (head, tail) in enumerate(LISTS[part]):
+                clip(f"{part}-{tag}-q{number}-two", say(text, {first: 0.8, second: 0.8}), voice, part, text,
+                     "two_hesitations", 0.8, " ".join(words[: second + 1]))  # fmt: skip
+                clip(f"{part}-{tag}-q{number}-filler", say(f"{text.rstrip('?.')}, um", {}, 0.8), voice, part, text,
+                     "filler", 0.8, text)  # fmt: skip
+            for number, (head, tail) in enumerate(LISTS[sentences]):
                 text = f"{head} {tail}"
-                ssml = f'{head} <break time="1000ms"/> {tail}'
-                clip(f"{part}-{tag}-list{number}", ssml, voice, part, text, "list", 1.0, head)
+                clip(f"{part}-{tag}-list{number}", say(text, {len(head.split()) - 1: 1.0}), voice, part, text, "list",
+                     1.0, head)  # fmt: skip
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     counts: dict[str, int] = {}
     for item in manifest:
