@@ -82,14 +82,16 @@ FIGURES = ("QUESTION-TO-RESPONSE_MS", "VOICE-TO-VOICE_MS")
 HA_STAGES = ("stt-end", "first_text", "tts_start_streaming", "intent-end", "tts-start")
 
 
-def microphone(work: Path, rounds: int, afterthought: float = 0.0) -> Path:
+def microphone(work: Path, rounds: int, afterthought: float = 0.0, voices: list[str] | None = None) -> Path:
     """The satellite's microphone: lead-in silence, then each question after the wake word, a gap after each;
-    with an ``afterthought``, every other question is followed by :data:`AFTERTHOUGHT` after that many seconds."""
+    with an ``afterthought``, every other question is followed by :data:`AFTERTHOUGHT` after that many seconds;
+    with ``voices``, those speak the questions in turn instead of each question's own."""
     silence = lambda seconds: bytes(int(seconds * 16000) * 2)  # noqa: E731
     nabu = speech("Okay Nabu.", work)
     pcm = silence(LEAD_SECONDS)
     for _ in range(rounds):
         for number, (voice, question) in enumerate(QUESTIONS):
+            voice = voices[number % len(voices)] if voices else voice
             pauses: dict[int, float] = {}
             if afterthought and number % 2:
                 question, pauses = with_afterthought(question, afterthought)
@@ -276,6 +278,8 @@ def main() -> None:
     parser.add_argument("--ha-version", default=HA_VERSIONS[-1], choices=HA_VERSIONS)
     parser.add_argument("--llm-nice", type=int, help="nice value of the local LLM's generation (default: its own, 10)")
     parser.add_argument("--debug-servers", action="store_true", help="servers log at debug level (bench/out/ha-logs)")
+    parser.add_argument("--voices", help="voices of the questions, taking turns: espeak-ng's, or Kokoro's as "
+                        "kokoro:NAME (comma-separated; default: each question's own espeak-ng voice)")  # fmt: skip
     parser.add_argument("--afterthought", type=float, default=0.0, help="every other question goes on after this pause")
     args = parser.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -290,7 +294,7 @@ def main() -> None:
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        mic = microphone(work, args.rounds, args.afterthought)
+        mic = microphone(work, args.rounds, args.afterthought, args.voices.split(",") if args.voices else None)
         config = json.loads(json.dumps(LLM_CONFIG))
         if args.llm_nice is not None:
             config["opts"]["llama_cpp"]["nice"] = args.llm_nice
