@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 from stt_bench import free_port, percentile  # noqa: E402
-from turn_corpus import KokoroSpeaker  # noqa: E402
+from turn_corpus import KokoroSpeaker, with_breaks  # noqa: E402
 
 from chatty_common.audio import write_wav  # noqa: E402
 
@@ -83,12 +83,10 @@ def speech(text: str, work: Path, voice: str = "en-us", pauses: dict[int, float]
             _kokoro[work] = KokoroSpeaker(default_data_dir("tts"), work)
         audio = _kokoro[work].speak(text, pauses or {}, voice=voice.removeprefix(KOKORO))
         return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
-    words = text.split()
-    for word, seconds in sorted((pauses or {}).items(), reverse=True):
-        words.insert(word + 1, f'<break time="{int(seconds * 1000)}ms"/>')
     raw = work / "say.wav"
     ssml = ["-m"] if pauses else []
-    subprocess.run(["espeak-ng", *ssml, "-v", voice, "-s", "150", "-w", str(raw), " ".join(words)], check=True)
+    said = with_breaks(text, pauses or {})
+    subprocess.run(["espeak-ng", *ssml, "-v", voice, "-s", "150", "-w", str(raw), said], check=True)
     with wave.open(str(raw), "rb") as wav:
         samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
         rate = wav.getframerate()

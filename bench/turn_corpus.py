@@ -40,8 +40,6 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-ROOT = Path(__file__).resolve().parent.parent
-
 RATE = 16000
 PAUSES = (0.5, 0.8, 1.0, 1.2)
 VOICES = {"tune": ["en-us", "en-gb"], "held_out": ["en-us+f3", "en-gb-scotland", "en-029"]}
@@ -77,6 +75,16 @@ LISTS = {
 }
 
 
+def with_breaks(text: str, pauses: dict[int, float], after: float = 0.0) -> str:
+    """``text`` as espeak-ng SSML: a ``<break>`` of ``pauses[i]`` s after its word ``i``, ``after`` s at the end."""
+    words = text.split()
+    for word, seconds in sorted(pauses.items(), reverse=True):
+        words.insert(word + 1, f'<break time="{int(seconds * 1000)}ms"/>')
+    if after:
+        words.append(f'<break time="{int(after * 1000)}ms"/>')
+    return " ".join(words)
+
+
 def speak(ssml: str, voice: str) -> np.ndarray:
     """16 kHz mono float audio of ``ssml`` in ``voice``."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,13 +101,10 @@ class KokoroSpeaker:
     boundaries: the model is given a second output, the frames each phoneme lasts."""
 
     def __init__(self, data_dir: Path, folder: Path) -> None:
-        import sys
-
         import onnx
         from onnx import helper
 
-        sys.path.insert(0, str(ROOT))
-        from wyoming_chatty_tts.engine import SAMPLE_RATE, KokoroEngine, open_session, trim
+        from wyoming_chatty_tts.engine import SAMPLE_RATE, KokoroEngine, trim
         from wyoming_chatty_tts.models import prepare_model
         from wyoming_chatty_tts.voices import VoiceBank
 
@@ -112,8 +117,7 @@ class KokoroSpeaker:
         model.graph.output.append(helper.make_tensor_value_info(caps.output[0], onnx.TensorProto.FLOAT, None))
         path = folder / "kokoro-with-durations.onnx"
         onnx.save(model, str(path))
-        self.engine = KokoroEngine(chosen)
-        self.session = open_session(path, 2, "cpu")
+        self.engine = KokoroEngine(path, threads=2)  # its second output: the durations
         self.rate, self.trim = SAMPLE_RATE, trim
         self.hop = 600  # audio samples per frame of the duration predictor
 
@@ -123,7 +127,7 @@ class KokoroSpeaker:
         phonemizer = self.engine.phonemizer
         phonemes = phonemizer.phonemes(text)
         feed = self.engine.feed(phonemizer.tokens(phonemes), self.voices.style(voice), 1.0)
-        audio, durations = self.session.run(None, feed)
+        audio, durations = self.engine.session.run(None, feed)
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         starts = np.concatenate([[0], np.cumsum(np.asarray(durations).reshape(-1))]) * self.hop  # [0, *tokens, 0]
         pieces, begun = [], 0
@@ -185,12 +189,7 @@ def main() -> None:
 
     def espeak(voice: str) -> Callable[[str, dict[int, float], float], np.ndarray]:
         def say(text: str, pauses: dict[int, float], after: float = 0.0) -> np.ndarray:
-            words = text.split()
-            for word, seconds in sorted(pauses.items(), reverse=True):
-                words.insert(word + 1, f'<break time="{int(seconds * 1000)}ms"/>')
-            if after:
-                words.append(f'<break time="{int(after * 1000)}ms"/>')
-            return speak(" ".join(words), voice)
+            return speak(with_breaks(text, pauses, after), voice)
 
         return say
 
