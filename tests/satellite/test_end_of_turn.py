@@ -119,6 +119,15 @@ def test_the_language_model_tells_whole_requests_from_cut_ones(words_model):
     assert [words_model.complete(text) >= threshold for text in cut] == [False] * 3
 
 
+def test_requests_that_end_on_a_number_as_whisper_writes_it_end(words_model):
+    # Read in digits, the words model took these for requests about to go on ("at 6" → "6:30"): 0.02-0.05.
+    whole = ["Wake me up at 6.", "Remind me to call mom at 5.", "Dim the lights to 50%."]
+    cut = ["Set a timer for 5", "What is 12 times"]  # a number that needs its unit, and a sum half said
+    threshold = TurnTaking.words_threshold
+    assert {text: words_model.complete(text) >= threshold for text in whole} == dict.fromkeys(whole, True)
+    assert {text: words_model.complete(text) >= threshold for text in cut} == dict.fromkeys(cut, False)
+
+
 # -- the words of a pause, from the real STT server -------------------------------------------------
 
 
