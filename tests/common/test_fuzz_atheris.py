@@ -9,6 +9,7 @@ The servers themselves are fuzzed over TCP by ``test_protocol_fuzz.py``.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -32,7 +33,8 @@ def test_no_input_crashes_or_hangs(name: str, tmp_path: Path) -> None:
             "-rss_limit_mb=2048", f"-artifact_prefix={tmp_path}/", str(corpus)]  # fmt: skip
     if (FUZZ / f"{name}.dict").exists():
         argv.insert(2, f"-dict={FUZZ / f'{name}.dict'}")
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=FUZZ_SECONDS + 120)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # a harness's own scratch files go with the test's
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=FUZZ_SECONDS + 120, env=env)
     output = result.stderr[-4000:]
     assert result.returncode == 0, f"fuzz_{name} found an input that breaks it:\n{output}"
     runs = re.search(r"Done (\d+) runs", result.stderr)
