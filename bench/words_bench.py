@@ -111,12 +111,12 @@ def main() -> None:
     try:
         for name in SETS if args.set == "all" else [args.set]:
             whole, cut = SETS[name]
-            ended_whole = [text for text in whole if _ends(model, text, args.threshold, args.verbose)]
-            ended_cut = [text for text in cut if _ends(model, text, args.threshold, args.verbose)]
-            scores = [model.complete(text) for text in whole]
+            whole_scores = [_probability(model, text, args.verbose) for text in whole]
+            ended_whole = [score for score in whole_scores if score >= args.threshold]
+            ended_cut = [text for text in cut if _probability(model, text, args.verbose) >= args.threshold]
             print(
                 f"{name}: whole requests taken as ended {len(ended_whole)} of {len(whole)} "
-                f"(median probability {statistics.median(scores):.3f}); "
+                f"(median probability {statistics.median(whole_scores):.3f}); "
                 f"cut requests taken as ended {len(ended_cut)} of {len(cut)}"
             )
             for text in ended_cut:
@@ -125,12 +125,13 @@ def main() -> None:
         model.close()
 
 
-def _ends(model: TextTurnModel, text: str, threshold: float, verbose: bool) -> bool:
-    """Would the words alone let a command end at a pause after ``text``?"""
+def _probability(model: TextTurnModel, text: str, verbose: bool) -> float:
+    """The probability that a request ends after ``text``, as the satellite reckons it (0 for words that
+    cannot end one)."""
     probability = 0.0 if unfinished(text) else model.complete(text)
     if verbose:
         print(f"  {probability:.3f}  {text}")
-    return probability >= threshold
+    return probability
 
 
 if __name__ == "__main__":

@@ -34,11 +34,9 @@ def number_words(number: int) -> str:
     if number < 100:
         tens, ones = divmod(number, 10)
         return _TENS[tens] + (f" {_ONES[ones]}" if ones else "")
-    for size, name in _GROUPS:
-        if number >= size:
-            count, rest = divmod(number, size)
-            return f"{number_words(count)} {name}" + (f" {number_words(rest)}" if rest else "")
-    raise AssertionError("unreachable")
+    size, name = next((size, name) for size, name in _GROUPS if number >= size)  # "hundred" at least
+    count, rest = divmod(number, size)
+    return f"{number_words(count)} {name}" + (f" {number_words(rest)}" if rest else "")
 
 
 def ordinal_words(number: int) -> str:
