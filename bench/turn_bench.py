@@ -16,7 +16,9 @@ For a clip with a pause inside (hesitation, list), a *cut-off* is a command that
 speech after the pause begins. For a clip heard to its end, the *end-of-turn delay* is the time from
 its last voiced 10 ms frame (by energy) to the end decision: how long a speaker waits once done, after
 a hesitation too. A clip trailing off in "um" should wait (its delay is reported, no target). Reported
-per part (tune, held_out, kokoro), kind, pause and voice.
+per part (tune, held_out, kokoro), kind, pause and voice. The corpus is clean speech on digital silence;
+``--noise DBFS`` puts pink noise under every clip (a fan, a fridge: a room that is not silent), the words
+and pauses still found on the clean clip.
 
     python bench/turn_corpus.py --out bench/out/turn_corpus
     python bench/turn_bench.py --corpus bench/out/turn_corpus
@@ -33,6 +35,7 @@ import sys
 import tempfile
 import time
 import wave
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +71,19 @@ def frames(path: Path) -> list[bytes]:
         pcm = wav.readframes(wav.getnframes())
     pcm += bytes(3 * 16000 * 2)  # the room goes quiet afterwards
     return [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)]
+
+
+def with_noise(clip: list[bytes], dbfs: float, seed: int) -> list[bytes]:
+    """The clip with pink noise under it at ``dbfs`` (RMS, against a full-scale sine's peak): a room that is
+    not silent (a fan, a fridge, traffic). Seeded per clip, so that runs compare."""
+    pcm = np.frombuffer(b"".join(clip), dtype="<i2").astype(np.float64)
+    white = np.fft.rfft(np.random.default_rng(seed).standard_normal(pcm.size))
+    white[1:] /= np.sqrt(np.arange(1, white.size))  # 1/f power
+    white[0] = 0.0
+    pink = np.fft.irfft(white, pcm.size)
+    pink *= 32768.0 * 10 ** (dbfs / 20) / np.sqrt(np.mean(pink**2))
+    noisy = np.clip(np.round(pcm + pink), -32768, 32767).astype("<i2").tobytes()
+    return [noisy[i : i + FRAME_BYTES] for i in range(0, len(noisy), FRAME_BYTES)]
 
 
 def voiced(frame: bytes) -> bool:
@@ -206,8 +222,10 @@ async def run(args: argparse.Namespace) -> None:
             records = []
             for number, item in enumerate(manifest):
                 clip = frames(args.corpus / item["file"])
+                on = [i for i, frame in enumerate(clip) if voiced(frame)]  # of the clean clip: where the words are
+                if args.noise is not None:
+                    clip = with_noise(clip, args.noise, zlib.crc32(item["file"].encode()))
                 speech = speech_probabilities(clip)
-                on = [i for i, frame in enumerate(clip) if voiced(frame)]
                 endings = {
                     "silence": end_by_silence(speech, silence_rules),
                     "smart": await end_by_judge(clip, speech, smart_rules, judge, stt.uri, args.whole_command),
@@ -238,7 +256,9 @@ def report(records: list[dict], args: argparse.Namespace) -> None:
         f"silence: {args.end_silence} s; smart: judged at {args.turn_pause} s, unfinished "
         f"{args.unfinished_silence} s (doubtful {args.doubtful_silence} s: words from {args.doubtful_words}, sound "
         f"from {args.doubtful_sound}), thresholds sound {args.sound_threshold} words {args.words_threshold}, "
-        f"heard again under {args.sure_words}" + ("; Smart Turn hears the whole command" if args.whole_command else "")
+        f"heard again under {args.sure_words}"
+        + ("; Smart Turn hears the whole command" if args.whole_command else "")
+        + (f"; pink noise at {args.noise:g} dBFS" if getattr(args, "noise", None) is not None else "")
     )
     cut: dict[tuple[str, str, float], dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     delays: dict[tuple[str, str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -306,6 +326,9 @@ def main() -> None:
         "--whole-command",
         action="store_true",
         help="the acoustic model hears the whole command, not its last phrase (the rule before c380e9a)",
+    )
+    parser.add_argument(
+        "--noise", type=float, help="pink noise under every clip at this level (dBFS RMS, e.g. -40): a room not silent"
     )
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips (a quick look)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "turn_bench.json")
