@@ -128,6 +128,17 @@ def test_requests_that_end_on_a_number_as_whisper_writes_it_end(words_model):
     assert {text: words_model.complete(text) >= threshold for text in cut} == dict.fromkeys(cut, False)
 
 
+def test_a_request_that_is_whole_on_its_own_ends(words_model):
+    # The language model alone: "Stop" 0.016, "Cancel" and "Thanks" 0.02 (a one-word message is unlikely).
+    alone = ["Stop.", "Cancel.", "Thanks.", "Thank you!", "Never mind.", "No."]
+    not_alone = ["Stop the", "Play.", "Open.", "Turn."]  # cut, or a verb that needs more
+    threshold = TurnTaking.words_threshold
+    assert {text: words_model.complete(text) >= TurnTaking.sure_words for text in alone} == dict.fromkeys(alone, True)
+    assert {
+        text: not unfinished(text) and words_model.complete(text) >= threshold for text in not_alone
+    } == dict.fromkeys(not_alone, False)
+
+
 # -- the words of a pause, from the real STT server -------------------------------------------------
 
 
@@ -246,6 +257,13 @@ async def test_the_sound_is_judged_only_when_the_words_end_a_request(judge):
     whole = await judge.judge(pcm, "What is the capital of France?")
     assert (cut.done, cut.reason, cut.sound) == (False, "the words do not end a request", None), cut
     assert whole.done and whole.sound is not None, whole
+
+
+async def test_stop_said_alone_ends_at_the_pause(judge):
+    """ "Stop" is a whole request: the command ends at the pause (it waited the doubtful silence)."""
+    pcm = (np.random.default_rng(5).normal(0, 300, 16000)).astype("<i2").tobytes()
+    verdict = await judge.judge(pcm, "Stop.")
+    assert (verdict.done, verdict.reason) == (True, "finished"), verdict
 
 
 async def test_words_that_may_well_end_a_request_are_only_doubtful(judge):
