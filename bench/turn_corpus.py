@@ -19,11 +19,15 @@ tests/data. The ``kokoro`` part is the held-out sentences again, spoken by Kokor
 and its bundled voices, none of which the tuning heard): a neural voice's prosody, nearer a person's than
 espeak-ng's. Kokoro has no ``<break>``; it speaks the whole sentence, and the pause is put in at the word
 boundary its duration predictor gives (a frame before the next word's first sound), so the words
-before it keep the sentence's prosody as with espeak-ng. Also report only. ``manifest.json`` lists every
-clip with its text, kind, pause, voice and part, and the text spoken before the pause.
+before it keep the sentence's prosody as with espeak-ng. Also report only. The ``commands`` part is the
+everyday smart-home commands of ``bench/words_bench.py``'s held-out set ("Turn off the porch light",
+"Cancel"), complete, in the held-out espeak-ng voices and the Kokoro voices: how long a finished command
+waits. ``manifest.json`` lists every clip with its text, kind, pause, voice and part, and the text spoken
+before the pause.
 
     python bench/turn_corpus.py --out bench/out/turn_corpus   (needs Debian's espeak-ng and the TTS installed;
-                                                              ``--no-kokoro`` leaves the Kokoro part out)
+                                                              ``--no-kokoro`` leaves the Kokoro voices out,
+                                                              ``--only commands`` makes that part alone)
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import soxr
+from words_bench import SETS
 
 RATE = 16000
 PAUSES = (0.5, 0.8, 1.0, 1.2)
@@ -69,6 +74,7 @@ QUESTIONS = {
         ("How do you say thank you in Japanese?", (3, 4)),
     ],
 }
+COMMANDS = [f"{text}." for text in SETS["commands-held-out"][0]]  # as a speaker says them (punctuation for espeak)
 LISTS = {
     "tune": [("Add milk, eggs, and", "bread to the shopping list.")],
     "held_out": [("Put apples, rice, and", "coffee on my list.")],
@@ -177,6 +183,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/out/turn_corpus"))
     parser.add_argument("--no-kokoro", action="store_true", help="leave out the part spoken by Kokoro")
     parser.add_argument("--tts-data-dir", type=Path, help="the TTS server's data folder (its chosen model form)")
+    parser.add_argument("--only", choices=("questions", "commands"), help="make only these parts")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = []
@@ -200,7 +207,13 @@ def main() -> None:
 
             kokoro = KokoroSpeaker(args.tts_data_dir or default_data_dir("tts"), Path(folder))
             speakers += [("kokoro", voice, partial(kokoro.speak, voice=voice)) for voice in KOKORO_VOICES]
-        for part, voice, say in speakers:
+        if args.only != "questions":
+            for part, voice, say in speakers:
+                if part != "tune":  # the held-out voices, espeak-ng's and Kokoro's
+                    for number, text in enumerate(COMMANDS):
+                        clip(f"commands-{voice.replace('+', '_')}-c{number}", say(text, {}), voice, "commands", text,
+                             "complete", 0.0, text)  # fmt: skip
+        for part, voice, say in speakers if args.only != "commands" else []:
             sentences = "held_out" if part == "kokoro" else part
             tag = voice.replace("+", "_")
             for number, (text, places) in enumerate(QUESTIONS[sentences]):
