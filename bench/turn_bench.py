@@ -258,7 +258,7 @@ def report(records: list[dict], args: argparse.Namespace) -> None:
         f"from {args.doubtful_sound}), thresholds sound {args.sound_threshold} words {args.words_threshold}, "
         f"heard again under {args.sure_words}"
         + ("; Smart Turn hears the whole command" if args.whole_command else "")
-        + (f"; pink noise at {args.noise:g} dBFS" if getattr(args, "noise", None) is not None else "")
+        + (f"; pink noise at {args.noise:g} dBFS" if args.noise is not None else "")
     )
     cut: dict[tuple[str, str, float], dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     delays: dict[tuple[str, str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
