@@ -25,7 +25,7 @@ from .handler import SttEventHandler, SttSettings
 from .info import build_info
 from .models import ModelNotFound, resolve_model
 from .scheduler import DecodeScheduler
-from .transcriber import COMMAND_PROMPT, DEFAULT_MIN_WINDOW, DecodeOptions, Transcriber
+from .transcriber import DEFAULT_MIN_WINDOW, DecodeOptions, Transcriber
 from .utterance import StreamingSettings
 
 _LOGGER = logging.getLogger(__name__)
@@ -63,11 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         "for it, checked, and decoded again in Whisper's full 30 s window only if the check fails; "
         f"30 always uses the full window (default: {DEFAULT_MIN_WINDOW:g})",
     )
-    model.add_argument(
-        "--initial-prompt",
-        help="text to prime the decoder with (names, jargon); '' for none (default: for English, a few "
-        "sentences people say to a voice assistant)",
-    )
+    model.add_argument("--initial-prompt", help="text to prime the decoder with (names, jargon)")
     model.add_argument("--local-files-only", action="store_true", help="never download a model; use only files on disk")
     serving = parser.add_argument_group("serving")
     serving.add_argument(
@@ -138,12 +134,7 @@ def main(argv: list[str] | None = None) -> None:
             f"wyoming-chatty-stt: --language {args.language!r} is not supported by {source.name}; "
             f"use auto or one of: {', '.join(transcriber.languages)}"
         )
-    options = DecodeOptions(
-        language=language,
-        beam_size=args.beam_size,
-        initial_prompt=args.initial_prompt or None,
-        english_prompt=COMMAND_PROMPT if args.initial_prompt is None else None,
-    )
+    options = DecodeOptions(language=language, beam_size=args.beam_size, initial_prompt=args.initial_prompt)
     transcriber.warm_up(options)
 
     settings = SttSettings(

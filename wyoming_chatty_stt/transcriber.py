@@ -11,11 +11,9 @@ decodes the classic way. Measured on spoken questions (``bench/stt_window.py``):
 four to five times faster. Words of low confidence are kept, marked unsure: Whisper's fallback for
 them (sampling at rising temperatures) cost seconds and gave no better words on short commands.
 
-English speech is decoded after a prompt (:data:`COMMAND_PROMPT`): Whisper reads it as what was said
-before, a few things people say to a voice assistant, and tiny.en hears short commands much better
-after it (word error rate 0.235 to 0.170 on held-out spoken commands, 0.150 to 0.136 on questions).
-A prompt also lowers Whisper's no-speech probability, so that music was heard as "I'm not a fan.":
-a decode after a prompt whose words are unsure is checked for speech without the prompt.
+A prompt (``--initial-prompt``: names, jargon) lowers Whisper's no-speech probability: music and
+chimes came out as words ("I'm not a fan.") after one. A decode after a prompt whose words are
+unsure is checked for speech without the prompt.
 """
 
 from __future__ import annotations
@@ -49,12 +47,6 @@ MIN_LANGUAGE_PROBABILITY = 0.5
 TOKENS_PER_SECOND_LIMIT = 12  # fast speech is about 5 tokens a second; more is a loop
 FULL_WINDOW_SECONDS = 30
 MAX_NEW_TOKENS = 218  # Whisper's 448-token context less the longest prompt faster-whisper builds (230)
-# Chosen on spoken smart-home commands and questions of the tuning sets (bench/RESULTS.md, "A prompt for
-# tiny.en"): sentences with capitals and marks, so that the transcript keeps them ("What time is it?").
-COMMAND_PROMPT = (
-    "Lock the front door. Turn on the kitchen lights. What's the weather like today? Set a timer for ten minutes. "
-    "Play some music."
-)
 
 
 def token_budget(seconds: float) -> int:
@@ -69,15 +61,6 @@ class DecodeOptions:
     language: str | None  # None: detect
     beam_size: int
     initial_prompt: str | None = None
-    """Text Whisper reads as said before the speech (names, jargon), whatever the language."""
-    english_prompt: str | None = None
-    """The prompt of a decode in English when there is no ``initial_prompt`` (:data:`COMMAND_PROMPT`)."""
-
-    def prompt(self, language: str | None) -> str | None:
-        """The prompt of a decode in ``language``."""
-        if self.initial_prompt:
-            return self.initial_prompt
-        return self.english_prompt if language == "en" else None
 
 
 @dataclass(frozen=True)
@@ -169,11 +152,10 @@ class Transcriber:
         # A decode that fails Whisper's checks is tried again at five rising temperatures, five samples
         # each; one that loops ("rote rote rote ...") would write 200 tokens every time: seconds of a
         # user's wait for a few words of speech. Bounded by the audio's length, as the fitted window is.
-        language = options.language if self.multilingual else "en"
-        prompt = options.prompt(language)
+        prompt = options.initial_prompt
         segments, info = self.model.transcribe(
             audio,
-            language=language,
+            language=options.language if self.multilingual else "en",
             beam_size=options.beam_size,
             initial_prompt=prompt,
             condition_on_previous_text=False,
@@ -214,8 +196,7 @@ class Transcriber:
                 return None
             language = token[2:-2]  # "<|en|>"
         tokenizer = Tokenizer(whisper.hf_tokenizer, self.multilingual, task="transcribe", language=language)
-        prompt_text = options.prompt(language)
-        previous = tokenizer.encode(" " + prompt_text.strip()) if prompt_text else []
+        previous = tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
         prompt = whisper.get_prompt(tokenizer, previous, without_timestamps=True)
         max_length = min(whisper.max_length, len(prompt) + token_budget(audio.size / SAMPLE_RATE))
         result = whisper.model.generate(

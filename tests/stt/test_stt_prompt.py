@@ -1,0 +1,69 @@
+"""Sounds without speech are heard as nothing after an initial prompt too (``--initial-prompt``)."""
+
+from __future__ import annotations
+
+import wave
+
+import numpy as np
+import pytest
+from helpers import CLIPS_DIR
+from helpers.speech import words
+
+from wyoming_chatty_stt.transcriber import DecodeOptions
+
+RATE = 16000
+# A user's prompt of the requests they make: Whisper reads it as what was said before the speech.
+REQUESTS = DecodeOptions(
+    language="en",
+    beam_size=1,
+    initial_prompt="Lock the front door. Turn on the kitchen lights. What's the weather like today? "
+    "Set a timer for ten minutes. Play some music.",
+)
+
+
+def pink_noise(size: int, rng: np.random.Generator, dbfs: float) -> np.ndarray:
+    spectrum = np.fft.rfft(rng.standard_normal(size))
+    noise = np.fft.irfft(spectrum / np.sqrt(np.arange(1, spectrum.size + 1)), size)
+    return noise / np.sqrt(np.mean(noise**2)) * 10 ** (dbfs / 20)
+
+
+def sound(seed: int, seconds: float | None = None) -> np.ndarray:
+    """Something a microphone hears that is not speech, by ``seed``: a chord that swells and fades, a melody
+    of plain notes, bursts of noise (steps, a door) or a rumble; over a faint hiss."""
+    rng = np.random.default_rng(100 + seed)
+    size = int(RATE * (seconds or rng.uniform(0.8, 3)))
+    t = np.arange(size) / RATE
+    kind = seed % 4
+    if kind == 0:
+        tone = sum(np.sin(2 * np.pi * f * t) for f in rng.uniform(150, 900, 3))
+        tone = tone * (1 + 0.5 * np.sin(2 * np.pi * rng.uniform(1, 6) * t))
+    elif kind == 1:
+        notes = rng.uniform(200, 800, 8)
+        tone = np.sin(2 * np.pi * notes[(t * 4).astype(int) % 8] * t)
+    elif kind == 2:
+        tone = rng.standard_normal(size) * (np.sin(2 * np.pi * rng.uniform(1, 4) * t) > 0.7)
+    else:
+        tone = np.convolve(rng.standard_normal(size), np.ones(40) / 40, "same")
+    tone = tone / (np.abs(tone).max() + 1e-9) * rng.uniform(0.03, 0.5)
+    return (tone + pink_noise(size, rng, -50)).astype(np.float32)
+
+
+def test_sounds_are_not_heard_as_words_after_a_prompt(tiny_transcriber):
+    """Whisper's no-speech probability is lower after a prompt: without a second look, 6 of these 40 came out
+    as words ("I'm not going to be able to do it.", "It's a little bit better.")."""
+    heard = {seed: tiny_transcriber.transcribe(sound(seed), REQUESTS) for seed in range(40)}
+    assert {seed: result.text for seed, result in heard.items() if result.text} == {}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_long_sound_is_not_heard_as_words_after_a_prompt(tiny_transcriber, seed):
+    """Longer than one window: the full window's decode, with its own check."""
+    assert tiny_transcriber.transcribe(sound(seed, 33.0), REQUESTS).text == ""
+
+
+@pytest.mark.parametrize("clip", ["weather.wav", "kitchen.wav", "airport.wav", "music.wav", "store.wav"])
+def test_speech_after_a_prompt_keeps_its_words(tiny_transcriber, clips, clip):
+    """The second look for speech does not take words from real speech."""
+    with wave.open(str(CLIPS_DIR / clip), "rb") as wav:
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).astype(np.float32) / 32768
+    assert words(tiny_transcriber.transcribe(pcm, REQUESTS).text) == words(clips[clip])
