@@ -317,7 +317,9 @@ def main() -> None:
         default=TurnTaking.sure_words,
         help="words less sure than this are heard a second time (1: always, 0: never)",
     )
-    parser.add_argument("--part", choices=("all", "tune", "held_out", "kokoro", "commands"), default="all")
+    parser.add_argument(
+        "--part", choices=("all", "tune", "held_out", "kokoro", "commands", "commands_tune"), default="all"
+    )
     parser.add_argument(
         "--voice", action="append", help="only the clips in this voice (espeak-ng or Kokoro; repeatable)"
     )

@@ -22,7 +22,9 @@ boundary its duration predictor gives (a frame before the next word's first soun
 before it keep the sentence's prosody as with espeak-ng. Also report only. The ``commands`` part is the
 everyday smart-home commands of ``bench/words_bench.py``'s held-out set ("Turn off the porch light",
 "Cancel"), complete, in the held-out espeak-ng voices and the Kokoro voices: how long a finished command
-waits. ``manifest.json`` lists every clip with its text, kind, pause, voice and part, and the text spoken
+waits; the ``commands_tune`` part (``--only commands``) is ``commands-tune``'s commands in the tune
+espeak-ng voices and two Kokoro voices of their own (jf_alpha, jf_tebukuro), for choosing things on.
+``manifest.json`` lists every clip with its text, kind, pause, voice and part, and the text spoken
 before the pause.
 
     python bench/turn_corpus.py --out bench/out/turn_corpus   (needs Debian's espeak-ng and the TTS installed;
@@ -75,6 +77,8 @@ QUESTIONS = {
     ],
 }
 COMMANDS = [f"{text}." for text in SETS["commands-held-out"][0]]  # as a speaker says them (punctuation for espeak)
+TUNE_COMMANDS = [f"{text}." for text in SETS["commands-tune"][0]]
+KOKORO_TUNE_VOICES = ["jf_alpha", "jf_tebukuro"]  # the other two bundled voices
 LISTS = {
     "tune": [("Add milk, eggs, and", "bread to the shopping list.")],
     "held_out": [("Put apples, rice, and", "coffee on my list.")],
@@ -208,6 +212,13 @@ def main() -> None:
             kokoro = KokoroSpeaker(args.tts_data_dir or default_data_dir("tts"), Path(folder))
             speakers += [("kokoro", voice, partial(kokoro.speak, voice=voice)) for voice in KOKORO_VOICES]
         if args.only != "questions":
+            tuning = [(voice, say) for part, voice, say in speakers if part == "tune"]
+            if not args.no_kokoro:
+                tuning += [(voice, partial(kokoro.speak, voice=voice)) for voice in KOKORO_TUNE_VOICES]
+            for voice, say in tuning:
+                for number, text in enumerate(TUNE_COMMANDS):
+                    clip(f"commands_tune-{voice}-c{number}", say(text, {}), voice, "commands_tune", text, "complete",
+                         0.0, text)  # fmt: skip
             for part, voice, say in speakers:
                 if part != "tune":  # the held-out voices, espeak-ng's and Kokoro's
                     for number, text in enumerate(COMMANDS):
