@@ -16,16 +16,16 @@ import json
 import statistics
 import sys
 import tempfile
-import wave
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 from stt_bench import word_errors, words
+from stt_window import load_transcriber, read_wav
 
 from chatty_common.cli import default_data_dir
 from wyoming_chatty_stt.models import resolve_model
-from wyoming_chatty_stt.transcriber import DecodeOptions, Transcriber
+from wyoming_chatty_stt.transcriber import DEFAULT_MIN_WINDOW, DecodeOptions
 
 REQUESTS = (
     "Lock the front door. Turn on the kitchen lights. What's the weather like today? Set a timer for ten minutes. "
@@ -35,9 +35,11 @@ AFTER = 0.3  # seconds of silence the server decodes after the speech
 
 
 def as_heard(path: Path) -> np.ndarray:
-    """The clip's speech and :data:`AFTER` seconds of the silence after it (16 kHz float)."""
-    with wave.open(str(path), "rb") as wav:
-        audio = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.float32) / 32768
+    """The clip (its own 0.3 s of silence before the speech) up to :data:`AFTER` seconds after its last sound.
+
+    Not ``stt_window.as_decoded``: its cut at the first loud sample takes soft first sounds off, and the
+    words change with it."""
+    audio = read_wav(path)
     voiced = np.nonzero(np.abs(audio) > 0.01)[0]
     return audio[: min(audio.size, voiced[-1] + int(AFTER * 16000))] if voiced.size else audio
 
@@ -56,10 +58,9 @@ def main() -> None:
         if item["kind"] == "complete"
     ]
     with tempfile.TemporaryDirectory() as work:
-        transcriber = Transcriber(
-            resolve_model("tiny.en", default_data_dir("stt")), device="cpu", compute_type="int8", cpu_threads=2,
-            workers=1, download_root=work, local_files_only=True,
-        )  # fmt: skip
+        transcriber = load_transcriber(
+            resolve_model("tiny.en", default_data_dir("stt")), Path(work), DEFAULT_MIN_WINDOW
+        )
     ways = {"no prompt": DecodeOptions("en", 1), "prompt": DecodeOptions("en", 1, initial_prompt=args.prompt)}
     for options in ways.values():
         transcriber.transcribe(as_heard(items[0]["path"]), options)  # warm up

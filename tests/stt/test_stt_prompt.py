@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import wave
-
 import numpy as np
 import pytest
-from helpers import CLIPS_DIR
+from helpers import clip_audio
 from helpers.speech import words
 
 from wyoming_chatty_stt.transcriber import DecodeOptions
@@ -64,6 +62,4 @@ def test_a_long_sound_is_not_heard_as_words_after_a_prompt(tiny_transcriber, see
 @pytest.mark.parametrize("clip", ["weather.wav", "kitchen.wav", "airport.wav", "music.wav", "store.wav"])
 def test_speech_after_a_prompt_keeps_its_words(tiny_transcriber, clips, clip):
     """The second look for speech does not take words from real speech."""
-    with wave.open(str(CLIPS_DIR / clip), "rb") as wav:
-        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).astype(np.float32) / 32768
-    assert words(tiny_transcriber.transcribe(pcm, REQUESTS).text) == words(clips[clip])
+    assert words(tiny_transcriber.transcribe(clip_audio(clip), REQUESTS).text) == words(clips[clip])

@@ -9,7 +9,7 @@ import wave
 import numpy as np
 import pytest
 import soxr
-from helpers import CLIPS_DIR
+from helpers import clip_audio
 from helpers.speech import words
 
 from wyoming_chatty_stt import transcriber
@@ -25,13 +25,6 @@ DICTATION = (
     "brother's birthday dinner starts at seven on Saturday at the Italian restaurant on Harbour Street, and that "
     "she promised to bring the cake."
 )
-
-
-def load(name: str) -> np.ndarray:
-    with wave.open(str(CLIPS_DIR / name), "rb") as wav:
-        assert (wav.getframerate(), wav.getnchannels()) == (16000, 1)
-        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
-    return pcm.astype(np.float32) / 32768
 
 
 def espeak_16k(text: str) -> np.ndarray:
@@ -53,7 +46,7 @@ def test_window_is_three_times_the_audio_at_least_ten_seconds_and_at_most_thirty
 
 @pytest.mark.parametrize("clip", SHORT_CLIPS)
 def test_short_question_is_decoded_in_a_short_window_with_the_right_words(tiny_transcriber, clips, clip):
-    recognition = tiny_transcriber.transcribe(load(clip), EN)
+    recognition = tiny_transcriber.transcribe(clip_audio(clip), EN)
     assert recognition.window < 20.0  # not the full 30 s
     assert words(recognition.text) == words(clips[clip])
 
@@ -62,10 +55,10 @@ def test_the_quick_decode_is_the_fitted_window_or_nothing(tiny_transcriber, clip
     """Partial text uses the fitted window alone: the same words where it is sure, nothing where it is
     not (speech played backwards). The full decode of that is the fitted window's words, marked unsure:
     Whisper's fallback (30 s window, rising temperatures) took seconds and found no better words."""
-    sure = tiny_transcriber.transcribe_if_quick(load("weather.wav"), EN)
+    sure = tiny_transcriber.transcribe_if_quick(clip_audio("weather.wav"), EN)
     assert sure is not None and words(sure.text) == words(clips["weather.wav"]) and sure.window < 20.0
     assert sure.sure
-    backwards = load("kitchen.wav")[::-1].copy()
+    backwards = clip_audio("kitchen.wav")[::-1].copy()
     assert tiny_transcriber.transcribe_if_quick(backwards, EN) is None
     unsure = tiny_transcriber.transcribe(backwards, EN)
     assert unsure.window < 20.0 and not unsure.sure and unsure.text
@@ -73,7 +66,7 @@ def test_the_quick_decode_is_the_fitted_window_or_nothing(tiny_transcriber, clip
 
 def test_utterance_longer_than_ten_seconds_uses_the_full_window_and_keeps_every_word(tiny_transcriber, clips):
     gap = np.zeros(8000, dtype=np.float32)
-    audio = np.concatenate([part for clip in SHORT_CLIPS for part in (load(clip), gap)])
+    audio = np.concatenate([part for clip in SHORT_CLIPS for part in (clip_audio(clip), gap)])
     assert audio.size / 16000 > 10
     recognition = tiny_transcriber.transcribe(audio, EN)
     assert recognition.window == 30.0
