@@ -36,6 +36,7 @@ from e2e_bench import LLM_CONFIG, speech, start  # noqa: E402
 from stt_bench import free_port, percentile, wait_ready  # noqa: E402
 from turn_bench import connect  # noqa: E402
 
+from chatty_common.threads import limit_blas_threads  # noqa: E402
 from satellite.end_of_turn import TurnJudge, TurnTaking  # noqa: E402
 from wyoming_chatty_llm.client import AnswerStream  # noqa: E402
 from wyoming_chatty_stt.client import TranscriptionStream  # noqa: E402
@@ -172,6 +173,7 @@ async def main() -> None:
     parser.add_argument("--conditions", default="alone,judge,stt", help="which (default: alone,judge,stt)")
     parser.add_argument("--out", default="answer", help="name of the results in bench/out (default: answer)")
     args = parser.parse_args()
+    limit_blas_threads()  # as the satellite does: the judge runs in this process
     results = {}
     print(f"{'condition':<10}" + "".join(f"{m + ' med/p95':>26}" for m in MOMENTS))
     for condition in args.conditions.split(","):

@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from helpers.servers import ServerProcess  # noqa: E402
 from wyoming.client import AsyncClient  # noqa: E402
 
+from chatty_common.threads import limit_blas_threads  # noqa: E402
 from satellite.audio_io import FRAME_BYTES, FRAME_SECONDS, Frame  # noqa: E402
 from satellite.command_words import CommandWords  # noqa: E402
 from satellite.end_of_turn import (  # noqa: E402
@@ -336,6 +337,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "turn_bench.json")
     parser.add_argument("--report-only", action="store_true", help="print the report of --out again")
     args = parser.parse_args()
+    limit_blas_threads()  # as the satellite does: the judge runs in this process
     if args.report_only:
         report(json.loads(args.out.read_text()), args)
         return

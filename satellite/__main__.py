@@ -22,6 +22,7 @@ from chatty_common.cli import (
     setup_logging,
 )
 from chatty_common.metrics import MetricsFile
+from chatty_common.threads import limit_blas_threads
 
 from .audio_io import (
     CommandMicrophone,
@@ -296,6 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     wake_words = check_args(parser, args)
     setup_logging(args)
+    limit_blas_threads()
     try:
         asyncio.run(run(args, wake_words))
     except DeviceHung as err:

@@ -13,6 +13,7 @@ from pathlib import Path
 from chatty_common.cli import add_common_args, check_uri, setup_logging
 from chatty_common.metrics import MetricsFile
 from chatty_common.server import serve
+from chatty_common.threads import limit_blas_threads
 
 from .agent import Agent
 from .backends.base import ChatBackend
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     check_uri(parser, args)
     setup_logging(args)
+    limit_blas_threads()
     if args.metrics_file is not None and args.metrics_file.is_dir():
         parser.error(f"--metrics-file {args.metrics_file} is a folder")
     try:

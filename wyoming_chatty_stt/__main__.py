@@ -20,6 +20,7 @@ from chatty_common.cli import (
     setup_logging,
 )
 from chatty_common.server import serve
+from chatty_common.threads import limit_blas_threads
 
 from .handler import SttEventHandler, SttSettings
 from .info import build_info
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     check_uri(parser, args)
     setup_logging(args)
+    limit_blas_threads()
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     if args.local_files_only:
         os.environ["HF_HUB_OFFLINE"] = "1"

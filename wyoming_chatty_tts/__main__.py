@@ -22,6 +22,7 @@ from chatty_common.cli import (
     setup_logging,
 )
 from chatty_common.server import serve
+from chatty_common.threads import limit_blas_threads
 
 from .engine import KokoroEngine
 from .fetch import VoiceFetcher
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     check_uri(parser, args)
     setup_logging(args)
+    limit_blas_threads()
     try:
         voices = load_voices(args)
         model = prepare_model(
