@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from stt_bench import percentile, word_errors  # noqa: E402
 from stt_bench import words as stt_words  # noqa: E402
 
+from chatty_common.threads import limit_blas_threads  # noqa: E402
 from wyoming_chatty_stt.models import ModelSource, resolve_model  # noqa: E402
 from wyoming_chatty_stt.transcriber import DecodeOptions, Transcriber  # noqa: E402
 
@@ -161,6 +162,7 @@ def main() -> None:
     parser.add_argument("--tail", type=float, default=TAIL_SECONDS, help="seconds of silence after the last sound")
     parser.add_argument("--lead", type=float, help="seconds of silence before the speech (default: random)")
     args = parser.parse_args()
+    limit_blas_threads()  # as the STT server does
     if shutil.which("espeak-ng") is None:
         sys.exit("this benchmark makes its speech with espeak-ng: apt-get install espeak-ng")
 
