@@ -4,8 +4,8 @@ numpy's OpenBLAS runs a matrix product on a thread per core, and its threads the
 by spinning, for about a tenth of a second. Chatty's only products are small (the log-mel filterbank of
 each Whisper and Smart Turn input), and right after each comes a model that wants every core
 (CTranslate2, ONNX Runtime): on a two-core device the spinning thread took one from it. Measured on
-two cores: a tiny.en decode of a spoken question 98 against 76 ms (191 against 111 ms of CPU), Smart
-Turn 96 against 48 ms of CPU (``bench/RESULTS.md``, "numpy's matrix library kept to one thread").
+two cores: a tiny.en decode in the fitted window 133 against 88 ms (median), Smart Turn 96 against 48 ms
+of CPU (``bench/RESULTS.md``, "numpy's matrix library kept to one thread").
 """
 
 from __future__ import annotations
