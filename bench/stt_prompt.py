@@ -24,6 +24,7 @@ from stt_bench import word_errors, words
 from stt_window import load_transcriber, read_wav
 
 from chatty_common.cli import default_data_dir
+from chatty_common.threads import limit_blas_threads
 from wyoming_chatty_stt.models import resolve_model
 from wyoming_chatty_stt.transcriber import DEFAULT_MIN_WINDOW, DecodeOptions
 
@@ -51,6 +52,7 @@ def main() -> None:
     )
     parser.add_argument("--prompt", default=REQUESTS)
     args = parser.parse_args()
+    limit_blas_threads()  # as the STT server does
     items = [
         {**item, "path": folder / item["file"]}
         for folder in args.corpus

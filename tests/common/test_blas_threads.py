@@ -3,11 +3,13 @@ from the models on a two-core device), unless the user set its threads."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 import time
+import wave
 from pathlib import Path
 
 import pytest
@@ -65,9 +67,6 @@ def _program(module: str, tmp_path: Path) -> list[str]:
 
 
 def _silent_wav() -> bytes:
-    import io
-    import wave
-
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as wav:
         wav.setnchannels(1)
