@@ -15,13 +15,14 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from chatty_common.metrics import MetricsFile
 
 from .backends.base import BackendError, ChatBackend, Failure
 from .config import Config
+from .echoes import Echo, EchoWatch
 from .loops import LoopWatch, without_loop
 from .memory import ConversationMemory, Message
 
@@ -165,8 +166,11 @@ class Agent:
         self._forgotten.append((said, time.monotonic()))
         return self.memory.forget_last(lambda asked: as_said(asked) == said, FORGET_WITHIN)
 
-    def prompt(self, conversation_id: str, question: str, extra_prompt: str = "") -> list[Message]:
-        """System prompt (and the client's addition to it), the conversation so far, and the question.
+    def prompt(
+        self, conversation_id: str, question: str, extra_prompt: str = "", history: Sequence[Message] | None = None
+    ) -> list[Message]:
+        """System prompt (and the client's addition to it), the conversation so far (``history``, if given,
+        instead), and the question.
 
         The addition is a message of its own after the configured prompt, so the prompt's start
         stays the same for every turn (llama.cpp keeps it evaluated).
@@ -175,7 +179,7 @@ class Agent:
         return [
             Message("system", self.config.system_prompt),
             *extra,
-            *self.memory.history(conversation_id),
+            *(self.memory.history(conversation_id) if history is None else history),
             Message("user", question),
         ]
 
@@ -320,12 +324,12 @@ class Agent:
             raise BackendError(Failure.TIMEOUT, f"no answer for {options.timeout:g} s") from None
 
     async def _pieces(self, question: str, conversation_id: str, extra_prompt: str) -> AsyncGenerator[str, None]:
-        """The backend's stream under the timeouts; held back until the question check (if any) passes."""
+        """The answer under the timeouts; held back until the question check (if any) passes."""
         deadline = asyncio.get_running_loop().time() + self.config.options.total_timeout
-        stream = self.backend.stream(self.prompt(conversation_id, question, extra_prompt))
+        stream = self._unechoed(question, conversation_id, extra_prompt, deadline)
         try:
             if not self.backend.checks_questions:
-                while (piece := await self._next_piece(stream, deadline)) is not None:
+                async for piece in stream:
                     yield piece
                 return
             # The model writes while the check runs; what it writes waits in a queue.
@@ -333,7 +337,7 @@ class Agent:
 
             async def produce() -> None:
                 try:
-                    while (piece := await self._next_piece(stream, deadline)) is not None:
+                    async for piece in stream:
                         queue.put_nowait(piece)
                     queue.put_nowait(None)
                 except Exception as err:
@@ -357,6 +361,46 @@ class Agent:
                     task.cancel()
                     with contextlib.suppress(BaseException):
                         await task
+        finally:
+            await stream.aclose()
+
+    async def _unechoed(
+        self, question: str, conversation_id: str, extra_prompt: str, deadline: float
+    ) -> AsyncGenerator[str, None]:
+        """The backend's answer under the timeouts. One that starts by repeating an earlier answer of the
+        conversation word for word (:mod:`.echoes`) is not said: the backend writes it again without the
+        conversation."""
+        history = self.memory.history(conversation_id)
+        watch = EchoWatch(question, history)
+        held: list[str] = []
+        stream = self.backend.stream(self.prompt(conversation_id, question, extra_prompt, history))
+        try:
+            while (piece := await self._next_piece(stream, deadline)) is not None:
+                seen = watch.feed(piece)
+                if seen is Echo.ECHO:
+                    break
+                held.append(piece)
+                if seen is Echo.PASS:
+                    for passed in held:
+                        yield passed
+                    held.clear()
+            else:
+                if watch.end() is Echo.PASS:
+                    for passed in held:
+                        yield passed
+                    return
+        finally:
+            await stream.aclose()
+        _LOGGER.info(
+            "The answer for conversation %s began as an earlier answer of it, word for word (%r): writing it "
+            "again without the conversation",
+            conversation_id,
+            "".join(held).strip(),
+        )
+        stream = self.backend.stream(self.prompt(conversation_id, question, extra_prompt, history=[]))
+        try:
+            while (piece := await self._next_piece(stream, deadline)) is not None:
+                yield piece
         finally:
             await stream.aclose()
 
