@@ -133,6 +133,7 @@ async def end_by_judge(
     end_silence = taking.unfinished_silence
     judging: list[tuple[float, asyncio.Task[tuple[Judgement, str | None, float]]]] = []  # (paused at, verdict)
     last_pause = -1.0  # clip time of the pause under way (-1: the speaker is speaking)
+    heard_twice = -1.0  # the pause whose words ended a request when heard twice: it ends at heard_twice_silence
     pauses: list[dict[str, object]] = []
 
     async def judge_pause(pcm: bytes, again: HearAgain, phrase: int) -> tuple[Judgement, str | None, float]:
@@ -173,8 +174,12 @@ async def end_by_judge(
                         end_silence = taking.fallback_silence
                     elif not verdict.done:
                         end_silence = judge.silence_after(verdict)
-                    if verdict.done:
+                    if verdict.done and verdict.again is not None and silence < taking.heard_twice_silence - 1e-9:
+                        heard_twice = paused_at  # the satellite's rule: it waits for that much silence
+                    elif verdict.done:
                         return Ending(ready, pauses)
+            if heard_twice == last_pause >= 0 and silence >= taking.heard_twice_silence - 1e-9:
+                return Ending(time.monotonic() - started, pauses)
             if heard >= rules.min_speech and silence >= end_silence - 1e-9:
                 return Ending(now, pauses)
             if heard >= rules.min_speech and last_pause < 0 and silence >= taking.pause - 1e-9:
@@ -211,6 +216,7 @@ async def run(args: argparse.Namespace) -> None:
         pause=args.turn_pause, unfinished_silence=args.unfinished_silence,
         sound_threshold=args.sound_threshold, words_threshold=args.words_threshold, sure_words=args.sure_words,
         doubtful_silence=args.doubtful_silence, doubtful_words=args.doubtful_words, doubtful_sound=args.doubtful_sound,
+        heard_twice_silence=args.heard_twice_silence,
     )  # fmt: skip
     judge = await asyncio.to_thread(TurnJudge, taking)
     judge.warm_up()
@@ -257,7 +263,7 @@ def report(records: list[dict], args: argparse.Namespace) -> None:
         f"silence: {args.end_silence} s; smart: judged at {args.turn_pause} s, unfinished "
         f"{args.unfinished_silence} s (doubtful {args.doubtful_silence} s: words from {args.doubtful_words}, sound "
         f"from {args.doubtful_sound}), thresholds sound {args.sound_threshold} words {args.words_threshold}, "
-        f"heard again under {args.sure_words}"
+        f"heard again under {args.sure_words} (ending no sooner than {args.heard_twice_silence} s into the silence)"
         + ("; Smart Turn hears the whole command" if args.whole_command else "")
         + (f"; pink noise at {args.noise:g} dBFS" if args.noise is not None else "")
     )
@@ -317,6 +323,12 @@ def main() -> None:
         type=float,
         default=TurnTaking.sure_words,
         help="words less sure than this are heard a second time (1: always, 0: never)",
+    )
+    parser.add_argument(
+        "--heard-twice-silence",
+        type=float,
+        default=TurnTaking.heard_twice_silence,
+        help="the least silence that ends a command on words heard twice (0: as soon as they are judged)",
     )
     parser.add_argument(
         "--part", choices=("all", "tune", "held_out", "kokoro", "commands", "commands_tune"), default="all"

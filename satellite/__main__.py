@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     speech.add_argument("--turn-sure-words", type=probability, default=TurnTaking.sure_words,
                         help="smart: words less sure than this to end a request are heard a second time by the STT "
                         f"server, and must end it again (0: never) (default: {TurnTaking.sure_words})")  # fmt: skip
+    speech.add_argument("--heard-twice-silence", type=non_negative_float, default=TurnTaking.heard_twice_silence,
+                        help="smart: the least silence that ends a command whose words ended a request only when "
+                        f"heard twice, s (default: {TurnTaking.heard_twice_silence})")  # fmt: skip
     speech.add_argument("--end-silence", type=positive_float, default=0.6,
                         help="silence: the silence that ends a command, seconds (default: 0.6)")  # fmt: skip
     speech.add_argument("--min-speech", type=non_negative_float, default=0.3,
@@ -214,7 +217,7 @@ async def load_judge(args: argparse.Namespace) -> TurnJudge | None:
         sound_threshold=args.turn_sound_threshold, words_threshold=args.turn_words_threshold,
         sure_words=args.turn_sure_words, fallback_silence=args.end_silence,
         doubtful_silence=args.doubtful_silence, doubtful_words=args.turn_doubtful_words,
-        doubtful_sound=args.turn_doubtful_sound,
+        doubtful_sound=args.turn_doubtful_sound, heard_twice_silence=args.heard_twice_silence,
     )  # fmt: skip
 
     def load() -> TurnJudge:

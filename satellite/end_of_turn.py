@@ -21,7 +21,9 @@ and costs less. Words that end a request but not surely (a probability under ``s
 heard a second time: the STT server decodes the same speech with less silence around it. Whisper
 turns a sentence cut off at a pause into a whole one in a way that changes with that silence ("What
 time does the bakery ..." heard as "What time does the maker eat?", then "... the maker it?"), a
-whole sentence much less: both hearings must end a request. Otherwise the command ends after
+whole sentence much less: both hearings must end a request, and such words end the command no sooner
+than ``heard_twice_silence`` into the pause (a speaker's own short gap inside a sentence, after words
+that could end one, is longer than the judging takes). Otherwise the command ends after
 ``unfinished_silence`` (the long silence), or at ``max_command`` at the latest; but when the only
 evidence against the end is weak (words that may well end a request, at least ``doubtful_words``, or a
 sound just short of finished, at least ``doubtful_sound``, after words sure to end one), after the
@@ -87,6 +89,10 @@ class TurnTaking:
     """The language model's probability below which the words are unfinished."""
     sure_words: float = 0.3
     """The language model's probability from which the words need no second hearing."""
+    heard_twice_silence: float = 0.35
+    """The least silence that ends a command whose words ended a request only when heard twice: a
+    speaker's own short gap inside a sentence ("Turn on the lamp | in the living room", 0.23 s) is
+    longer than judging it takes."""
     doubtful_words: float = 0.001
     """The language model's probability from which words that do not end a request are only doubtful."""
     doubtful_sound: float = 0.008

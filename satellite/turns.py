@@ -236,6 +236,13 @@ class TurnController:
                 heard["answer_begun"] = begun  # judged once the answer begun at the pause had its first text
             record = {**verdict.as_record(), **heard}
             turn.extra.setdefault("pauses", []).append(record)
+            if verdict.done and verdict.again is not None and capture is self.capture and capture.pauses == pause:
+                # Words that ended a request only when heard twice: a speaker who merely paused inside a
+                # sentence goes on within a quarter of a second or so, often later than the verdict.
+                wait = judge.taking.heard_twice_silence - capture.endpointer.silence
+                if wait > 0:
+                    record["waited_s"] = round(wait, 3)
+                    await asyncio.sleep(wait)
             if capture is not self.capture or capture.pauses != pause:
                 return  # the speaker went on and paused again: that pause has a verdict of its own
             if words is None:

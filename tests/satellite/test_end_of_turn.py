@@ -402,6 +402,47 @@ async def test_direct_unsure_words_heard_otherwise_a_second_time_do_not_end_the_
     assert asked_again(stt) == 1
 
 
+async def test_direct_unsure_words_heard_alike_end_the_command_after_the_heard_twice_silence(
+    player, judge, monkeypatch
+):
+    """Unsure words heard alike a second time end the command, but no sooner than the heard-twice silence
+    (here 0.7 s), and long before the long silence."""
+    monkeypatch.setattr(judge, "taking", replace(TAKING, heard_twice_silence=0.7))
+    ended_after, turn = await question_then_silence(player, judge, stt_script("What time does the maker eat?"))
+    assert 0.6 <= ended_after < TAKING.unfinished_silence - 0.3, (
+        f"the command ended {ended_after:.2f} s into the silence"
+    )
+    [pause] = turn.extra["pauses"]
+    assert pause["reason"] == "finished (heard twice)" and pause.get("ended"), pause
+
+
+async def test_direct_a_speaker_who_goes_on_after_unsure_words_is_not_cut_off(player, judge, monkeypatch):
+    """ "Turn on the lamp | in the living room": a speaker's own short gap inside a sentence, after words
+    that could end one (unsure, heard alike twice), is longer than judging it takes. The command does not
+    end there: the speaker goes on within the heard-twice silence and is heard to the end, in one turn."""
+    monkeypatch.setattr(judge, "taking", replace(TAKING, heard_twice_silence=1.0))
+    turns = CollectedTurns()
+    script = stt_script("What time does the maker eat?", "What time does the maker eat on Sundays?")
+    async with (
+        ScriptedServer(script) as stt,
+        ScriptedServer(llm_script("At eight.")) as llm,
+        ScriptedServer(tts_script(0.3)) as tts,
+    ):
+        mode = direct_mode(player, stt, llm, tts, turns, judge)
+        await hear(mode, wake=True, speech=0.6, silence=0.5, pace=1.0)
+        assert mode.capturing, "the command ended at the short gap"
+        await hear(mode, speech=0.6, silence=TAKING.unfinished_silence + 0.2, pace=1.0)
+        await until(lambda: mode.idle, what="the turn to end")
+        await mode.close()
+    assert turns.outcomes == ["answered"]
+    [turn] = turns.turns
+    assert turn.transcript == "What time does the maker eat on Sundays?"
+    assert "went_on" not in turn.extra  # never ended early: no answer taken back
+    first = turn.extra["pauses"][0]
+    assert first["reason"] == "finished (heard twice)" and not first.get("ended"), first
+    assert [p.texts("transcript") for p in llm.peers][-1] == ["What time does the maker eat on Sundays?"]
+
+
 async def test_direct_words_whisper_is_unsure_of_mean_the_long_silence(player, judge):
     """Whisper is unsure of the pause's words: they cannot end the command (a hesitation it made a whole
     request of, say), so the long silence does; the answer to them is prepared meanwhile all the same."""
