@@ -200,9 +200,11 @@ def direct_mode(player, stt, llm, tts, turns, judge) -> DirectMode:
     return DirectMode(services, player, Sounds(player.rate), RULES, turns, DirectSettings(), judge)
 
 
-async def hesitating_turn(player: Player, judge: TurnJudge, stt_words: Script) -> tuple[Turn, ScriptedServer]:
-    """Direct mode: a question with a pause of 0.8 s in it (the silence rule ended commands after 0.6 s),
-    the command still heard after the pause, then its end; the turn and the STT server."""
+async def hesitating_turn(
+    player: Player, judge: TurnJudge, stt_words: Script, pause: float = 0.8, then: float = 0.6
+) -> tuple[Turn, ScriptedServer]:
+    """Direct mode: a question with a pause of ``pause`` s in it (the silence rule ended commands after 0.6 s),
+    the command still heard after the pause, then ``then`` s of silence; the turn and the STT server."""
     turns = CollectedTurns()
     async with (
         ScriptedServer(stt_words) as stt,
@@ -210,9 +212,9 @@ async def hesitating_turn(player: Player, judge: TurnJudge, stt_words: Script) -
         ScriptedServer(tts_script(0.3)) as tts,
     ):
         mode = direct_mode(player, stt, llm, tts, turns, judge)
-        await hear(mode, wake=True, speech=0.6, silence=0.8, pace=1.0)
+        await hear(mode, wake=True, speech=0.6, silence=pause, pace=1.0)
         assert mode.capturing, "the command ended at the pause"
-        await hear(mode, speech=0.6, silence=0.6, pace=1.0)
+        await hear(mode, speech=0.6, silence=then, pace=1.0)
         await until(lambda: mode.idle, what="the turn to end")
         await mode.close()
     assert turns.outcomes == ["answered"]
@@ -417,30 +419,16 @@ async def test_direct_unsure_words_heard_alike_end_the_command_after_the_heard_t
 
 
 async def test_direct_a_speaker_who_goes_on_after_unsure_words_is_not_cut_off(player, judge, monkeypatch):
-    """ "Turn on the lamp | in the living room": a speaker's own short gap inside a sentence, after words
+    """A speaker's own short gap inside a sentence ("Turn on the lamp | in the living room"), after words
     that could end one (unsure, heard alike twice), is longer than judging it takes. The command does not
     end there: the speaker goes on within the heard-twice silence and is heard to the end, in one turn."""
     monkeypatch.setattr(judge, "taking", replace(TAKING, heard_twice_silence=1.0))
-    turns = CollectedTurns()
     script = stt_script("What time does the maker eat?", "What time does the maker eat on Sundays?")
-    async with (
-        ScriptedServer(script) as stt,
-        ScriptedServer(llm_script("At eight.")) as llm,
-        ScriptedServer(tts_script(0.3)) as tts,
-    ):
-        mode = direct_mode(player, stt, llm, tts, turns, judge)
-        await hear(mode, wake=True, speech=0.6, silence=0.5, pace=1.0)
-        assert mode.capturing, "the command ended at the short gap"
-        await hear(mode, speech=0.6, silence=TAKING.unfinished_silence + 0.2, pace=1.0)
-        await until(lambda: mode.idle, what="the turn to end")
-        await mode.close()
-    assert turns.outcomes == ["answered"]
-    [turn] = turns.turns
+    turn, _ = await hesitating_turn(player, judge, script, pause=0.5, then=TAKING.unfinished_silence + 0.2)
     assert turn.transcript == "What time does the maker eat on Sundays?"
     assert "went_on" not in turn.extra  # never ended early: no answer taken back
     first = turn.extra["pauses"][0]
     assert first["reason"] == "finished (heard twice)" and not first.get("ended"), first
-    assert [p.texts("transcript") for p in llm.peers][-1] == ["What time does the maker eat on Sundays?"]
 
 
 async def test_direct_words_whisper_is_unsure_of_mean_the_long_silence(player, judge):
