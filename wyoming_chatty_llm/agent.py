@@ -373,9 +373,9 @@ class Agent:
         history = self.memory.history(conversation_id)
         watch = EchoWatch(question, history)
         held: list[str] = []
-        stream = self.backend.stream(self.prompt(conversation_id, question, extra_prompt, history))
-        try:
-            while (piece := await self._next_piece(stream, deadline)) is not None:
+        prompt = self.prompt(conversation_id, question, extra_prompt, history)
+        async with contextlib.aclosing(self._written(prompt, deadline)) as written:
+            async for piece in written:
                 seen = watch.feed(piece)
                 if seen is Echo.ECHO:
                     break
@@ -389,15 +389,20 @@ class Agent:
                     for passed in held:
                         yield passed
                     return
-        finally:
-            await stream.aclose()
         _LOGGER.info(
             "The answer for conversation %s began as an earlier answer of it, word for word (%r): writing it "
             "again without the conversation",
             conversation_id,
             "".join(held).strip(),
         )
-        stream = self.backend.stream(self.prompt(conversation_id, question, extra_prompt, history=[]))
+        prompt = self.prompt(conversation_id, question, extra_prompt, history=[])
+        async with contextlib.aclosing(self._written(prompt, deadline)) as written:
+            async for piece in written:
+                yield piece
+
+    async def _written(self, prompt: list[Message], deadline: float) -> AsyncGenerator[str, None]:
+        """The backend's stream for ``prompt`` under the timeouts; closed when left."""
+        stream = self.backend.stream(prompt)
         try:
             while (piece := await self._next_piece(stream, deadline)) is not None:
                 yield piece
