@@ -14,9 +14,10 @@ pause after each) at real time:
 The questions are new sentences spoken by several espeak-ng voices (none tuned on). For each way it
 prints QUESTION-TO-RESPONSE_MS and VOICE-TO-VOICE_MS (median, p95), the ratio to direct mode, and
 for the Home Assistant runs where the time went: Home Assistant's own stage times from its pipeline
-debug data, in ms after the last word, next to the satellite's, and how many answers stalled and
-whose audio came late (as in ``e2e_bench.py``). Turns whose answer is 60 characters or less (Home
-Assistant never streams those) are reported apart.
+debug data, in ms after the last word, next to the satellite's and the Chatty integration's (from its
+debug lines: the answer's first piece ready at the TTS server, Home Assistant asking for speech), and
+how many answers stalled and whose audio came late (as in ``e2e_bench.py``). Turns whose answer is 60
+characters or less (Home Assistant never streams those) are reported apart.
 
 With ``--afterthought SECONDS`` every other question is followed, after that pause, by "Please keep it
 short." in the same voice (the question was whole; the satellite may end it at its pause, but the speaker
@@ -30,12 +31,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +82,16 @@ LLM_CONFIG = {"opts": {"llama_cpp": {"max_tokens": 60}}}  # voice-length answers
 STREAM_THRESHOLD = 60  # Home Assistant streams speech only for answers longer than this (pipeline.py)
 MODES = ("direct", "ha-chatty", "ha-wyoming")
 FIGURES = ("QUESTION-TO-RESPONSE_MS", "VOICE-TO-VOICE_MS")
-HA_STAGES = ("stt-end", "first_text", "tts_start_streaming", "intent-end", "tts-start")
+SATELLITE_STAGES = ("end_of_speech", "transcript", "tts_first_audio", "first_played")  # from its turn records
+HA_STAGES = ("stt-end", "first_text", "first_piece_ready", "tts_start_streaming", "speech_asked", "intent-end",
+             "tts-start")  # fmt: skip
+# The Chatty integration's own debug lines: the answer's first piece made and kept by the TTS server (the
+# moment of the line), and Home Assistant asking the TTS entity for speech (the line's moment less its figure).
+_TTS_LINE = r"^(\S+ \S+) .*\[custom_components\.chatty\.tts\] "
+INTEGRATION_LINES = {
+    "first_piece_ready": re.compile(_TTS_LINE + r"First words prepared in \d+ ms"),
+    "speech_asked": re.compile(_TTS_LINE + r"First audio (\d+) ms after the request"),
+}
 
 
 def microphone(work: Path, rounds: int, afterthought: float = 0.0, voices: list[str] | None = None) -> Path:
@@ -121,8 +133,21 @@ def wait_turns(process: subprocess.Popen, metrics: Path, count: int, timeout: fl
     return [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
 
 
-def ha_stages(turn: dict, runs: list[PipelineRun]) -> dict[str, float | None]:
-    """Home Assistant's stage times for a turn, in ms after the last word (its pipeline debug data)."""
+def integration_moments(log: str) -> list[tuple[str, float]]:
+    """The Chatty integration's moments in Home Assistant's log (its debug lines), as (name, wall-clock time)."""
+    moments = []
+    for line in log.splitlines():
+        for name, pattern in INTEGRATION_LINES.items():
+            if match := pattern.match(line):
+                at = datetime.fromisoformat(match.group(1)).timestamp()
+                moments.append((name, at - int(match.group(2)) / 1000 if name == "speech_asked" else at))
+    return moments
+
+
+def ha_stages(turn: dict, runs: list[PipelineRun], integration: list[tuple[str, float]]) -> dict[str, float | None]:
+    """Home Assistant's stage times for a turn, in ms after the last word (its pipeline debug data), and the
+    Chatty integration's (its log: the first piece ready, speech asked for; the first of each before the
+    first sound)."""
     match = [run for run in runs if run.transcript and run.transcript == turn.get("transcript")]
     if not match or turn.get("first_played_time") is None or turn.get("VOICE-TO-VOICE_MS") is None:
         return {}
@@ -136,6 +161,9 @@ def ha_stages(turn: dict, runs: list[PipelineRun]) -> dict[str, float | None]:
     moments["first_text"] = deltas[0].received if deltas else None
     started = [e for e in run.events if e.type == "intent-progress" and e.data.get("tts_start_streaming")]
     moments["tts_start_streaming"] = started[0].received if started else None
+    for name in INTEGRATION_LINES:
+        seen = [at for kind, at in integration if kind == name and last_word < at <= turn["first_played_time"]]
+        moments[name] = seen[0] if seen else None
     return {name: None if at is None else round((at - last_word) * 1000, 1) for name, at in moments.items()}
 
 
@@ -184,8 +212,9 @@ async def ha_modes(args, ports: dict[str, int], mic: Path, logs: Path, work: Pat
                 turns = await asyncio.to_thread(wait_turns, process, metrics, len(QUESTIONS) * args.rounds,
                                                 LEAD_SECONDS + 60 + len(QUESTIONS) * args.rounds * 20)  # fmt: skip
                 runs = await ha.pipeline_runs(pipelines[mode])
+                integration = integration_moments(ha.log_path.read_text(errors="replace"))
                 for turn in turns:
-                    turn["ha_stages_ms"] = ha_stages(turn, runs)
+                    turn["ha_stages_ms"] = ha_stages(turn, runs, integration)
                 results[mode] = turns
                 await ha.remove_entry(entry)
             finally:
@@ -230,7 +259,7 @@ def report(results: dict[str, list[dict]], out: Path, afterthought: float = 0.0)
             row["ha_stages_ms"] = stages
             row["satellite_stages_ms"] = {s: summarize([t["stages_ms"][s] for t in answered
                                                         if t.get("stages_ms", {}).get(s) is not None])
-                                          for s in ("end_of_speech", "transcript", "first_played")}  # fmt: skip
+                                          for s in SATELLITE_STAGES}  # fmt: skip
         direct = summary[subset].get("direct", {}).get("VOICE-TO-VOICE_MS")
         for mode, row in summary[subset].items():
             v2v = row.get("VOICE-TO-VOICE_MS")
