@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass
 
@@ -47,6 +48,15 @@ MIN_LANGUAGE_PROBABILITY = 0.5
 TOKENS_PER_SECOND_LIMIT = 12  # fast speech is about 5 tokens a second; more is a loop
 FULL_WINDOW_SECONDS = 30
 MAX_NEW_TOKENS = 218  # Whisper's 448-token context less the longest prompt faster-whisper builds (230)
+# One word this many times over, and nothing else, is Whisper looping on a sound ("T-T-T-T-T" for a noise,
+# sure enough to pass the no-speech check): in text that short gzip's compression ratio cannot tell.
+LOOP_REPEATS = 4
+
+
+def one_word_over_and_over(text: str) -> bool:
+    """The same word :data:`LOOP_REPEATS` times or more, and no other ("la la la la", "T-T-T-T-T")."""
+    heard = re.findall(r"\w+", text.casefold())
+    return len(heard) >= LOOP_REPEATS and len(set(heard)) == 1
 
 
 def token_budget(seconds: float) -> int:
@@ -221,7 +231,7 @@ class Transcriber:
             problem = None
             if len(prompt) + len(tokens) >= max_length:
                 problem = "ran to the length limit"
-            elif get_compression_ratio(text) > COMPRESSION_RATIO_LIMIT:
+            elif get_compression_ratio(text) > COMPRESSION_RATIO_LIMIT or one_word_over_and_over(text):
                 problem = "repeats itself"
             if problem:
                 _LOGGER.debug("Decode in a %d-frame window %s: %r; full window", frames, problem, text)

@@ -7,7 +7,7 @@ import pytest
 from helpers import clip_audio
 from helpers.speech import words
 
-from wyoming_chatty_stt.transcriber import DecodeOptions
+from wyoming_chatty_stt.transcriber import DecodeOptions, one_word_over_and_over
 
 RATE = 16000
 # A user's prompt of the requests they make: Whisper reads it as what was said before the speech.
@@ -63,3 +63,12 @@ def test_a_long_sound_is_not_heard_as_words_after_a_prompt(tiny_transcriber, see
 def test_speech_after_a_prompt_keeps_its_words(tiny_transcriber, clips, clip):
     """The second look for speech does not take words from real speech."""
     assert words(tiny_transcriber.transcribe(clip_audio(clip), REQUESTS).text) == words(clips[clip])
+
+
+def test_one_word_over_and_over_is_a_loop_and_a_request_is_not():
+    """Whisper loops on a sound ("T-T-T-T-T", tiny.en on one of the sounds above on one CPU): too short for gzip's
+    compression ratio to tell, so the fitted window's decode goes to the full window, which hears nothing."""
+    assert one_word_over_and_over("T-T-T-T-T")
+    assert one_word_over_and_over("La, la, la, la.")
+    assert not one_word_over_and_over("No, no, no.")  # said three times, a person may mean it
+    assert not one_word_over_and_over("Turn turn turn turn on the light.")
