@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from chatty_common.repeats import repeated_tail
+
 _WORD = re.compile(r"[\w']+")
 
 
@@ -50,14 +52,9 @@ class LoopWatch:
         words = self._words
         count = len(words)
         for phrase in range(1, min(self._longest_phrase, count // self._repeats) + 1):
-            span = phrase * max(self._repeats, -(-self._min_words // phrase))
-            if span > count:
-                continue
-            if all(words[i] == words[i + phrase] for i in range(count - span, count - phrase)):
-                start = count - span
-                while start > 0 and words[start - 1] == words[start - 1 + phrase]:
-                    start -= 1
-                return self._ends[start + phrase - 1]
+            repeated = repeated_tail(words, phrase)
+            if repeated >= phrase * max(self._repeats, -(-self._min_words // phrase)):
+                return self._ends[count - repeated + phrase - 1]
         return None
 
 
