@@ -7,7 +7,7 @@ import pytest
 from helpers import clip_audio
 from helpers.speech import words
 
-from wyoming_chatty_stt.transcriber import DecodeOptions, one_word_over_and_over
+from wyoming_chatty_stt.transcriber import DecodeOptions, said_over_and_over
 
 RATE = 16000
 # A user's prompt of the requests they make: Whisper reads it as what was said before the speech.
@@ -65,10 +65,18 @@ def test_speech_after_a_prompt_keeps_its_words(tiny_transcriber, clips, clip):
     assert words(tiny_transcriber.transcribe(clip_audio(clip), REQUESTS).text) == words(clips[clip])
 
 
-def test_one_word_over_and_over_is_a_loop_and_a_request_is_not():
-    """Whisper loops on a sound ("T-T-T-T-T", tiny.en on one of the sounds above on one CPU): too short for gzip's
-    compression ratio to tell, so the fitted window's decode goes to the full window, which hears nothing."""
-    assert one_word_over_and_over("T-T-T-T-T")
-    assert one_word_over_and_over("La, la, la, la.")
-    assert not one_word_over_and_over("No, no, no.")  # said three times, a person may mean it
-    assert not one_word_over_and_over("Turn turn turn turn on the light.")
+def test_a_phrase_said_over_and_over_is_a_loop_and_a_request_is_not():
+    """Whisper loops on a sound ("T-T-T-T-T", tiny.en on one of the sounds above on one CPU) and on short commands,
+    sure of its words and too short for gzip's compression ratio to tell: the fitted window's decode goes to the
+    full window, which hears nothing in the sound and the command once."""
+    assert said_over_and_over("T-T-T-T-T")
+    assert said_over_and_over("La, la, la, la.")
+    assert said_over_and_over("Turn on the bedroom lamp Turn on the bedroom lamp Turn on the bedroom lamp Turn on")
+    assert said_over_and_over("Turn up the volume Turn up the volume")
+    assert said_over_and_over("Lock all the doors. Lock all the doors. Lock all the doors")
+    assert said_over_and_over("one two one two one two")
+    assert not said_over_and_over("No, no, no.")  # said three times, a person may mean it
+    assert not said_over_and_over("New York, New York")
+    assert not said_over_and_over("Turn turn turn turn on the light.")
+    assert not said_over_and_over("Turn on the, turn on the kitchen lights.")  # starting again, then going on
+    assert not said_over_and_over("What is the capital of France?")

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
-import wave
-
 import numpy as np
 import pytest
-import soxr
 from helpers import clip_audio
-from helpers.speech import words
+from helpers.speech import espeak_16k, words
 
 from wyoming_chatty_stt import transcriber
 from wyoming_chatty_stt.transcriber import DecodeOptions, window_frames
@@ -25,15 +20,6 @@ DICTATION = (
     "brother's birthday dinner starts at seven on Saturday at the Italian restaurant on Harbour Street, and that "
     "she promised to bring the cake."
 )
-
-
-def espeak_16k(text: str) -> np.ndarray:
-    """``text`` spoken by espeak-ng (installed by the test command), 16 kHz float32."""
-    with tempfile.NamedTemporaryFile(suffix=".wav") as spoken:
-        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", spoken.name, text], check=True)
-        with wave.open(spoken.name, "rb") as wav:
-            rate, pcm = wav.getframerate(), np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
-    return soxr.resample(pcm.astype(np.float32) / 32768, rate, 16000).astype(np.float32)
 
 
 def test_window_is_three_times_the_audio_at_least_ten_seconds_and_at_most_thirty():
