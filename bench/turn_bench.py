@@ -140,8 +140,9 @@ async def end_by_judge(
         began = time.monotonic()
         try:
             text = await words.at_pause()
-        except UnsureWords as unsure:  # the satellite's rule: unsure words, the long silence decides
-            return Judgement(False, None, None, UNSURE_WORDS), unsure.text, time.monotonic() - began
+        except UnsureWords as unsure:  # the satellite's rule: unsure words are never the end, the silence decides
+            transcribed = time.monotonic() - began
+            return await judge.judge(pcm, unsure.text, None, phrase, unsure=True), unsure.text, transcribed
         except LateWords:  # the satellite's rule: words too late to judge by, the long silence decides
             return Judgement(False, None, None, LATE_WORDS), None, time.monotonic() - began
         except Exception:  # the satellite's rule: no words, the plain silence decides
@@ -216,7 +217,7 @@ async def run(args: argparse.Namespace) -> None:
         pause=args.turn_pause, unfinished_silence=args.unfinished_silence,
         sound_threshold=args.sound_threshold, words_threshold=args.words_threshold, sure_words=args.sure_words,
         doubtful_silence=args.doubtful_silence, doubtful_words=args.doubtful_words, doubtful_sound=args.doubtful_sound,
-        heard_twice_silence=args.heard_twice_silence,
+        heard_twice_silence=args.heard_twice_silence, unsure_silence=args.unsure_silence,
     )  # fmt: skip
     judge = await asyncio.to_thread(TurnJudge, taking)
     judge.warm_up()
@@ -262,7 +263,8 @@ def report(records: list[dict], args: argparse.Namespace) -> None:
     print(
         f"silence: {args.end_silence} s; smart: judged at {args.turn_pause} s, unfinished "
         f"{args.unfinished_silence} s (doubtful {args.doubtful_silence} s: words from {args.doubtful_words}, sound "
-        f"from {args.doubtful_sound}), thresholds sound {args.sound_threshold} words {args.words_threshold}, "
+        f"from {args.doubtful_sound}; unsure words {args.unsure_silence} s), "
+        f"thresholds sound {args.sound_threshold} words {args.words_threshold}, "
         f"heard again under {args.sure_words} (ending no sooner than {args.heard_twice_silence} s into the silence)"
         + ("; Smart Turn hears the whole command" if args.whole_command else "")
         + (f"; pink noise at {args.noise:g} dBFS" if args.noise is not None else "")
@@ -298,8 +300,9 @@ def report(records: list[dict], args: argparse.Namespace) -> None:
               f"over {len(ready)} pauses")  # fmt: skip
         late = sum(p["reason"] == LATE_WORDS for record in records for p in record["smart"]["pauses"])
         print(f"words too late to judge by (the long silence decided): {late} of {len(ready)} pauses")
-        unsure = sum(p["reason"] == UNSURE_WORDS for record in records for p in record["smart"]["pauses"])
-        print(f"words Whisper was unsure of (the long silence decided): {unsure} of {len(ready)} pauses")
+        unsure = [p for record in records for p in record["smart"]["pauses"] if p.get("unsure")]
+        print(f"words Whisper was unsure of: {len(unsure)} of {len(ready)} pauses, "
+              f"{sum(bool(p.get('doubtful')) for p in unsure)} of them would have ended the command")  # fmt: skip
         doubtful = sum(bool(p.get("doubtful")) for record in records for p in record["smart"]["pauses"])
         print(f"judged unfinished on weak evidence only (the doubtful silence): {doubtful} of {len(ready)} pauses")
         again = [p for record in records for p in record["smart"]["pauses"] if "again" in p]
@@ -316,6 +319,12 @@ def main() -> None:
     parser.add_argument("--doubtful-silence", type=float, default=TurnTaking.doubtful_silence)
     parser.add_argument("--doubtful-words", type=float, default=TurnTaking.doubtful_words)
     parser.add_argument("--doubtful-sound", type=float, default=TurnTaking.doubtful_sound)
+    parser.add_argument(
+        "--unsure-silence",
+        type=float,
+        default=TurnTaking.unsure_silence,
+        help="the silence after unsure words that would end the command (the long silence: as before 2026-12-05)",
+    )
     parser.add_argument("--sound-threshold", type=float, default=TurnTaking.sound_threshold)
     parser.add_argument("--words-threshold", type=float, default=TurnTaking.words_threshold)
     parser.add_argument(

@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="smart: the silence that ends a command judged unfinished on weak evidence only "
                         "(words that may well end a request, a sound just short of finished), s "
                         f"(default: {TurnTaking.doubtful_silence})")  # fmt: skip
+    speech.add_argument("--unsure-silence", type=positive_float, default=TurnTaking.unsure_silence,
+                        help="smart: the silence that ends a command whose words at the pause Whisper is unsure of, "
+                        "when they would end it were it sure (other unsure words wait --unfinished-silence), s "
+                        f"(default: {TurnTaking.unsure_silence})")  # fmt: skip
     speech.add_argument("--turn-sound-threshold", type=probability, default=TurnTaking.sound_threshold,
                         help="smart: below this probability from the acoustic model the speaker sounds unfinished "
                         f"(default: {TurnTaking.sound_threshold})")  # fmt: skip
@@ -218,6 +222,7 @@ async def load_judge(args: argparse.Namespace) -> TurnJudge | None:
         sure_words=args.turn_sure_words, fallback_silence=args.end_silence,
         doubtful_silence=args.doubtful_silence, doubtful_words=args.turn_doubtful_words,
         doubtful_sound=args.turn_doubtful_sound, heard_twice_silence=args.heard_twice_silence,
+        unsure_silence=args.unsure_silence,
     )  # fmt: skip
 
     def load() -> TurnJudge:

@@ -29,7 +29,9 @@ evidence against the end is weak (words that may well end a request, at least ``
 sound just short of finished, at least ``doubtful_sound``, after words sure to end one), after the
 shorter ``doubtful_silence``: a whole question Whisper half-mishears, or one the language model finds
 surprising ("What is the largest planet?" 0.003), is not kept waiting the whole long silence, while a
-hesitation of up to a second still is not cut off. With no transcript to be had, the pause is not
+hesitation of up to a second still is not cut off. Words Whisper is unsure of never end the command at
+the pause: judged as if sure, when they would end it (or be only doubtful)
+``unsure_silence`` does, otherwise the long silence. With no transcript to be had, the pause is not
 judged and ``fallback_silence`` (the plain silence rule) ends the command. The models run only at
 pauses, once the words are in (not while the STT server decodes them), off the event loop.
 """
@@ -98,6 +100,10 @@ class TurnTaking:
     doubtful_sound: float = 0.008
     """The acoustic model's probability from which a sound that is unfinished is only doubtful (after
     words at least ``sure_words`` to end a request)."""
+    unsure_silence: float = 1.3
+    """The silence that ends a command whose words at the pause Whisper is unsure of, when they would end
+    it (or be only doubtful) were Whisper sure of them; other unsure words wait the long silence (never
+    longer than ``unfinished_silence``)."""
 
 
 @dataclass(frozen=True)
@@ -116,11 +122,16 @@ class Judgement:
     """The language model's probability for them."""
     doubtful: bool = False
     """Not done, but on weak evidence only: the doubtful silence, not the long one, ends the command."""
+    unsure: bool = False
+    """Whisper was unsure of the words (of the second hearing, if that was): never done; when ``doubtful``, the
+    unsure words' silence ends the command."""
 
     def as_record(self) -> dict[str, object]:
         record: dict[str, object] = {"done": self.done, "reason": self.reason}
         if self.doubtful:
             record["doubtful"] = True
+        if self.unsure:
+            record["unsure"] = True
         if self.sound is not None:
             record["sound"] = round(self.sound, 3)
         if self.words is not None:
@@ -152,11 +163,20 @@ class TurnJudge:
         self._sound.complete(np.zeros(16000, dtype=np.float32))
         self._words.complete("what time is it")
 
-    async def judge(self, pcm: bytes, text: str | None, again: HearAgain | None = None, phrase: int = 0) -> Judgement:
+    async def judge(
+        self, pcm: bytes, text: str | None, again: HearAgain | None = None, phrase: int = 0, *, unsure: bool = False
+    ) -> Judgement:
         """The verdict at a pause: ``pcm`` the command's audio so far (16 kHz, 16-bit mono), ``text`` its
         transcript (None: none to be had), ``again`` a second hearing of it (None: the first decides),
-        ``phrase`` where in ``pcm`` its last phrase begins (bytes): the sound is judged on that phrase."""
-        verdict = await self._verdict(pcm[phrase:] if 0 < phrase < len(pcm) else pcm, text, again)
+        ``phrase`` where in ``pcm`` its last phrase begins (bytes): the sound is judged on that phrase.
+
+        ``unsure``: Whisper is unsure of the words. They may well be wrong (a hesitation Whisper made a whole
+        request of), so they never end the command at the pause; but they are judged as if sure, and are only
+        doubtful when they would end it, or be unfinished on weak evidence only."""
+        verdict = await self._verdict(pcm[phrase:] if 0 < phrase < len(pcm) else pcm, text, None if unsure else again)
+        if unsure:
+            done = verdict.done or verdict.doubtful
+            verdict = Judgement(False, verdict.sound, verdict.words, UNSURE_WORDS, doubtful=done, unsure=True)
         _LOGGER.debug("End of turn at a pause: %s (%s)", verdict.reason, verdict.as_record())
         return verdict
 
@@ -188,8 +208,10 @@ class TurnJudge:
             heard = await again()
         except LateWords:
             return Judgement(False, sound, words, "the second hearing came too late")
-        except UnsureWords as unsure:
-            return Judgement(False, sound, words, "heard again, the words are unsure", unsure.text)
+        except UnsureWords as unsure:  # the first hearing ended a request, and it sounded finished
+            return Judgement(
+                False, sound, words, "heard again, the words are unsure", unsure.text, doubtful=True, unsure=True
+            )
         except Exception as err:  # the connection failed: the transcript will say so; no verdict on the way
             _LOGGER.warning("No second hearing of the pause (%s)", err or type(err).__name__)
             return Judgement(False, sound, words, "no second hearing")
@@ -205,7 +227,8 @@ class TurnJudge:
     def silence_after(self, verdict: Judgement) -> float:
         """The silence that ends the command after a verdict that the speaker is not done."""
         if verdict.doubtful:
-            return min(self.taking.doubtful_silence, self.taking.unfinished_silence)
+            silence = self.taking.unsure_silence if verdict.unsure else self.taking.doubtful_silence
+            return min(silence, self.taking.unfinished_silence)
         return self.taking.unfinished_silence
 
     def close(self) -> None:

@@ -26,7 +26,7 @@ from wyoming_chatty_stt.client import LateWords, UnsureWords
 
 from .audio_io import FRAME_SECONDS, MIC_RATE
 from .capture import AfterEarlyEnd, CommandCapture, Heard
-from .end_of_turn import LATE_WORDS, UNSURE_WORDS, HearAgain, TurnJudge
+from .end_of_turn import LATE_WORDS, HearAgain, TurnJudge
 from .player import Playback, Player
 from .sounds import Sounds
 from .speech import CommandEnd, CommandRules
@@ -203,6 +203,7 @@ class TurnController:
         capture.endpointer.end_silence = judge.taking.unfinished_silence
 
         async def judging() -> None:
+            unsure = False
             try:
                 words = text if text is None or isinstance(text, str) else await text
             except LateWords:
@@ -211,20 +212,17 @@ class TurnController:
                 _LOGGER.info("Pause: the words came too late to judge it by; listening on")
                 turn.extra.setdefault("pauses", []).append({"done": False, "reason": LATE_WORDS})
                 return
-            except UnsureWords as unsure:
-                # Whisper's words may well be wrong (a hesitation it made a whole request of, say): the
-                # long silence decides, as for words that come too late.
-                _LOGGER.info("Pause: Whisper is unsure of the words %r; listening on", unsure.text)
-                turn.extra.setdefault("pauses", []).append(
-                    {"done": False, "reason": UNSURE_WORDS, "heard": unsure.text}
-                )
-                return
+            except UnsureWords as heard_unsure:
+                # Whisper's words may well be wrong (a hesitation it made a whole request of, say): never the
+                # end at the pause; the silence decides, shorter when the words would have ended the command.
+                words, unsure = heard_unsure.text, True
             except Exception as err:
                 _LOGGER.warning("No words to judge the pause by (%s): the silence decides", err or type(err).__name__)
                 words = None
-            begun = await after(words) if after is not None else None
+            # (the models wait for the answer's first text; not for unsure words: they never end the command here)
+            begun = await after(words) if after is not None and not unsure else None
             try:
-                verdict = await judge.judge(pcm, words, again, phrase)
+                verdict = await judge.judge(pcm, words, again, phrase, unsure=unsure)
             except Exception:
                 _LOGGER.exception("Could not judge the pause; waiting for the long silence")
                 return

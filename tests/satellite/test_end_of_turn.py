@@ -431,15 +431,31 @@ async def test_direct_a_speaker_who_goes_on_after_unsure_words_is_not_cut_off(pl
     assert first["reason"] == "finished (heard twice)" and not first.get("ended"), first
 
 
-async def test_direct_words_whisper_is_unsure_of_mean_the_long_silence(player, judge):
-    """Whisper is unsure of the pause's words: they cannot end the command (a hesitation it made a whole
-    request of, say), so the long silence does; the answer to them is prepared meanwhile all the same."""
+async def test_direct_words_whisper_is_unsure_of_never_end_the_command_at_the_pause(player, judge, monkeypatch):
+    """Whisper is unsure of the pause's words: they cannot end the command at the pause (a hesitation it made a
+    whole request of, say), but words that would end it were Whisper sure of them mean the unsure silence (here
+    0.5 s), not the long one; the answer to them is prepared meanwhile all the same."""
+    monkeypatch.setattr(judge, "taking", replace(TAKING, unsure_silence=0.5))
     script = stt_script("What is the capital of France?", unsure=True)
     ended_after, turn = await question_then_silence(player, judge, script)
-    assert ended_after > TAKING.unfinished_silence - 0.2, f"the command ended {ended_after:.2f} s into the silence"
-    assert turn.extra["pauses"][0]["reason"] == "Whisper is unsure of the words"
+    assert ended_after < TAKING.unfinished_silence - 0.3, f"the command ended {ended_after:.2f} s into the silence"
+    [pause] = turn.extra["pauses"]
+    unsure = (pause["reason"], pause.get("unsure"), pause.get("doubtful"))
+    assert unsure == ("Whisper is unsure of the words", True, True), pause
+    assert not pause.get("ended"), pause
     assert turn.extra.get("prepared_during_pause") is True
     assert turn.transcript == "What is the capital of France?"
+
+
+async def test_direct_unsure_words_that_do_not_end_a_request_mean_the_long_silence(player, judge, monkeypatch):
+    """Unsure words that would not end the command anyway ("What is the capital of") wait the long silence."""
+    monkeypatch.setattr(judge, "taking", replace(TAKING, unsure_silence=0.5))
+    script = stt_script("What is the capital of", unsure=True)
+    ended_after, turn = await question_then_silence(player, judge, script)
+    assert ended_after > TAKING.unfinished_silence - 0.2, f"the command ended {ended_after:.2f} s into the silence"
+    [pause] = turn.extra["pauses"]
+    unsure = (pause["reason"], pause.get("unsure"), pause.get("doubtful"))
+    assert unsure == ("Whisper is unsure of the words", True, None), pause
 
 
 def judging_starts(judge: TurnJudge, monkeypatch: pytest.MonkeyPatch) -> list[float]:
