@@ -463,9 +463,9 @@ def judging_starts(judge: TurnJudge, monkeypatch: pytest.MonkeyPatch) -> list[fl
     starts: list[float] = []
     judging = judge.judge
 
-    async def recorded(pcm: bytes, text: str | None, again=None, phrase: int = 0):
+    async def recorded(pcm: bytes, text: str | None, again=None, phrase: int = 0, *, unsure: bool = False):
         starts.append(time.monotonic())
-        return await judging(pcm, text, again, phrase)
+        return await judging(pcm, text, again, phrase, unsure=unsure)
 
     monkeypatch.setattr(judge, "judge", recorded)
     return starts
