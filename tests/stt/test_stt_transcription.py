@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import numpy as np
 import pytest
 from helpers import CLIPS_DIR
 from helpers.speech import espeak_16k, words
@@ -15,7 +14,7 @@ from wyoming.client import AsyncClient
 from wyoming.event import Event
 from wyoming.info import Describe, Info
 
-from chatty_common.audio import write_wav
+from chatty_common.audio import float_to_pcm16, write_wav
 from chatty_common.health_check import describe
 from wyoming_chatty_stt.client import read_wav, stream_wav
 
@@ -63,8 +62,7 @@ LOOPED_COMMANDS = [
 async def test_a_command_is_heard_once(stt_server, tmp_path, voice, command):
     """Whisper looping on a short command (its decode ends in the phrase again) is not the transcript: the
     full window hears the command once."""
-    pcm = (np.clip(espeak_16k(command, voice, speed=155), -1, 1) * 32767).astype("<i2").tobytes()
-    clip = write_wav(tmp_path / "command.wav", pcm, 16000)
+    clip = write_wav(tmp_path / "command.wav", float_to_pcm16(espeak_16k(command, voice, speed=155)), 16000)
     result = await stream_wav(stt_server.uri, clip, language="en", realtime=False)
     assert result.error is None
     heard = words(result.transcript)
