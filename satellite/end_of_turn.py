@@ -175,8 +175,8 @@ class TurnJudge:
         doubtful when they would end it, or be unfinished on weak evidence only."""
         verdict = await self._verdict(pcm[phrase:] if 0 < phrase < len(pcm) else pcm, text, None if unsure else again)
         if unsure:
-            done = verdict.done or verdict.doubtful
-            verdict = Judgement(False, verdict.sound, verdict.words, UNSURE_WORDS, doubtful=done, unsure=True)
+            doubtful = verdict.done or verdict.doubtful  # ended the command, or almost, were Whisper sure
+            verdict = Judgement(False, verdict.sound, verdict.words, UNSURE_WORDS, doubtful=doubtful, unsure=True)
         _LOGGER.debug("End of turn at a pause: %s (%s)", verdict.reason, verdict.as_record())
         return verdict
 
