@@ -18,7 +18,8 @@ Both must say "done" for the command to end at the pause. The words are judged f
 only when they end a request (most pauses inside a command end on words that do not): one model
 after the other rather than both at once, the language model on both cores, gives the verdict sooner
 and costs less. Words that end a request but not surely (a probability under ``sure_words``) are
-heard a second time: the STT server decodes the same speech with less silence around it. Whisper
+heard a second time: the STT server decodes the same speech with less silence around it (asked for
+as soon as the words are judged, so that it decodes while the acoustic model listens). Whisper
 turns a sentence cut off at a pause into a whole one in a way that changes with that silence ("What
 time does the bakery ..." heard as "What time does the maker eat?", then "... the maker it?"), a
 whole sentence much less: both hearings must end a request, and such words end the command no sooner
@@ -193,19 +194,27 @@ class TurnJudge:
         if words < taking.words_threshold:
             doubtful = words >= taking.doubtful_words
             return Judgement(False, None, words, "the words do not end a request", doubtful=doubtful)
-        audio = np.frombuffer(phrase, dtype="<i2").astype(np.float32) / 32768.0
-        sound = await loop.run_in_executor(self._thread, self._sound.complete, audio)
+        # Words that end a request but not surely are heard a second time: asked for now, so that the STT
+        # server decodes them while the acoustic model listens, rather than after it.
+        hearing = asyncio.ensure_future(again()) if words < taking.sure_words and again is not None else None
+        try:
+            audio = np.frombuffer(phrase, dtype="<i2").astype(np.float32) / 32768.0
+            sound = await loop.run_in_executor(self._thread, self._sound.complete, audio)
+        except BaseException:
+            _drop(hearing)
+            raise
         if sound < taking.sound_threshold:
+            _drop(hearing)
             doubtful = sound >= taking.doubtful_sound and words >= taking.sure_words
             return Judgement(False, sound, words, "the speaker sounds unfinished", doubtful=doubtful)
-        if words < taking.sure_words and again is not None:
-            return await self._second_hearing(sound, words, again)
+        if hearing is not None:
+            return await self._second_hearing(sound, words, hearing)
         return Judgement(True, sound, words, "finished")
 
-    async def _second_hearing(self, sound: float, words: float, again: HearAgain) -> Judgement:
+    async def _second_hearing(self, sound: float, words: float, hearing: asyncio.Future[str | None]) -> Judgement:
         """The words end a request, but not surely: they must do so when heard a second time."""
         try:
-            heard = await again()
+            heard = await hearing
         except LateWords:
             return Judgement(False, sound, words, "the second hearing came too late")
         except UnsureWords as unsure:  # the first hearing ended a request, and it sounded finished
@@ -234,3 +243,10 @@ class TurnJudge:
     def close(self) -> None:
         self._thread.shutdown(wait=False, cancel_futures=True)
         self._words.close()
+
+
+def _drop(hearing: asyncio.Future[str | None] | None) -> None:
+    """A second hearing no longer needed: stop waiting for it (the server's words, if they come, are ignored)."""
+    if hearing is not None:
+        hearing.cancel()
+        hearing.add_done_callback(lambda done: done.cancelled() or done.exception())

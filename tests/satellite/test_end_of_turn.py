@@ -300,6 +300,38 @@ async def test_a_sound_just_short_of_finished_is_doubtful_only_after_sure_words(
     assert judge.silence_after(sure) == TAKING.unfinished_silence  # never longer than the long silence
 
 
+async def test_the_second_hearing_is_asked_for_while_the_sound_is_judged(judge, monkeypatch):
+    """Words that end a request but not surely are heard a second time: the STT server decodes them while the
+    acoustic model listens, not after it; and when the speaker sounds unfinished the verdict does not wait
+    for that hearing."""
+    pcm = (np.random.default_rng(4).normal(0, 300, 16000 * 2)).astype("<i2").tobytes()
+    complete = judge._sound.complete
+    moments: dict[str, float] = {}
+
+    def sound(audio: np.ndarray) -> float:
+        probability = complete(audio)
+        moments["sound judged"] = time.monotonic()
+        return probability
+
+    async def hear_again(words: str, forever: bool = False) -> str:
+        moments["asked"] = time.monotonic()
+        if forever:
+            await asyncio.Event().wait()
+        return words
+
+    monkeypatch.setattr(judge._sound, "complete", sound)
+    monkeypatch.setattr(judge, "taking", replace(TAKING, sound_threshold=0.0))
+    question = "What is the population of Canada?"  # words 0.23: they end a request, not surely
+    verdict = await judge.judge(pcm, question, lambda: hear_again(question))
+    assert (verdict.done, verdict.reason, verdict.again) == (True, "finished (heard twice)", question), verdict
+    assert moments["asked"] < moments["sound judged"], moments
+
+    monkeypatch.setattr(judge, "taking", replace(TAKING, sound_threshold=1.0))
+    async with asyncio.timeout(5):
+        verdict = await judge.judge(pcm, question, lambda: hear_again("", forever=True))
+    assert (verdict.done, verdict.reason, verdict.again) == (False, "the speaker sounds unfinished", None), verdict
+
+
 HESITATION = DATA / "satellite" / "hesitation_petrol.wav"  # "How far away is the closest ... petrol station?"
 
 
