@@ -138,6 +138,7 @@ class TextTurnModel:
                 "or use --end-of-turn silence"
             )
         self.path = path
+        self._last: tuple[str, float] | None = None  # the last words asked about, and their probability
         self._pool = ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_load,
             initargs=(str(path), threads),
@@ -146,13 +147,19 @@ class TextTurnModel:
 
     def complete(self, text: str) -> float:
         """The probability that a request whose words so far are ``text`` ends here (1 for a request that is
-        whole on its own, :data:`WHOLE_ALONE`, without asking the model)."""
+        whole on its own, :data:`WHOLE_ALONE`, without asking the model). The same words as the last call's
+        (a second hearing of a pause usually hears a whole request alike) are not read again."""
         heard = words(say_numbers(text))[-MAX_WORDS:]
+        said = " ".join(heard)
         if not heard:
             return 0.0
-        if " ".join(heard) in WHOLE_ALONE:
+        if said in WHOLE_ALONE:
             return 1.0
-        return self._pool.submit(_complete, heard).result()
+        if self._last is not None and self._last[0] == said:
+            return self._last[1]
+        probability = self._pool.submit(_complete, heard).result()
+        self._last = (said, probability)
+        return probability
 
     def close(self) -> None:
         # Waiting for the worker process to end (a moment: it is idle or finishing one short call): left

@@ -139,6 +139,17 @@ def test_a_request_that_is_whole_on_its_own_ends(words_model):
     } == dict.fromkeys(not_alone, False)
 
 
+def test_words_heard_alike_a_second_time_are_not_read_again(words_model, monkeypatch):
+    """A second hearing usually hears a whole request alike: its probability is the first hearing's, at once."""
+    first = words_model.complete("Turn on the kitchen lights.")
+    submit, read = words_model._pool.submit, []
+    monkeypatch.setattr(words_model._pool, "submit", lambda *args: read.append(args[1]) or submit(*args))
+    assert words_model.complete("turn on the kitchen lights") == first
+    assert read == []
+    other = words_model.complete("Turn on the kitchen light.")
+    assert read == [["turn", "on", "the", "kitchen", "light"]] and other != first
+
+
 # -- the words of a pause, from the real STT server -------------------------------------------------
 
 
