@@ -138,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"are only doubtful (default: {TurnTaking.doubtful_words})")  # fmt: skip
     speech.add_argument("--turn-doubtful-sound", type=probability, default=TurnTaking.doubtful_sound,
                         help="smart: a sound under the sound threshold but at least this probable to be finished "
-                        f"is only doubtful (default: {TurnTaking.doubtful_sound})")  # fmt: skip
+                        "(after words that end a request) is only doubtful "
+                        f"(default: {TurnTaking.doubtful_sound})")  # fmt: skip
     speech.add_argument("--turn-sure-words", type=probability, default=TurnTaking.sure_words,
                         help="smart: words less sure than this to end a request are heard a second time by the STT "
                         f"server, and must end it again (0: never) (default: {TurnTaking.sure_words})")  # fmt: skip

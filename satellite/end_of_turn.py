@@ -27,9 +27,10 @@ than ``heard_twice_silence`` into the pause (a speaker's own short gap inside a 
 that could end one, is longer than the judging takes). Otherwise the command ends after
 ``unfinished_silence`` (the long silence), or at ``max_command`` at the latest; but when the only
 evidence against the end is weak (words that may well end a request, at least ``doubtful_words``, or a
-sound just short of finished, at least ``doubtful_sound``, after words sure to end one), after the
-shorter ``doubtful_silence``: a whole question Whisper half-mishears, or one the language model finds
-surprising ("What is the largest planet?" 0.003), is not kept waiting the whole long silence, while a
+sound just short of finished, at least ``doubtful_sound``, after words that end one), after the
+shorter ``doubtful_silence``: a whole question Whisper half-mishears, one the language model finds
+surprising ("What is the largest planet?" 0.003), or a command in a voice Smart Turn hears as trailing
+off, is not kept waiting the whole long silence, while a
 hesitation of up to a second still is not cut off. Words Whisper is unsure of never end the command at
 the pause: judged as if sure, when they would end it (or be only doubtful)
 ``unsure_silence`` does, otherwise the long silence. With no transcript to be had, the pause is not
@@ -99,8 +100,8 @@ class TurnTaking:
     doubtful_words: float = 0.001
     """The language model's probability from which words that do not end a request are only doubtful."""
     doubtful_sound: float = 0.008
-    """The acoustic model's probability from which a sound that is unfinished is only doubtful (after
-    words at least ``sure_words`` to end a request)."""
+    """The acoustic model's probability from which a sound that is unfinished (after words that end a
+    request) is only doubtful."""
     unsure_silence: float = 1.3
     """The silence that ends a command whose words at the pause Whisper is unsure of, when they would end
     it (or be only doubtful) were Whisper sure of them; other unsure words wait the long silence (never
@@ -205,7 +206,7 @@ class TurnJudge:
             raise
         if sound < taking.sound_threshold:
             _drop(hearing)
-            doubtful = sound >= taking.doubtful_sound and words >= taking.sure_words
+            doubtful = sound >= taking.doubtful_sound
             return Judgement(False, sound, words, "the speaker sounds unfinished", doubtful=doubtful)
         if hearing is not None:
             return await self._second_hearing(sound, words, hearing)

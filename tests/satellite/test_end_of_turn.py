@@ -296,17 +296,22 @@ async def test_words_that_may_well_end_a_request_are_only_doubtful(judge):
         assert "doubtful" not in verdict.as_record()
 
 
-async def test_a_sound_just_short_of_finished_is_doubtful_only_after_sure_words(judge, monkeypatch):
-    """The acoustic model says "unfinished", but only just: after words sure to end a request that is weak
-    evidence (doubtful); after words that end one but not surely it is not (the long silence)."""
+async def test_a_sound_just_short_of_finished_after_words_that_end_a_request_is_doubtful(judge, monkeypatch):
+    """The acoustic model says "unfinished", but only just, after words that end a request (surely or not):
+    weak evidence (the doubtful silence); a sound far from finished is not (the long silence)."""
     monkeypatch.setattr(judge, "taking", replace(TAKING, sound_threshold=1.0, doubtful_sound=0.0))
     pcm = (np.random.default_rng(3).normal(0, 300, 16000 * 2)).astype("<i2").tobytes()
     sure = await judge.judge(pcm, "What is the capital of France?")
     unsure = await judge.judge(pcm, "What time does the maker eat?")
-    assert (sure.done, sure.reason, sure.doubtful) == (False, "the speaker sounds unfinished", True), sure
-    assert (unsure.done, unsure.reason, unsure.doubtful) == (False, "the speaker sounds unfinished", False), unsure
-    assert judge.silence_after(sure) == TAKING.doubtful_silence
-    assert judge.silence_after(unsure) == TAKING.unfinished_silence
+    for verdict in (sure, unsure):
+        assert (verdict.done, verdict.reason, verdict.doubtful) == (False, "the speaker sounds unfinished", True)
+        assert judge.silence_after(verdict) == TAKING.doubtful_silence
+    assert sure.words is not None and sure.words >= TAKING.sure_words, sure
+    assert unsure.words is not None and TAKING.words_threshold <= unsure.words < TAKING.sure_words, unsure
+    monkeypatch.setattr(judge, "taking", replace(TAKING, sound_threshold=1.0, doubtful_sound=1.0))
+    far = await judge.judge(pcm, "What time does the maker eat?")
+    assert (far.done, far.doubtful) == (False, False), far
+    assert judge.silence_after(far) == TAKING.unfinished_silence
     monkeypatch.setattr(judge, "taking", replace(TAKING, doubtful_silence=9.0))
     assert judge.silence_after(sure) == TAKING.unfinished_silence  # never longer than the long silence
 
