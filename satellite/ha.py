@@ -106,7 +106,10 @@ class HaMode(Mode):
         self.player = player
         self.sounds = sounds
         self.link = HaLink(info, self._on_event, self._on_disconnect)
-        self.gate = PipelineGate(self.link.send, self._run_went_quiet, self._answer_still_written)
+        self.gate = PipelineGate(
+            self.link.send, self._run_went_quiet, self._answer_still_written,
+            agent_known=lambda: self._stopper is not None and self._stopper.can_stop(),
+        )  # fmt: skip
         """A command's events go through it: held while Home Assistant's last run may still be going."""
         self.timers = Timers(player, sounds)
         self.running = False

@@ -15,7 +15,12 @@ satellite: no speech, no ``error``, and ``RUN_END`` is not sent. So a run that h
 :data:`QUIET_RUN_OVER` seconds is taken to be over (unless its agent, Chatty's, says it is still writing the
 answer: Home Assistant 2025.4 sends nothing until the whole answer is written): the turn waiting for its
 answer ends, and a command started after that goes at once, instead of being held back as if the run were
-still going.
+still going. A run whose request Home Assistant answers itself without speech (its "never mind",
+:data:`ANSWERED_WITHOUT_SPEECH`) is taken to be over sooner, after :data:`SPEECHLESS_RUN_OVER` seconds, when
+Chatty's LLM server is known and is not writing an answer to it (the agent is then Chatty's, which would be
+seen answering the request had Home Assistant not handled it): Home Assistant handles its own intent at
+once, and a command started meanwhile (the speaker changed their mind, then asked) was held up to 20 s.
+With another agent, which may think for longer than that before it answers, the long quiet still decides.
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from wyoming.asr import Transcript
 from wyoming.audio import AudioStart
 from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.tts import Synthesize
+
+from .turn_text import words
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -37,6 +45,12 @@ AFTER_RUN_END = 0.3  # s after the run is seen to be over before a held command 
 # says nothing at the end of a run without speech. Long, because an agent (an LLM reading many entities on a
 # CPU) may think that long before it writes a word, and a command sent while the run goes on is lost.
 QUIET_RUN_OVER = 20.0
+# s after the transcript of a request answered without speech when its run is taken to be over: after Chatty's
+# integration has dropped a speculative answer to it (2 s after the transcript), which the LLM server would
+# otherwise be seen writing.
+SPEECHLESS_RUN_OVER = 2.5
+# Requests Home Assistant's own intents answer without speech (HassNevermind's English sentences).
+ANSWERED_WITHOUT_SPEECH = frozenset({"never mind", "nevermind"})
 # What Home Assistant sends a satellite during a run (``components/wyoming/assist_satellite.py``).
 RUN_EVENTS = frozenset(
     {"transcript", "voice-started", "voice-stopped", "synthesize", "audio-start", "audio-chunk", "audio-stop", "error"}
@@ -48,6 +62,8 @@ class PipelineGate:
 
     ``went_quiet`` is called when a run is taken to be over because it has sent nothing for a while;
     ``still_going`` is asked first whether the run's answer is still being written (then it is not over).
+    With ``agent_known`` (is the run's agent known to be Chatty's, whose writing ``still_going`` sees?), a run
+    whose transcript Home Assistant answers without speech is taken to be over after a short quiet.
     """
 
     def __init__(
@@ -55,10 +71,13 @@ class PipelineGate:
         send: Callable[[Event], None],
         went_quiet: Callable[[], None] | None = None,
         still_going: Callable[[], Awaitable[bool]] | None = None,
+        agent_known: Callable[[], bool] | None = None,
     ) -> None:
         self._send = send
         self._went_quiet = went_quiet
         self._still_going = still_going
+        self._agent_known = agent_known
+        self._speechless = False  # the run's request is one Home Assistant answers without speech
         self._asking: asyncio.Task[None] | None = None
         self._running = False
         self._speaking = self._audio = False  # seen of the run Home Assistant runs: synthesize, audio-start
@@ -78,6 +97,8 @@ class PipelineGate:
         if self._running:
             _LOGGER.info("Home Assistant is still finishing the last answer: the command waits for it")
             self._held = list(events)
+            if self._speechless:  # its agent, if it writes an answer after all, is asked to stop: time to speak
+                self._last_sign = time.monotonic()
         else:
             self._begin(events)
 
@@ -94,7 +115,12 @@ class PipelineGate:
         if not self._running or event.type not in RUN_EVENTS:
             return
         self._last_sign = time.monotonic()
-        if Synthesize.is_type(event.type):
+        if Transcript.is_type(event.type) and self._answered_without_speech(Transcript.from_event(event).text):
+            _LOGGER.debug("Home Assistant answers %r without speech: its run is over once quiet a moment",
+                          event.data.get("text"))  # fmt: skip
+            self._speechless = True
+            self._watch_quiet()
+        elif Synthesize.is_type(event.type):
             self._speaking = True
         elif AudioStart.is_type(event.type):
             self._audio = True
@@ -114,12 +140,27 @@ class PipelineGate:
         self._running = True
         self._speaking = self._audio = False
         self._last_sign = time.monotonic()
+        self._speechless = False
+        self._watch_quiet()
+
+    def _answered_without_speech(self, transcript: str) -> bool:
+        if self._still_going is None or self._agent_known is None or not self._agent_known():
+            return False  # another agent may answer it, after thinking for longer than this
+        return " ".join(words(transcript)) in ANSWERED_WITHOUT_SPEECH
+
+    def _quiet_over_after(self) -> float:
+        """The quiet that ends the run (s)."""
+        return SPEECHLESS_RUN_OVER if self._speechless else QUIET_RUN_OVER
+
+    def _watch_quiet(self) -> None:
+        """Take the run to be over once it has said nothing for long enough."""
         self._stop_watching()
-        self._quiet = asyncio.get_running_loop().call_later(QUIET_RUN_OVER, self._check_quiet)
+        left = self._last_sign + self._quiet_over_after() - time.monotonic()
+        self._quiet = asyncio.get_running_loop().call_later(max(left, 0.0), self._check_quiet)
 
     def _check_quiet(self) -> None:
-        """Has the run said nothing for :data:`QUIET_RUN_OVER` seconds? Then it is over."""
-        left = self._last_sign + QUIET_RUN_OVER - time.monotonic()
+        """Has the run said nothing for long enough? Then it is over."""
+        left = self._last_sign + self._quiet_over_after() - time.monotonic()
         if left > 0:
             self._quiet = asyncio.get_running_loop().call_later(left, self._check_quiet)
             return
@@ -137,14 +178,14 @@ class PipelineGate:
         if going:
             _LOGGER.debug("Home Assistant's run is quiet, but its answer is still being written")
             self._last_sign = time.monotonic()
-            self._quiet = asyncio.get_running_loop().call_later(QUIET_RUN_OVER, self._check_quiet)
+            self._watch_quiet()  # (a speechless request's: asked again soon)
         else:
             self._quiet_over()
 
     def _quiet_over(self) -> None:
         _LOGGER.info(
-            "Home Assistant's run has sent nothing for %.0f s: taken to be over (an answer without speech)",
-            QUIET_RUN_OVER,
+            "Home Assistant's run has sent nothing for %.1f s: taken to be over (an answer without speech)",
+            self._quiet_over_after(),
         )
         self._over()
         if self._went_quiet is not None and self._held is None:

@@ -673,3 +673,32 @@ async def test_a_command_after_a_run_without_speech_is_not_held_back(ha, chatty,
     assert kitchen["outcome"] == "answered" and kitchen["answer"], turns
     assert "taken to be over (an answer without speech)" in log, log
     assert "the command waits for it" not in log, log
+
+
+async def test_a_command_right_after_never_mind_goes_soon(ha, chatty, stt_server, llm_server, tmp_path):
+    """The speaker says "never mind", then asks at once. Home Assistant answers its own "never mind" without
+    speech and says nothing at the run's end; with Chatty's LLM server known (the agent is Chatty's, and it is
+    not writing an answer to it), the satellite takes that run to be over after a moment of quiet, rather than
+    holding the next command for the long quiet (20 s), and the command is carried out."""
+    if ha.version != NEWEST:
+        pytest.skip(f"runs on the newest Home Assistant ({NEWEST}) only, to keep the suite short")
+    await ha.rest("POST", "/api/services/light/turn_on", {"entity_id": "light.kitchen_light"})
+    await ha.wait_for_state("light.kitchen_light", "on")
+    clip = lambda name: home_assistant.read_wav(SATELLITE_CLIPS / name)[0]  # noqa: E731
+    mic = LiveMic(tmp_path)
+    satellite = home_assistant.HaSatellite(tmp_path, mic, "--stt-uri", stt_server.uri, "--llm-uri", llm_server.uri)
+    try:
+        await satellite.join(ha)
+        mic.say(bytes(32000) + clip("nabu_nevermind.wav"))
+        mic.say(clip("nabu_kitchen.wav"))  # its wake word about 2 s after "never mind"
+        turns = await satellite.wait_for_turns(2, timeout=90)
+        await ha.wait_for_state("light.kitchen_light", "off", timeout=30)
+    finally:
+        satellite.stop()
+        mic.close()
+    log = satellite.log_path.read_text()
+    nevermind, kitchen = turns
+    assert "".join(words(nevermind["transcript"])) == "nevermind", turns
+    assert not nevermind["answer"], turns
+    assert kitchen["outcome"] == "answered" and "kitchen" in words(kitchen["transcript"]), turns
+    assert "has sent nothing for 2.5 s: taken to be over (an answer without speech)" in log, log

@@ -595,6 +595,48 @@ async def test_ha_a_quiet_run_whose_answer_chatty_still_writes_is_not_over(playe
             assert turns.outcomes == ["no answer"]
 
 
+async def test_ha_a_never_mind_run_is_over_soon_when_the_agent_is_chattys(player, monkeypatch):
+    """Home Assistant answers its own "never mind" without speech, and says nothing at the run's end. With
+    Chatty's LLM server known, such a run is over once it has been quiet a moment and the server writes no
+    answer to it (Chatty's integration may still be dropping one begun at the pause): its turn ends, and a
+    command started meanwhile goes then, not after the long quiet (it was held up to 20 s). Other requests
+    wait that long."""
+    monkeypatch.setattr(ha_pipeline, "SPEECHLESS_RUN_OVER", 0.4)
+    replies = [True, False]
+    asked: list[dict] = []
+
+    async def writes_a_moment(peer: Peer) -> None:
+        request = await peer.read("chatty-first-text")
+        asked.append(request.data)
+        await peer.write(Event("chatty-begun", {"begun": False, "asked": replies.pop(0) if replies else False}))
+
+    async with ScriptedServer(writes_a_moment) as server:
+        services = Services({"llm": server.uri}, {})
+        async with ha_satellite(player, services) as (mode, client, turns):
+            await hear(mode, wake=True, speech=0.6, silence=0.8)
+            await events_until(client, "audio-stop")
+            await client.write_event(Transcript(text="Never mind.").event())
+            await until(lambda: mode.idle, what="the turn to end", timeout=5)
+            assert turns.outcomes == ["no answer"]
+            assert [request["question"] for request in asked] == ["Never mind.", "Never mind."]  # then not written
+
+            await hear(mode, wake=True, speech=0.6, silence=0.8)
+            await events_until(client, "audio-stop")
+            await client.write_event(Transcript(text="Never mind.").event())
+            await until(lambda: mode.turns.turn is not None and mode.turns.turn.transcript, what="the transcript")
+            await hear(mode, wake=True)  # the speaker asks at once: held while the run may be going
+            assert mode.gate.holding
+            assert (await events_until(client, "run-pipeline", timeout=5))[-2:] == ["detection", "run-pipeline"]
+
+            await hear(mode, speech=0.6, silence=0.8)
+            await events_until(client, "audio-stop")
+            await client.write_event(Transcript(text="Play some jazz.").event())  # answered by someone, later
+            await until(lambda: mode.turns.turn is not None and mode.turns.turn.transcript, what="the transcript")
+            await hear(mode, wake=True)
+            await asyncio.sleep(1.5)
+            assert mode.gate.holding  # the long quiet decides
+
+
 def _frames(pattern: str) -> list[Heard]:
     """10 ms frames: "s" speech, "." silence."""
     return [
