@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from wyoming_chatty_llm.client import AgentError, first_text
@@ -48,8 +48,9 @@ async def ask_first_text(services: Services, question: str, within: float, timeo
 class AnswerBegun:
     """Waits, at a pause, for the first text of the answer to its words on Chatty's LLM server."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, goes_on: Callable[[str], bool] = unfinished) -> None:
         self._services = services
+        self._goes_on = goes_on  # the rule on words that plainly go on
         self._answered_here = True  # Chatty's LLM server answered the last pause's words (assumed at first)
         self._tasks: set[asyncio.Task[bool]] = set()
 
@@ -57,7 +58,7 @@ class AnswerBegun:
         """Return once an answer to ``words`` has its first text (True), or soon if none is coming (False); at
         once (None) when the last pause's words were not put to the server, when the words plainly go on ("what
         is the": judged by a rule, not by the models), or when there are no words or no server known."""
-        if not words or unfinished(words) or not self._services.known("llm"):
+        if not words or self._goes_on(words) or not self._services.known("llm"):
             return None
         if self._answered_here:
             return await self._watch(words)

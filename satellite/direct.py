@@ -36,7 +36,6 @@ from .services import Services, ServiceUnavailable
 from .sounds import Sounds
 from .speech import CommandEnd, CommandRules
 from .turn_log import Outcome, Turn, TurnLog
-from .turn_text import unfinished
 from .turns import JUDGE_AFTER_AT_MOST, TurnController
 
 _LOGGER = logging.getLogger(__name__)
@@ -86,6 +85,8 @@ class DirectMode(Mode):
             judge=judge,
             mode_judges_pauses=True,
         )
+        if judge is not None:
+            judge.language = settings.language
         self.turns.listen_again = lambda: self.listen(None)
         self.turns.go_on = self._go_on
         self._answer: Answer | None = None
@@ -220,7 +221,7 @@ class DirectMode(Mode):
         except LateWords:
             return None  # too late to prepare by; the final transcript will come at the end
         turn.transcript_at, turn.transcript = time.monotonic(), text
-        if not text or (self.turns.judge is not None and unfinished(text)):
+        if not text or (self.turns.judge is not None and self.turns.judge.unfinished(text)):
             return None
         return self._start_answer(turn, text, held=True)
 

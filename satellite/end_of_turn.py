@@ -156,6 +156,8 @@ class TurnJudge:
         words_model: Path | None = None,
     ) -> None:
         self.taking = taking
+        self.language: str | None = None
+        """The language spoken (None: not known, taken as English): the rule on the last word is English."""
         self._sound = SmartTurn(sound_model)
         self._words = TextTurnModel(words_model)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="end of turn")
@@ -164,6 +166,10 @@ class TurnJudge:
         """Run each model once (the first call is slow); blocking."""
         self._sound.complete(np.zeros(16000, dtype=np.float32))
         self._words.complete("what time is it")
+
+    def unfinished(self, text: str) -> bool:
+        """Words that plainly go on ("what is the"), by the rule on the last word in :attr:`language`."""
+        return unfinished(text, self.language)
 
     async def judge(
         self, pcm: bytes, text: str | None, again: HearAgain | None = None, phrase: int = 0, *, unsure: bool = False
@@ -187,7 +193,7 @@ class TurnJudge:
         # decoding those words, and on a small machine everything else (the answer too) waits for them.
         if text is None:
             return Judgement(False, None, None, "no transcript: the silence decides")
-        if unfinished(text):
+        if self.unfinished(text):
             return Judgement(False, None, 0.0, "the words are unfinished")
         loop = asyncio.get_running_loop()
         words = await loop.run_in_executor(self._thread, self._words.complete, text)
@@ -227,7 +233,7 @@ class TurnJudge:
             return Judgement(False, sound, words, "no second hearing")
         if heard is None:  # the server does not transcribe at pauses: the first hearing decides
             return Judgement(True, sound, words, "finished")
-        second = 0.0 if unfinished(heard) else await asyncio.get_running_loop().run_in_executor(
+        second = 0.0 if self.unfinished(heard) else await asyncio.get_running_loop().run_in_executor(
             self._thread, self._words.complete, heard
         )  # fmt: skip
         if second < self.taking.words_threshold:

@@ -22,7 +22,7 @@ import logging
 import time
 from functools import partial
 
-from wyoming.asr import Transcript
+from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event
@@ -125,12 +125,15 @@ class HaMode(Mode):
         # Only where the early run can be stopped at once: else the whole command would wait for its answer.
         self.turns.may_go_on = lambda: self._stopper is not None and self._stopper.can_stop()
         # Judging pauses needs their words: Home Assistant's transcript comes only after the command.
+        self._language = language
+        if judge is not None:
+            judge.language = language  # until Home Assistant says the pipeline's
         self._pause_words = PauseWords(services, judge.taking.pause, language) if services and judge else None
         if self._pause_words is not None:
             self.turns.open_words = self._pause_words.open
         self._stopper = AnswerStopper(services) if services else None
         # A pause is judged once the answer Home Assistant asked Chatty's LLM server for at it has begun.
-        self._answer_begun = AnswerBegun(services) if services and judge else None
+        self._answer_begun = AnswerBegun(services, judge.unfinished) if services and judge else None
         if self._answer_begun is not None:
             self.turns.before_judging = self._answer_begun.wait
         self._question: str | None = None
@@ -256,6 +259,9 @@ class HaMode(Mode):
             _LOGGER.info("Home Assistant paused the satellite")
         elif VoiceStopped.is_type(event.type):
             self.turns.end_capture(CommandEnd.SPOKEN)
+        elif Transcribe.is_type(event.type):  # the run's speech-to-text begins, in the pipeline's language
+            if (judge := self.turns.judge) is not None:
+                judge.language = Transcribe.from_event(event).language or self._language
         elif Transcript.is_type(event.type):
             self.turns.end_capture(CommandEnd.SPOKEN)
             self._question = Transcript.from_event(event).text

@@ -42,6 +42,9 @@ _UNFINISHED_WORDS = """a an the of to into onto than as and or but nor if becaus
     what which who whom whose where when why how
     um uh er erm hmm mm uhm ah"""
 UNFINISHED = frozenset(_UNFINISHED_WORDS.split())
+# Fillers of a speaker still thinking, in the languages Chatty's voices speak, that are no word there ("um" and
+# "er" are German words, "eh" a Spanish one).
+_FILLERS = frozenset(["uh", "uhm", "erm", "hmm", "mm", "äh", "ähm", "öhm", "euh", "ehm"])
 # Requests that are whole when they are all that was said. The language model finds a one-word message
 # unlikely to end ("stop" 0.016, "thanks" 0.02: "stop the music" is likelier), as it finds verbs that need
 # more ("play" 0.006, "open" 0.002), so on its own it kept "Stop" waiting the doubtful silence. Only words
@@ -61,13 +64,22 @@ def words(text: str) -> list[str]:
     return _NOT_WORD.sub(" ", text.lower()).split()
 
 
-def unfinished(text: str) -> bool:
-    """True when the words cannot be a whole request: nothing, a cut ("..."), or a last word such as "the"."""
+def english(language: str | None) -> bool:
+    """Is ``language`` (a code such as "en", "en-GB" or "de"; None: not known, taken as English) English?"""
+    return language is None or language.replace("_", "-").split("-")[0].casefold() == "en"
+
+
+def unfinished(text: str, language: str | None = None) -> bool:
+    """True when the words cannot be a whole request: nothing, a cut ("..."), or a last word such as "the".
+
+    The last-word rule is English: in another ``language`` a word of its list may well end a request (German
+    "Mach das Licht an", "turn the light on"), so there only a filler ("äh", "euh") is a last word that cannot.
+    """
     stripped = text.strip()
     if stripped.endswith(("...", "…", ",", "-")):
         return True
     heard = words(stripped)
-    return not heard or heard[-1] in UNFINISHED
+    return not heard or heard[-1] in (UNFINISHED if english(language) else _FILLERS)
 
 
 def bundled_model() -> Path | None:
