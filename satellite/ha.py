@@ -260,8 +260,7 @@ class HaMode(Mode):
         elif VoiceStopped.is_type(event.type):
             self.turns.end_capture(CommandEnd.SPOKEN)
         elif Transcribe.is_type(event.type):  # the run's speech-to-text begins, in the pipeline's language
-            if (judge := self.turns.judge) is not None:
-                judge.language = Transcribe.from_event(event).language or self._language
+            self._pipeline_language(Transcribe.from_event(event).language)
         elif Transcript.is_type(event.type):
             self.turns.end_capture(CommandEnd.SPOKEN)
             self._question = Transcript.from_event(event).text
@@ -298,6 +297,16 @@ class HaMode(Mode):
             self.turns.give_up(Outcome.HA_ERROR, text)
         else:
             self.timers.on_event(event)
+
+    def _pipeline_language(self, language: str | None) -> None:
+        """Home Assistant says the language of the run's pipeline: the pauses' words are judged in it, and the
+        next commands are transcribed in it (unless ``--language`` says otherwise): the STT server need not
+        guess it from a second of speech."""
+        if (judge := self.turns.judge) is not None:
+            judge.language = language or self._language
+        if self._language is None and self._pause_words is not None:
+            self._pause_words.language = language
+        _LOGGER.debug("Home Assistant's pipeline speaks %s", language)
 
     async def _answer_still_written(self) -> bool:
         """Does Chatty's LLM server still write the answer to the last run's question?"""

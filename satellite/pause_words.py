@@ -25,7 +25,8 @@ class PauseWords:
     def __init__(self, services: Services, pause: float, language: str | None = None) -> None:
         self._services = services
         self._pause = pause
-        self._language = language
+        self.language = language
+        """The language the STT server is told (None: it detects it); Home Assistant mode sets the pipeline's."""
         self._lookup = BackgroundLookup(services, "stt", "pauses end by silence until it is found")
         self._used: str | None = None  # the server's address the last command's words came from
 
@@ -42,7 +43,7 @@ class PauseWords:
         if uri != self._used:
             self._used = uri
             _LOGGER.info("Judging pauses with the words from the STT server %s", uri)
-        return CommandWords(lambda: self._connect(uri), self._language, self._pause)
+        return CommandWords(lambda: self._connect(uri), self.language, self._pause)
 
     async def _connect(self, uri: str) -> AsyncClient:
         client = AsyncClient.from_uri(uri)

@@ -729,7 +729,8 @@ async def test_ha_a_hesitation_is_heard_to_the_end_and_the_end_comes_early(playe
 async def test_ha_words_are_judged_in_the_pipelines_language(player, judge, monkeypatch):
     """Home Assistant says the pipeline's language as the run's speech-to-text begins (``transcribe``), and
     the pause's words are judged in it: German "Mach das Licht in der Küche an" ("turn the kitchen light on")
-    ends on a word the English rule takes for an article that cannot end a request."""
+    ends on a word the English rule takes for an article that cannot end a request. The next commands are
+    transcribed in it too."""
     monkeypatch.setattr(judge, "language", None)  # (the judge is the module's: English again afterwards)
     async with ScriptedServer(stt_script("Mach das Licht in der Küche an")) as stt:
         mode, client = await ha_mode(player, judge, stt.uri)
@@ -743,10 +744,18 @@ async def test_ha_words_are_judged_in_the_pipelines_language(player, judge, monk
             await audio_stop_after(mode, client, TAKING.unfinished_silence)
             assert mode.turns.turn is not None
             [first, *_] = mode.turns.turn.extra["pauses"]
+            await hear(mode, wake=True, speech=0.3)  # the next command
+            await until(lambda: len(stt.peers) == 2 and transcribes(stt.peers[1]), what="the next command's words")
         finally:
             await client.disconnect()
             await mode.close()
     assert first["reason"] != "the words are unfinished" and first["words"] > 0, first
+    assert [event.data.get("language") for event in transcribes(stt.peers[0])] == [None]  # (not known yet: detected)
+    assert [event.data.get("language") for event in transcribes(stt.peers[1])] == ["de"]
+
+
+def transcribes(peer: Peer) -> list[Event]:
+    return [event for event in peer.received if event.type == "transcribe"]
 
 
 async def test_ha_a_spoken_hesitation_ends_at_the_pause_after_it(player, judge, stt_server, monkeypatch):
