@@ -304,8 +304,8 @@ class HaMode(Mode):
         guess it from a second of speech."""
         if (judge := self.turns.judge) is not None:
             judge.language = language or self._language
-        if self._language is None and self._pause_words is not None:
-            self._pause_words.language = language
+        if self._pause_words is not None:
+            self._pause_words.follow(language)
         _LOGGER.debug("Home Assistant's pipeline speaks %s", language)
 
     async def _answer_still_written(self) -> bool:

@@ -21,7 +21,7 @@ from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop
-from wyoming.info import AsrProgram, Attribution, Info
+from wyoming.info import AsrModel, AsrProgram, Attribution, Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStopped
 
 from satellite.audio_io import FRAME_BYTES, FRAME_SECONDS, Frame, Speaker
@@ -134,6 +134,7 @@ def stt_script(
     late: float | tuple[float, ...] = 0.0,
     heard_again: str | None = None,
     unsure: bool = False,
+    languages: tuple[str, ...] | None = None,
 ) -> Callable[[Peer], Awaitable[None]]:
     """An STT server: each utterance gets the next transcript (the last one again when used up).
 
@@ -142,7 +143,8 @@ def stt_script(
     (with the seconds of audio so far; ``late`` seconds after the pause, as after a slow decode: one
     value for every pause, or one for each in turn, the last again when used up), and
     ``audio-stop`` right after a pause gets that same text. With ``candidates`` False it sends none (as
-    a server that is not Chatty's). Given a ``program`` name, it answers ``describe`` with it. Asked to
+    a server that is not Chatty's). Given a ``program`` name or the ``languages`` it transcribes, it answers
+    ``describe`` with them. Asked to
     hear the speech again (``chatty-hear-again``), it sends ``heard_again`` (default: the last pause's
     words) as a ``chatty-candidate`` marked ``"again": true``. ``unsure``: every candidate is marked
     ``"sure": false`` (Whisper unsure of the words).
@@ -160,10 +162,12 @@ def stt_script(
     async def script(peer: Peer) -> None:
         transcribe = await peer.read("describe", "transcribe")
         if transcribe.type == "describe":
-            if program is not None:
+            if program is not None or languages is not None:
+                models = [AsrModel(name="tiny", description=None, attribution=ATTRIBUTION, installed=True,
+                                   languages=list(languages), version=None)] if languages else []  # fmt: skip
                 await peer.write(
-                    Info(asr=[AsrProgram(name=program, description=None, attribution=ATTRIBUTION, installed=True,
-                                         version=None, models=[])]).event()
+                    Info(asr=[AsrProgram(name=program or "stt", description=None, attribution=ATTRIBUTION,
+                                         installed=True, version=None, models=models)]).event()
                 )  # fmt: skip
             transcribe = await peer.read("transcribe")
         chatty = transcribe.data.get("chatty") or {}
