@@ -647,26 +647,8 @@ async def test_a_command_after_a_run_without_speech_is_not_held_back(ha, chatty,
     run has been quiet a while ("no answer"), and the next command goes to Home Assistant at once: it is not
     held back as if that run were still going (it was, for 20 s, and the turn waited until the next wake
     word)."""
-    if ha.version != NEWEST:
-        pytest.skip(f"runs on the newest Home Assistant ({NEWEST}) only, to keep the suite short")
-    await ha.rest("POST", "/api/services/light/turn_on", {"entity_id": "light.kitchen_light"})
-    await ha.wait_for_state("light.kitchen_light", "on")
-    clip = lambda name: bytes(32000) + home_assistant.read_wav(SATELLITE_CLIPS / name)[0]  # noqa: E731
-    mic = LiveMic(tmp_path)
-    satellite = home_assistant.HaSatellite(tmp_path, mic, "--stt-uri", stt_server.uri)
-    try:
-        await satellite.join(ha)
-        mic.say(clip("nabu_nevermind.wav"))
-        await satellite.wait_for_turns(1, timeout=90)
-        mic.say(clip("nabu_kitchen.wav"))
-        turns = await satellite.wait_for_turns(2, timeout=60)
-        await ha.wait_for_state("light.kitchen_light", "off", timeout=30)
-    finally:
-        satellite.stop()
-        mic.close()
-    log = satellite.log_path.read_text()
+    turns, log = await never_mind_then_kitchen(ha, tmp_path, "--stt-uri", stt_server.uri, at_once=False)
     nevermind, kitchen = turns
-    assert "".join(words(nevermind["transcript"])) == "nevermind", turns  # (or "Nevermind.")
     assert nevermind["outcome"] == "no answer" and not nevermind["answer"], turns
     runs = {run.transcript: run for run in await ha.pipeline_runs(chatty["pipeline_id"])}
     assert runs[nevermind["transcript"]].data("intent-end")["processed_locally"] is True  # Home Assistant's own
@@ -680,25 +662,34 @@ async def test_a_command_right_after_never_mind_goes_soon(ha, chatty, stt_server
     speech and says nothing at the run's end; with Chatty's LLM server known (the agent is Chatty's, and it is
     not writing an answer to it), the satellite takes that run to be over after a moment of quiet, rather than
     holding the next command for the long quiet (20 s), and the command is carried out."""
+    args = ("--stt-uri", stt_server.uri, "--llm-uri", llm_server.uri)
+    (nevermind, kitchen), log = await never_mind_then_kitchen(ha, tmp_path, *args, at_once=True)
+    assert not nevermind["answer"], nevermind
+    assert kitchen["outcome"] == "answered" and "kitchen" in words(kitchen["transcript"]), kitchen
+    assert "has sent nothing for 2.5 s: taken to be over (an answer without speech)" in log, log
+
+
+async def never_mind_then_kitchen(ha, tmp_path: Path, *args: str, at_once: bool) -> tuple[list[dict], str]:
+    """A satellite (with ``args``) hears "Okay Nabu, never mind", then "Okay Nabu, turn off the kitchen light":
+    ``at_once`` (its wake word about 2 s after "never mind"), or once the first turn has ended. Returns the two
+    turns and the satellite's log, once the light is off (newest Home Assistant only)."""
     if ha.version != NEWEST:
         pytest.skip(f"runs on the newest Home Assistant ({NEWEST}) only, to keep the suite short")
     await ha.rest("POST", "/api/services/light/turn_on", {"entity_id": "light.kitchen_light"})
     await ha.wait_for_state("light.kitchen_light", "on")
     clip = lambda name: home_assistant.read_wav(SATELLITE_CLIPS / name)[0]  # noqa: E731
     mic = LiveMic(tmp_path)
-    satellite = home_assistant.HaSatellite(tmp_path, mic, "--stt-uri", stt_server.uri, "--llm-uri", llm_server.uri)
+    satellite = home_assistant.HaSatellite(tmp_path, mic, *args)
     try:
         await satellite.join(ha)
         mic.say(bytes(32000) + clip("nabu_nevermind.wav"))
-        mic.say(clip("nabu_kitchen.wav"))  # its wake word about 2 s after "never mind"
+        if not at_once:
+            await satellite.wait_for_turns(1, timeout=90)
+        mic.say(bytes(0 if at_once else 32000) + clip("nabu_kitchen.wav"))
         turns = await satellite.wait_for_turns(2, timeout=90)
         await ha.wait_for_state("light.kitchen_light", "off", timeout=30)
     finally:
         satellite.stop()
         mic.close()
-    log = satellite.log_path.read_text()
-    nevermind, kitchen = turns
-    assert "".join(words(nevermind["transcript"])) == "nevermind", turns
-    assert not nevermind["answer"], turns
-    assert kitchen["outcome"] == "answered" and "kitchen" in words(kitchen["transcript"]), turns
-    assert "has sent nothing for 2.5 s: taken to be over (an answer without speech)" in log, log
+    assert "".join(words(turns[0]["transcript"])) == "nevermind", turns  # (or "Nevermind.")
+    return turns, satellite.log_path.read_text()

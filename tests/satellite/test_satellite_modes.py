@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from helpers.scripted import (
@@ -568,21 +568,26 @@ async def test_ha_a_barge_in_before_home_assistant_said_the_question_stops_its_a
             assert turns.turns[1].answer == "The end."
 
 
+def writes_a_while(asked: list[dict]) -> Callable[[Peer], Awaitable[None]]:
+    """Chatty's LLM server asked whether it writes an answer (``chatty-first-text``, the request kept in
+    ``asked``): it does the first time, and no longer after that."""
+    replies = [True]
+
+    async def script(peer: Peer) -> None:
+        request = await peer.read("chatty-first-text")
+        asked.append(request.data)
+        await peer.write(Event("chatty-begun", {"begun": False, "asked": replies.pop(0) if replies else False}))
+
+    return script
+
+
 async def test_ha_a_quiet_run_whose_answer_chatty_still_writes_is_not_over(player, monkeypatch):
     """Home Assistant 2025.4 sends nothing until the whole answer is written: a run quiet for a while whose
     answer Chatty's LLM server says it is still writing goes on (its turn waits), and is over once the
     server no longer writes one."""
     monkeypatch.setattr(ha_pipeline, "QUIET_RUN_OVER", 0.5)
-    replies = [True, False]
     asked: list[dict] = []
-
-    async def writes_for_a_while(peer: Peer) -> None:
-        request = await peer.read("chatty-first-text")
-        asked.append(request.data)
-        writing = replies.pop(0)
-        await peer.write(Event("chatty-begun", {"begun": False, "asked": writing}))
-
-    async with ScriptedServer(writes_for_a_while) as server:
+    async with ScriptedServer(writes_a_while(asked)) as server:
         services = Services({"llm": server.uri}, {})
         async with ha_satellite(player, services) as (mode, client, turns):
             await hear(mode, wake=True, speech=0.6, silence=0.8)
@@ -602,15 +607,8 @@ async def test_ha_a_never_mind_run_is_over_soon_when_the_agent_is_chattys(player
     command started meanwhile goes then, not after the long quiet (it was held up to 20 s). Other requests
     wait that long."""
     monkeypatch.setattr(ha_pipeline, "SPEECHLESS_RUN_OVER", 0.4)
-    replies = [True, False]
     asked: list[dict] = []
-
-    async def writes_a_moment(peer: Peer) -> None:
-        request = await peer.read("chatty-first-text")
-        asked.append(request.data)
-        await peer.write(Event("chatty-begun", {"begun": False, "asked": replies.pop(0) if replies else False}))
-
-    async with ScriptedServer(writes_a_moment) as server:
+    async with ScriptedServer(writes_a_while(asked)) as server:
         services = Services({"llm": server.uri}, {})
         async with ha_satellite(player, services) as (mode, client, turns):
             await hear(mode, wake=True, speech=0.6, silence=0.8)
