@@ -196,7 +196,7 @@ class TurnJudge:
         if self.unfinished(text):
             return Judgement(False, None, 0.0, "the words are unfinished")
         loop = asyncio.get_running_loop()
-        words = await loop.run_in_executor(self._thread, self._words.complete, text)
+        words = await loop.run_in_executor(self._thread, self._words.complete, text, self.language)
         taking = self.taking
         if words < taking.words_threshold:
             doubtful = words >= taking.doubtful_words
@@ -234,7 +234,7 @@ class TurnJudge:
         if heard is None:  # the server does not transcribe at pauses: the first hearing decides
             return Judgement(True, sound, words, "finished")
         second = 0.0 if self.unfinished(heard) else await asyncio.get_running_loop().run_in_executor(
-            self._thread, self._words.complete, heard
+            self._thread, self._words.complete, heard, self.language
         )  # fmt: skip
         if second < self.taking.words_threshold:
             return Judgement(False, sound, words, "heard again, the words do not end a request", heard, second)

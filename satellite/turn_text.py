@@ -53,6 +53,15 @@ _FILLERS = frozenset(["uh", "uhm", "erm", "hmm", "mm", "äh", "ähm", "öhm", "e
 WHOLE_ALONE = frozenset(
     {"stop", "cancel", "pause", "resume", "thanks", "thank you", "never mind", "nevermind", "yes", "no"}
 )
+# The same in the languages of Chatty's other voices (the model scores them 0.01-0.08: "Stopp" 0.018, "Annule"
+# 0.038, "Gracias" 0.053); not "weiter" or "siguiente", which go on to the next track.
+WHOLE_ALONE_IN = {
+    "de": frozenset({"stopp", "stop", "abbrechen", "pause", "danke", "danke schön", "vergiss es", "ja", "nein"}),
+    "fr": frozenset({"stop", "arrête", "annule", "pause", "merci", "laisse tomber", "oui", "non"}),
+    "es": frozenset({"para", "stop", "cancela", "pausa", "gracias", "olvídalo", "sí", "no"}),
+    "it": frozenset({"basta", "stop", "annulla", "pausa", "grazie", "lascia perdere", "sì", "no"}),
+    "pt": frozenset({"para", "pare", "cancela", "pausa", "obrigado", "obrigada", "esquece", "sim", "não"}),
+}
 _NOT_WORD = re.compile(r"[^\w\s']+")
 
 
@@ -66,7 +75,18 @@ def words(text: str) -> list[str]:
 
 def english(language: str | None) -> bool:
     """Is ``language`` (a code such as "en", "en-GB" or "de"; None: not known, taken as English) English?"""
-    return language is None or language.replace("_", "-").split("-")[0].casefold() == "en"
+    return language is None or _code(language) == "en"
+
+
+def _code(language: str) -> str:
+    return language.replace("_", "-").split("-")[0].casefold()
+
+
+def whole_alone(said: str, language: str | None) -> bool:
+    """Is ``said`` (the words, lower case, one space apart) a request that is whole when it is all that was said?"""
+    if english(language):
+        return said in WHOLE_ALONE
+    return said in WHOLE_ALONE_IN.get(_code(language or ""), frozenset())
 
 
 def unfinished(text: str, language: str | None = None) -> bool:
@@ -157,15 +177,15 @@ class TextTurnModel:
         )  # fmt: skip
         _LOGGER.debug("End-of-turn language model %s loading in a worker process", path)
 
-    def complete(self, text: str) -> float:
+    def complete(self, text: str, language: str | None = None) -> float:
         """The probability that a request whose words so far are ``text`` ends here (1 for a request that is
-        whole on its own, :data:`WHOLE_ALONE`, without asking the model). The same words as the last call's
-        (a second hearing of a pause usually hears a whole request alike) are not read again."""
+        whole on its own in ``language``, :data:`WHOLE_ALONE`, without asking the model). The same words as
+        the last call's (a second hearing of a pause usually hears a whole request alike) are not read again."""
         heard = words(say_numbers(text))[-MAX_WORDS:]
         said = " ".join(heard)
         if not heard:
             return 0.0
-        if said in WHOLE_ALONE:
+        if whole_alone(said, language):
             return 1.0
         if self._last is not None and self._last[0] == said:
             return self._last[1]

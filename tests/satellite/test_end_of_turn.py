@@ -137,6 +137,28 @@ def test_the_language_model_tells_whole_requests_from_cut_ones(words_model):
     assert [words_model.complete(text) >= threshold for text in cut] == [False] * 3
 
 
+@pytest.mark.parametrize(
+    ("language", "alone", "not_alone"),
+    [
+        ("de", ["Stopp.", "Abbrechen.", "Danke.", "Vergiss es."], ["Stopp die", "Weiter."]),
+        ("fr", ["Arrête.", "Annule.", "Merci.", "Laisse tomber."], ["Arrête la"]),
+        ("es-ES", ["Para.", "Cancela.", "Gracias.", "Olvídalo."], ["Para la"]),
+        ("it", ["Basta.", "Annulla.", "Grazie.", "Lascia perdere."], ["Spegni."]),
+    ],
+)
+def test_a_request_that_is_whole_on_its_own_ends_in_other_languages(words_model, language, alone, not_alone):
+    """ "Stop" in the languages of Chatty's other voices: the model alone scores them 0.01-0.08 (a one-word
+    message is unlikely), so they waited the doubtful silence."""
+    threshold = TurnTaking.words_threshold
+    assert {text: words_model.complete(text, language) >= TurnTaking.sure_words for text in alone} == dict.fromkeys(
+        alone, True
+    )
+    assert {text: words_model.complete(text, language) >= threshold for text in not_alone} == dict.fromkeys(
+        not_alone, False
+    )
+    assert words_model.complete("Stopp.") < threshold  # a German word, not English: the model decides
+
+
 def test_the_language_model_tells_whole_requests_from_cut_ones_in_other_languages(words_model):
     """The words model (SmolLM2, mostly English) on requests in the languages of Chatty's other voices: with the
     English rule on the last word left out there, it is what tells a whole request from a cut one."""
