@@ -126,6 +126,7 @@ class HaMode(Mode):
         self.turns.may_go_on = lambda: self._stopper is not None and self._stopper.can_stop()
         # Judging pauses needs their words: Home Assistant's transcript comes only after the command.
         self._language = language
+        self.gate.language = language
         if judge is not None:
             judge.language = language  # until Home Assistant says the pipeline's
         self._pause_words = PauseWords(services, judge.taking.pause, language) if services and judge else None
@@ -302,6 +303,7 @@ class HaMode(Mode):
         """Home Assistant says the language of the run's pipeline: the pauses' words are judged in it, and the
         next commands are transcribed in it (unless ``--language`` says otherwise): the STT server need not
         guess it from a second of speech."""
+        self.gate.language = language or self._language
         if (judge := self.turns.judge) is not None:
             judge.language = language or self._language
         if self._pause_words is not None:

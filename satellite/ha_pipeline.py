@@ -15,12 +15,13 @@ satellite: no speech, no ``error``, and ``RUN_END`` is not sent. So a run that h
 :data:`QUIET_RUN_OVER` seconds is taken to be over (unless its agent, Chatty's, says it is still writing the
 answer: Home Assistant 2025.4 sends nothing until the whole answer is written): the turn waiting for its
 answer ends, and a command started after that goes at once, instead of being held back as if the run were
-still going. A run whose request Home Assistant answers itself without speech (its "never mind",
-:data:`ANSWERED_WITHOUT_SPEECH`) is taken to be over sooner, after :data:`SPEECHLESS_RUN_OVER` seconds, when
-Chatty's LLM server is known and is not writing an answer to it (the agent is then Chatty's, which would be
-seen answering the request had Home Assistant not handled it): Home Assistant handles its own intent at
-once, and a command started meanwhile (the speaker changed their mind, then asked) was held up to 20 s.
-With another agent, which may think for longer than that before it answers, the long quiet still decides.
+still going. A run whose request Home Assistant answers itself without speech (its "never mind" in the
+pipeline's language, :data:`ANSWERED_WITHOUT_SPEECH`) is taken to be over sooner, after
+:data:`SPEECHLESS_RUN_OVER` seconds, when Chatty's LLM server is known and is not writing an answer to it (the
+agent is then Chatty's, which would be seen answering the request had Home Assistant not handled it): Home
+Assistant handles its own intent at once, and a command started meanwhile (the speaker changed their mind,
+then asked) was held up to 20 s. With another agent, which may think for longer than that before it answers,
+the long quiet still decides.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.tts import Synthesize
 
-from .turn_text import words
+from .turn_text import language_code, words
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -49,8 +50,20 @@ QUIET_RUN_OVER = 20.0
 # integration has dropped a speculative answer to it (2 s after the transcript), which the LLM server would
 # otherwise be seen writing.
 SPEECHLESS_RUN_OVER = 2.5
-# Requests Home Assistant's own intents answer without speech (HassNevermind's English sentences).
-ANSWERED_WITHOUT_SPEECH = frozenset({"never mind", "nevermind"})
+# Requests Home Assistant's own intents answer without speech: HassNevermind's sentences (home-assistant/intents
+# as in Home Assistant 2026.2.3), in lower case without punctuation, by language.
+ANSWERED_WITHOUT_SPEECH = {
+    "en": frozenset({"never mind", "nevermind"}),
+    "de": frozenset({"vergiss es", "alles gut", "alles ok", "das hast du falsch verstanden", "nicht du", "egal",
+                     "abbrechen", "abbruch", "nicht", "nichts", "nix", "doch nicht", "doch nichts", "doch nix"}),
+    "fr": frozenset({"oublie", "oublies", "annule", "annuler", "rien", "non rien", "rien du tout", "non rien du tout",
+                     "chut", "tais toi", "silence"}),
+    "es": frozenset({"cancela", "cancelar", "no haga caso", "no hagas caso", "no importa", "olvidalo", "olvídalo",
+                     "déjalo", "déjala", "déjalo ya", "déjala ya", "nada", "da igual"}),
+    "it": frozenset({"lascia stare", "lascia perdere", "niente", "no"}),
+    "pt": frozenset({"esquece", "deixa lá", "cancela", "cancelar", "nada"}),
+    "nl": frozenset({"laat maar", "laat maar zitten", "annuleer"}),
+}  # fmt: skip
 # What Home Assistant sends a satellite during a run (``components/wyoming/assist_satellite.py``).
 RUN_EVENTS = frozenset(
     {"transcript", "voice-started", "voice-stopped", "synthesize", "audio-start", "audio-chunk", "audio-stop", "error"}
@@ -78,6 +91,8 @@ class PipelineGate:
         self._still_going = still_going
         self._agent_known = agent_known
         self._speechless = False  # the run's request is one Home Assistant answers without speech
+        self.language: str | None = None
+        """The language of Home Assistant's pipeline (None: not known, taken as English)."""
         self._asking: asyncio.Task[None] | None = None
         self._running = False
         self._speaking = self._audio = False  # seen of the run Home Assistant runs: synthesize, audio-start
@@ -146,7 +161,8 @@ class PipelineGate:
     def _answered_without_speech(self, transcript: str) -> bool:
         if self._still_going is None or self._agent_known is None or not self._agent_known():
             return False  # another agent may answer it, after thinking for longer than this
-        return " ".join(words(transcript)) in ANSWERED_WITHOUT_SPEECH
+        language = language_code(self.language or "en")
+        return " ".join(words(transcript)) in ANSWERED_WITHOUT_SPEECH.get(language, frozenset())
 
     def _quiet_over_after(self) -> float:
         """The quiet that ends the run (s)."""

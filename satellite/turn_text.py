@@ -75,10 +75,11 @@ def words(text: str) -> list[str]:
 
 def english(language: str | None) -> bool:
     """Is ``language`` (a code such as "en", "en-GB" or "de"; None: not known, taken as English) English?"""
-    return language is None or _code(language) == "en"
+    return language is None or language_code(language) == "en"
 
 
-def _code(language: str) -> str:
+def language_code(language: str) -> str:
+    """The language of a code such as "de-CH" or "pt_BR": "de", "pt"."""
     return language.replace("_", "-").split("-")[0].casefold()
 
 
@@ -86,7 +87,7 @@ def whole_alone(said: str, language: str | None) -> bool:
     """Is ``said`` (the words, lower case, one space apart) a request that is whole when it is all that was said?"""
     if english(language):
         return said in WHOLE_ALONE
-    return said in WHOLE_ALONE_IN.get(_code(language or ""), frozenset())
+    return said in WHOLE_ALONE_IN.get(language_code(language or ""), frozenset())
 
 
 def unfinished(text: str, language: str | None = None) -> bool:

@@ -32,7 +32,7 @@ from helpers.scripted import (
     until,
 )
 from helpers.servers import free_port
-from wyoming.asr import Transcript
+from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
 from wyoming.error import Error
@@ -633,6 +633,23 @@ async def test_ha_a_never_mind_run_is_over_soon_when_the_agent_is_chattys(player
             await hear(mode, wake=True)
             await asyncio.sleep(1.5)
             assert mode.gate.holding  # the long quiet decides
+
+
+@pytest.mark.parametrize(("language", "speechless"), [("de-DE", True), (None, False)])
+async def test_ha_never_mind_is_known_in_the_pipelines_language(player, monkeypatch, language, speechless):
+    """Home Assistant's "never mind" in German is "Vergiss es": a run of it is over soon when the pipeline speaks
+    German (Home Assistant says so in the run's ``transcribe``); in English it is a request like any other."""
+    monkeypatch.setattr(ha_pipeline, "SPEECHLESS_RUN_OVER", 0.3)
+    asked: list[dict] = []
+    async with ScriptedServer(writes_a_while(asked)) as server:
+        services = Services({"llm": server.uri}, {})
+        async with ha_satellite(player, services) as (mode, client, turns):
+            await hear(mode, wake=True, speech=0.6, silence=0.8)
+            await events_until(client, "audio-stop")
+            await client.write_event(Transcribe(language=language).event())
+            await client.write_event(Transcript(text="Vergiss es.").event())
+            await asyncio.sleep(1.5)
+            assert mode.idle is speechless and turns.outcomes == (["no answer"] if speechless else [])
 
 
 def _frames(pattern: str) -> list[Heard]:
