@@ -19,6 +19,7 @@ from wyoming.info import Describe, Info
 
 from .command_words import CommandWords
 from .services import BackgroundLookup, Services
+from .turn_text import language_code
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -69,8 +70,7 @@ class PauseWords:
             if self._describing is None or self._describing.done():
                 self._describing = asyncio.create_task(self._describe(uri), name="the STT server's languages")
             return None
-        code = self._pipeline.replace("_", "-").split("-")[0].casefold()
-        return self._pipeline if code in languages else None
+        return self._pipeline if language_code(self._pipeline) in languages else None
 
     async def _describe(self, uri: str) -> None:
         languages: frozenset[str] = frozenset()
