@@ -266,6 +266,13 @@ async def ha_satellite(
         await mode.close()
 
 
+async def command_asked(mode: HaMode, client: AsyncClient, transcript: str) -> None:
+    """A command after the wake word, its end sent to Home Assistant, and Home Assistant's ``transcript`` of it."""
+    await hear(mode, wake=True, speech=0.6, silence=0.8)
+    await events_until(client, "audio-stop")
+    await client.write_event(Transcript(text=transcript).event())
+
+
 async def events_until(client: AsyncClient, last: str, timeout: float = 10.0) -> list[str]:
     """Event types from the satellite up to ``last``."""
     types: list[str] = []
@@ -309,9 +316,7 @@ async def test_ha_a_streamed_answer_has_no_tts_time_of_its_own(ha, speaker):
     (``synthesize``) only at the end: the satellite cannot see the TTS's own time then, and says none
     (it said a negative one)."""
     mode, client, turns = ha
-    await hear(mode, wake=True, speech=0.6, silence=0.8)
-    await events_until(client, "audio-stop")
-    await client.write_event(Transcript(text="Tell me a story.").event())
+    await command_asked(mode, client, "Tell me a story.")
     await client.write_event(AudioStart(22050, 2, 1).event())
     await client.write_event(AudioChunk(22050, 2, 1, tone(0.4, 22050)).event())
     await asyncio.sleep(0.2)
@@ -353,9 +358,7 @@ async def test_ha_a_run_that_goes_quiet_without_speech_is_over(ha, monkeypatch):
     started while that run may still be going is held, and goes when the run goes quiet."""
     monkeypatch.setattr(ha_pipeline, "QUIET_RUN_OVER", 0.6)
     mode, client, turns = ha
-    await hear(mode, wake=True, speech=0.6, silence=0.8)
-    await events_until(client, "audio-stop")
-    await client.write_event(Transcript(text="Never mind.").event())
+    await command_asked(mode, client, "Never mind.")
     await until(lambda: mode.idle, what="the turn to end", timeout=5)
     assert turns.outcomes == ["no answer"] and turns.turns[0].transcript == "Never mind."
     await hear(mode, wake=True, speech=0.6, silence=0.8)  # sent at once: nothing held
@@ -475,9 +478,7 @@ async def test_ha_a_command_waits_while_home_assistant_still_writes_the_last_ans
     so a barge-in's command waits until that run is over (its ``synthesize``, once the answer is all
     written), then goes with all the audio heard meanwhile, and is answered."""
     mode, client, turns = ha
-    await hear(mode, wake=True, speech=0.6, silence=0.8)
-    await events_until(client, "audio-stop")
-    await client.write_event(Transcript(text="Tell me a story.").event())
+    await command_asked(mode, client, "Tell me a story.")
     await client.write_event(AudioStart(22050, 2, 1).event())  # the answer streams as it is written
     for _ in range(10):
         await client.write_event(AudioChunk(22050, 2, 1, tone(0.1, 22050)).event())
@@ -525,9 +526,7 @@ async def test_ha_a_barge_in_has_chatty_stop_writing_the_answer_home_assistant_w
     async with ScriptedServer(stops_answers) as server:
         services = Services({"llm": server.uri}, {})
         async with ha_satellite(player, services) as (mode, client, turns):
-            await hear(mode, wake=True, speech=0.6, silence=0.8)
-            await events_until(client, "audio-stop")
-            await client.write_event(Transcript(text="Tell me a story.").event())
+            await command_asked(mode, client, "Tell me a story.")
             await client.write_event(AudioStart(22050, 2, 1).event())  # streamed while it is written
             await client.write_event(AudioChunk(22050, 2, 1, tone(0.5, 22050)).event())
             await until(lambda: mode._incoming is not None, what="the answer to arrive")
@@ -581,23 +580,32 @@ def writes_a_while(asked: list[dict]) -> Callable[[Peer], Awaitable[None]]:
     return script
 
 
+@contextlib.asynccontextmanager
+async def ha_with_writing_llm(
+    player: Player, asked: list[dict]
+) -> AsyncIterator[tuple[HaMode, AsyncClient, CollectedTurns]]:
+    """The satellite in Home Assistant mode, knowing Chatty's LLM server, which writes an answer the first time
+    it is asked (:func:`writes_a_while`)."""
+    async with (
+        ScriptedServer(writes_a_while(asked)) as server,
+        ha_satellite(player, Services({"llm": server.uri}, {})) as satellite,
+    ):
+        yield satellite
+
+
 async def test_ha_a_quiet_run_whose_answer_chatty_still_writes_is_not_over(player, monkeypatch):
     """Home Assistant 2025.4 sends nothing until the whole answer is written: a run quiet for a while whose
     answer Chatty's LLM server says it is still writing goes on (its turn waits), and is over once the
     server no longer writes one."""
     monkeypatch.setattr(ha_pipeline, "QUIET_RUN_OVER", 0.5)
     asked: list[dict] = []
-    async with ScriptedServer(writes_a_while(asked)) as server:
-        services = Services({"llm": server.uri}, {})
-        async with ha_satellite(player, services) as (mode, client, turns):
-            await hear(mode, wake=True, speech=0.6, silence=0.8)
-            await events_until(client, "audio-stop")
-            await client.write_event(Transcript(text="Tell me a story.").event())
-            await until(lambda: len(asked) == 1, what="the first question to the LLM server", timeout=5)
-            assert not mode.idle  # still written: the turn waits for its answer
-            await until(lambda: mode.idle, what="the turn to end", timeout=5)
-            assert len(asked) == 2 and asked[0]["question"] == "Tell me a story.", asked
-            assert turns.outcomes == ["no answer"]
+    async with ha_with_writing_llm(player, asked) as (mode, client, turns):
+        await command_asked(mode, client, "Tell me a story.")
+        await until(lambda: len(asked) == 1, what="the first question to the LLM server", timeout=5)
+        assert not mode.idle  # still written: the turn waits for its answer
+        await until(lambda: mode.idle, what="the turn to end", timeout=5)
+        assert len(asked) == 2 and asked[0]["question"] == "Tell me a story.", asked
+        assert turns.outcomes == ["no answer"]
 
 
 async def test_ha_a_never_mind_run_is_over_soon_when_the_agent_is_chattys(player, monkeypatch):
@@ -608,31 +616,25 @@ async def test_ha_a_never_mind_run_is_over_soon_when_the_agent_is_chattys(player
     wait that long."""
     monkeypatch.setattr(ha_pipeline, "SPEECHLESS_RUN_OVER", 0.4)
     asked: list[dict] = []
-    async with ScriptedServer(writes_a_while(asked)) as server:
-        services = Services({"llm": server.uri}, {})
-        async with ha_satellite(player, services) as (mode, client, turns):
-            await hear(mode, wake=True, speech=0.6, silence=0.8)
-            await events_until(client, "audio-stop")
-            await client.write_event(Transcript(text="Never mind.").event())
-            await until(lambda: mode.idle, what="the turn to end", timeout=5)
-            assert turns.outcomes == ["no answer"]
-            assert [request["question"] for request in asked] == ["Never mind.", "Never mind."]  # then not written
+    async with ha_with_writing_llm(player, asked) as (mode, client, turns):
+        await command_asked(mode, client, "Never mind.")
+        await until(lambda: mode.idle, what="the turn to end", timeout=5)
+        assert turns.outcomes == ["no answer"]
+        assert [request["question"] for request in asked] == ["Never mind.", "Never mind."]  # then not written
 
-            await hear(mode, wake=True, speech=0.6, silence=0.8)
-            await events_until(client, "audio-stop")
-            await client.write_event(Transcript(text="Never mind.").event())
-            await until(lambda: mode.turns.turn is not None and mode.turns.turn.transcript, what="the transcript")
-            await hear(mode, wake=True)  # the speaker asks at once: held while the run may be going
-            assert mode.gate.holding
-            assert (await events_until(client, "run-pipeline", timeout=5))[-2:] == ["detection", "run-pipeline"]
+        await command_asked(mode, client, "Never mind.")
+        await until(lambda: mode.turns.turn is not None and mode.turns.turn.transcript, what="the transcript")
+        await hear(mode, wake=True)  # the speaker asks at once: held while the run may be going
+        assert mode.gate.holding
+        assert (await events_until(client, "run-pipeline", timeout=5))[-2:] == ["detection", "run-pipeline"]
 
-            await hear(mode, speech=0.6, silence=0.8)
-            await events_until(client, "audio-stop")
-            await client.write_event(Transcript(text="Play some jazz.").event())  # answered by someone, later
-            await until(lambda: mode.turns.turn is not None and mode.turns.turn.transcript, what="the transcript")
-            await hear(mode, wake=True)
-            await asyncio.sleep(1.5)
-            assert mode.gate.holding  # the long quiet decides
+        await hear(mode, speech=0.6, silence=0.8)
+        await events_until(client, "audio-stop")
+        await client.write_event(Transcript(text="Play some jazz.").event())  # answered by someone, later
+        await until(lambda: mode.turns.turn is not None and mode.turns.turn.transcript, what="the transcript")
+        await hear(mode, wake=True)
+        await asyncio.sleep(1.5)
+        assert mode.gate.holding  # the long quiet decides
 
 
 @pytest.mark.parametrize(("language", "speechless"), [("de-DE", True), (None, False)])
@@ -641,15 +643,13 @@ async def test_ha_never_mind_is_known_in_the_pipelines_language(player, monkeypa
     German (Home Assistant says so in the run's ``transcribe``); in English it is a request like any other."""
     monkeypatch.setattr(ha_pipeline, "SPEECHLESS_RUN_OVER", 0.3)
     asked: list[dict] = []
-    async with ScriptedServer(writes_a_while(asked)) as server:
-        services = Services({"llm": server.uri}, {})
-        async with ha_satellite(player, services) as (mode, client, turns):
-            await hear(mode, wake=True, speech=0.6, silence=0.8)
-            await events_until(client, "audio-stop")
-            await client.write_event(Transcribe(language=language).event())
-            await client.write_event(Transcript(text="Vergiss es.").event())
-            await asyncio.sleep(1.5)
-            assert mode.idle is speechless and turns.outcomes == (["no answer"] if speechless else [])
+    async with ha_with_writing_llm(player, asked) as (mode, client, turns):
+        await hear(mode, wake=True, speech=0.6, silence=0.8)
+        await events_until(client, "audio-stop")
+        await client.write_event(Transcribe(language=language).event())
+        await client.write_event(Transcript(text="Vergiss es.").event())
+        await asyncio.sleep(1.5)
+        assert mode.idle is speechless and turns.outcomes == (["no answer"] if speechless else [])
 
 
 def _frames(pattern: str) -> list[Heard]:
