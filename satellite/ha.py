@@ -108,7 +108,7 @@ class HaMode(Mode):
         self.link = HaLink(info, self._on_event, self._on_disconnect)
         self.gate = PipelineGate(
             self.link.send, self._run_went_quiet, self._answer_still_written,
-            agent_known=lambda: self._stopper is not None and self._stopper.can_stop(),
+            agent_known=self._llm_known,
         )  # fmt: skip
         """A command's events go through it: held while Home Assistant's last run may still be going."""
         self.timers = Timers(player, sounds)
@@ -123,15 +123,13 @@ class HaMode(Mode):
         self.turns.listen_again = lambda: self.listen(None)
         self.turns.go_on = self._go_on
         # Only where the early run can be stopped at once: else the whole command would wait for its answer.
-        self.turns.may_go_on = lambda: self._stopper is not None and self._stopper.can_stop()
+        self.turns.may_go_on = self._llm_known
         # Judging pauses needs their words: Home Assistant's transcript comes only after the command.
         self._language = language
-        self.gate.language = language
-        if judge is not None:
-            judge.language = language  # until Home Assistant says the pipeline's
         self._pause_words = PauseWords(services, judge.taking.pause, language) if services and judge else None
         if self._pause_words is not None:
             self.turns.open_words = self._pause_words.open
+        self._pipeline_language(None)  # until Home Assistant says the pipeline's
         self._stopper = AnswerStopper(services) if services else None
         # A pause is judged once the answer Home Assistant asked Chatty's LLM server for at it has begun.
         self._answer_begun = AnswerBegun(services, judge.unfinished) if services and judge else None
@@ -303,12 +301,17 @@ class HaMode(Mode):
         """Home Assistant says the language of the run's pipeline: the pauses' words are judged in it, and the
         next commands are transcribed in it (unless ``--language`` says otherwise): the STT server need not
         guess it from a second of speech."""
-        self.gate.language = language or self._language
+        self.gate.language = spoken = language or self._language
         if (judge := self.turns.judge) is not None:
-            judge.language = language or self._language
+            judge.language = spoken
         if self._pause_words is not None:
             self._pause_words.follow(language)
-        _LOGGER.debug("Home Assistant's pipeline speaks %s", language)
+        if language is not None:
+            _LOGGER.debug("Home Assistant's pipeline speaks %s", language)
+
+    def _llm_known(self) -> bool:
+        """Is Chatty's LLM server known, so that an answer Home Assistant asked it for can be stopped at once?"""
+        return self._stopper is not None and self._stopper.can_stop()
 
     async def _answer_still_written(self) -> bool:
         """Does Chatty's LLM server still write the answer to the last run's question?"""

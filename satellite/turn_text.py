@@ -53,9 +53,10 @@ _FILLERS = frozenset(["uh", "uhm", "erm", "hmm", "mm", "äh", "ähm", "öhm", "e
 WHOLE_ALONE = frozenset(
     {"stop", "cancel", "pause", "resume", "thanks", "thank you", "never mind", "nevermind", "yes", "no"}
 )
-# The same in the languages of Chatty's other voices (the model scores them 0.01-0.08: "Stopp" 0.018, "Annule"
-# 0.038, "Gracias" 0.053); not "weiter" or "siguiente", which go on to the next track.
+# The same by language, with the languages of Chatty's other voices (the model scores them 0.01-0.08: "Stopp"
+# 0.018, "Annule" 0.038, "Gracias" 0.053); not "weiter" or "siguiente", which go on to the next track.
 WHOLE_ALONE_IN = {
+    "en": WHOLE_ALONE,
     "de": frozenset({"stopp", "stop", "abbrechen", "pause", "danke", "danke schön", "vergiss es", "ja", "nein"}),
     "fr": frozenset({"stop", "arrête", "annule", "pause", "merci", "laisse tomber", "oui", "non"}),
     "es": frozenset({"para", "stop", "cancela", "pausa", "gracias", "olvídalo", "sí", "no"}),
@@ -85,9 +86,7 @@ def language_code(language: str) -> str:
 
 def whole_alone(said: str, language: str | None) -> bool:
     """Is ``said`` (the words, lower case, one space apart) a request that is whole when it is all that was said?"""
-    if english(language):
-        return said in WHOLE_ALONE
-    return said in WHOLE_ALONE_IN.get(language_code(language or ""), frozenset())
+    return said in WHOLE_ALONE_IN.get(language_code(language or "en"), frozenset())
 
 
 def unfinished(text: str, language: str | None = None) -> bool:
@@ -180,7 +179,7 @@ class TextTurnModel:
 
     def complete(self, text: str, language: str | None = None) -> float:
         """The probability that a request whose words so far are ``text`` ends here (1 for a request that is
-        whole on its own in ``language``, :data:`WHOLE_ALONE`, without asking the model). The same words as
+        whole on its own in ``language``, :data:`WHOLE_ALONE_IN`, without asking the model). The same words as
         the last call's (a second hearing of a pause usually hears a whole request alike) are not read again."""
         heard = words(say_numbers(text))[-MAX_WORDS:]
         said = " ".join(heard)
